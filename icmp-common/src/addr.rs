@@ -1,0 +1,113 @@
+//! Address classification (RFC 1122 §3.2.1.3, RFC 1812 §4.2.2.11, RFC 4291).
+
+/// 224.0.0.0/4.
+#[inline(always)]
+pub const fn v4_is_multicast(a: &[u8; 4]) -> bool {
+    a[0] & 0xf0 == 0xe0
+}
+
+/// 255.255.255.255 (limited broadcast).
+#[inline(always)]
+pub const fn v4_is_limited_broadcast(a: &[u8; 4]) -> bool {
+    a[0] == 255 && a[1] == 255 && a[2] == 255 && a[3] == 255
+}
+
+/// A source address that cannot name a single host: 0.0.0.0/8 ("this
+/// network"), 127.0.0.0/8 (loopback: never valid on a wire), 224.0.0.0/4
+/// (multicast) and 240.0.0.0/4 (reserved, which includes 255.255.255.255).
+/// Directed broadcasts need the interface's subnets and are checked by the
+/// caller against the address set.
+#[inline(always)]
+pub const fn v4_is_single_host_source(a: &[u8; 4]) -> bool {
+    !(a[0] == 0 || a[0] == 127 || a[0] >= 224)
+}
+
+/// ff00::/8.
+#[inline(always)]
+pub const fn v6_is_multicast(a: &[u8; 16]) -> bool {
+    a[0] == 0xff
+}
+
+/// :: (unspecified), ::1 (loopback) and ff00::/8 are not single hosts.
+#[inline(always)]
+pub fn v6_is_single_host_source(a: &[u8; 16]) -> bool {
+    if v6_is_multicast(a) {
+        return false;
+    }
+    let mut hi = 0u8;
+    let mut i = 0;
+    while i < 15 {
+        hi |= a[i];
+        i += 1;
+    }
+    // :: and ::1 are the only addresses with 15 leading zero bytes and a last
+    // byte of 0 or 1.
+    !(hi == 0 && a[15] <= 1)
+}
+
+/// The I/G bit of a destination MAC: set for broadcast and multicast frames.
+#[inline(always)]
+pub const fn mac_is_group(mac: &[u8; 6]) -> bool {
+    mac[0] & 1 == 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v4_source_boundaries() {
+        let ok = |a: [u8; 4]| v4_is_single_host_source(&a);
+        assert!(!ok([0, 0, 0, 0]));
+        assert!(!ok([0, 255, 255, 255]));
+        assert!(ok([1, 0, 0, 0]));
+        assert!(ok([126, 255, 255, 255]));
+        assert!(!ok([127, 0, 0, 1]));
+        assert!(!ok([127, 255, 255, 255]));
+        assert!(ok([128, 0, 0, 0]));
+        assert!(ok([223, 255, 255, 255]));
+        assert!(!ok([224, 0, 0, 0]));
+        assert!(!ok([239, 255, 255, 255]));
+        assert!(!ok([240, 0, 0, 0]));
+        assert!(!ok([255, 255, 255, 255]));
+        assert!(ok([192, 0, 2, 2]));
+    }
+
+    #[test]
+    fn v4_destination_classes() {
+        assert!(v4_is_multicast(&[224, 0, 0, 1]));
+        assert!(v4_is_multicast(&[239, 255, 255, 255]));
+        assert!(!v4_is_multicast(&[223, 255, 255, 255]));
+        assert!(!v4_is_multicast(&[240, 0, 0, 0]));
+        assert!(v4_is_limited_broadcast(&[255; 4]));
+        assert!(!v4_is_limited_broadcast(&[255, 255, 255, 254]));
+    }
+
+    #[test]
+    fn v6_source_boundaries() {
+        let mut a = [0u8; 16];
+        assert!(!v6_is_single_host_source(&a), "::");
+        a[15] = 1;
+        assert!(!v6_is_single_host_source(&a), "::1");
+        a[15] = 2;
+        assert!(v6_is_single_host_source(&a), "::2");
+        let mut b = [0u8; 16];
+        b[0] = 0xff;
+        b[15] = 1;
+        assert!(!v6_is_single_host_source(&b), "ff00::1");
+        b[0] = 0xfe;
+        b[1] = 0x80;
+        assert!(v6_is_single_host_source(&b), "fe80::1");
+        let mut c = [0u8; 16];
+        c[14] = 1;
+        assert!(v6_is_single_host_source(&c), "::100");
+    }
+
+    #[test]
+    fn mac_group_bit() {
+        assert!(mac_is_group(&[0xff; 6]));
+        assert!(mac_is_group(&[0x33, 0x33, 0, 0, 0, 1]));
+        assert!(mac_is_group(&[0x01, 0x00, 0x5e, 0, 0, 1]));
+        assert!(!mac_is_group(&[0x02, 0, 0, 0, 0, 1]));
+    }
+}

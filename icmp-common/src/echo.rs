@@ -1,0 +1,149 @@
+//! Whether to answer an echo request, given what the parser found.
+//!
+//! The XDP program parses headers and hands the facts to these functions;
+//! the rules live here so the host tests check exactly what the kernel runs.
+
+use crate::{
+    addr::{
+        mac_is_group, v4_is_limited_broadcast, v4_is_multicast, v4_is_single_host_source,
+        v6_is_multicast, v6_is_single_host_source,
+    },
+    config::{AddrSet, Config, FLAG_ANSWER_ANY_DST, FLAG_ECHO_V4, FLAG_ECHO_V6},
+    counters::Reason,
+};
+
+/// The outcome of a decision: answer it, or leave it to the kernel and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Answer,
+    Pass(Reason),
+}
+
+/// IPv4 echo request facts.
+pub struct EchoV4<'a> {
+    pub eth_dst: &'a [u8; 6],
+    pub src: &'a [u8; 4],
+    pub dst: &'a [u8; 4],
+}
+
+/// IPv6 echo request facts.
+pub struct EchoV6<'a> {
+    pub eth_dst: &'a [u8; 6],
+    pub src: &'a [u8; 16],
+    pub dst: &'a [u8; 16],
+}
+
+/// Decides an IPv4 echo request.
+///
+/// Broadcast and multicast destinations, link-layer group frames and odd
+/// sources are left to the kernel, which answers (or not) by its own sysctls:
+/// swapping addresses would otherwise send from a group address.
+#[inline(always)]
+pub fn decide_v4(p: &EchoV4<'_>, cfg: &Config, addrs: &AddrSet) -> Verdict {
+    if !cfg.has(FLAG_ECHO_V4) {
+        return Verdict::Pass(Reason::Disabled);
+    }
+    if mac_is_group(p.eth_dst) {
+        return Verdict::Pass(Reason::LinkBroadcast);
+    }
+    if v4_is_limited_broadcast(p.dst) || v4_is_multicast(p.dst) || addrs.is_v4_broadcast(p.dst) {
+        return Verdict::Pass(Reason::BroadcastDestination);
+    }
+    if !v4_is_single_host_source(p.src) || addrs.is_v4_broadcast(p.src) {
+        return Verdict::Pass(Reason::BadSource);
+    }
+    if !cfg.has(FLAG_ANSWER_ANY_DST) && !addrs.has_v4(p.dst) {
+        return Verdict::Pass(Reason::NotOurs);
+    }
+    Verdict::Answer
+}
+
+/// Decides an ICMPv6 echo request (same rules as [`decide_v4`]).
+#[inline(always)]
+pub fn decide_v6(p: &EchoV6<'_>, cfg: &Config, addrs: &AddrSet) -> Verdict {
+    if !cfg.has(FLAG_ECHO_V6) {
+        return Verdict::Pass(Reason::Disabled);
+    }
+    if mac_is_group(p.eth_dst) {
+        return Verdict::Pass(Reason::LinkBroadcast);
+    }
+    if v6_is_multicast(p.dst) {
+        return Verdict::Pass(Reason::BroadcastDestination);
+    }
+    if !v6_is_single_host_source(p.src) {
+        return Verdict::Pass(Reason::BadSource);
+    }
+    if !cfg.has(FLAG_ANSWER_ANY_DST) && !addrs.has_v6(p.dst) {
+        return Verdict::Pass(Reason::NotOurs);
+    }
+    Verdict::Answer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
+    const OURS: [u8; 4] = [192, 0, 2, 1];
+    const PEER: [u8; 4] = [192, 0, 2, 2];
+    const BCAST: [u8; 4] = [192, 0, 2, 255];
+
+    fn setup() -> (Config, AddrSet) {
+        let mut a = AddrSet::default();
+        a.push_v4(OURS);
+        a.push_v4_broadcast(BCAST);
+        a.push_v6(v6(1));
+        (Config::default(), a)
+    }
+
+    fn v6(last: u8) -> [u8; 16] {
+        let mut x = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        x[15] = last;
+        x
+    }
+
+    fn v4(eth: [u8; 6], src: [u8; 4], dst: [u8; 4], cfg: &Config, a: &AddrSet) -> Verdict {
+        decide_v4(&EchoV4 { eth_dst: &eth, src: &src, dst: &dst }, cfg, a)
+    }
+
+    #[test]
+    fn v4_rules() {
+        let (cfg, a) = setup();
+        assert_eq!(v4(MAC, PEER, OURS, &cfg, &a), Verdict::Answer);
+        assert_eq!(v4(MAC, PEER, [192, 0, 2, 9], &cfg, &a), Verdict::Pass(Reason::NotOurs));
+        assert_eq!(v4([0xff; 6], PEER, OURS, &cfg, &a), Verdict::Pass(Reason::LinkBroadcast));
+        for dst in [[255; 4], BCAST, [224, 0, 0, 1], [239, 1, 2, 3]] {
+            assert_eq!(v4(MAC, PEER, dst, &cfg, &a), Verdict::Pass(Reason::BroadcastDestination));
+        }
+        for src in [[0, 0, 0, 0], [127, 0, 0, 1], [224, 0, 0, 5], [240, 0, 0, 1], BCAST] {
+            assert_eq!(v4(MAC, src, OURS, &cfg, &a), Verdict::Pass(Reason::BadSource), "{src:?}");
+        }
+        let any = Config { flags: cfg.flags | FLAG_ANSWER_ANY_DST, ..cfg };
+        assert_eq!(v4(MAC, PEER, [198, 51, 100, 7], &any, &a), Verdict::Answer);
+        // answer-any never makes a broadcast answerable
+        assert_eq!(v4(MAC, PEER, BCAST, &any, &a), Verdict::Pass(Reason::BroadcastDestination));
+        let off = Config { flags: cfg.flags & !FLAG_ECHO_V4, ..cfg };
+        assert_eq!(v4(MAC, PEER, OURS, &off, &a), Verdict::Pass(Reason::Disabled));
+    }
+
+    #[test]
+    fn v6_rules() {
+        let (cfg, a) = setup();
+        let d = |eth: [u8; 6], src: [u8; 16], dst: [u8; 16]| {
+            decide_v6(&EchoV6 { eth_dst: &eth, src: &src, dst: &dst }, &cfg, &a)
+        };
+        assert_eq!(d(MAC, v6(2), v6(1)), Verdict::Answer);
+        assert_eq!(d(MAC, v6(2), v6(3)), Verdict::Pass(Reason::NotOurs));
+        assert_eq!(d([0x33, 0x33, 0, 0, 0, 1], v6(2), v6(1)), Verdict::Pass(Reason::LinkBroadcast));
+        let mut mc = [0u8; 16];
+        mc[0] = 0xff;
+        mc[1] = 0x02;
+        mc[15] = 1;
+        assert_eq!(d(MAC, v6(2), mc), Verdict::Pass(Reason::BroadcastDestination));
+        let mut lo = [0u8; 16];
+        lo[15] = 1;
+        assert_eq!(d(MAC, lo, v6(1)), Verdict::Pass(Reason::BadSource));
+        assert_eq!(d(MAC, [0; 16], v6(1)), Verdict::Pass(Reason::BadSource));
+        assert_eq!(d(MAC, mc, v6(1)), Verdict::Pass(Reason::BadSource));
+    }
+}

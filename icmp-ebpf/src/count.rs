@@ -1,0 +1,30 @@
+//! Per-CPU counters: no atomics needed, the loader sums across CPUs.
+
+use aya_ebpf::maps::PerCpuArray;
+use icmp_common::counters::{Family, Reason, type_index};
+
+use crate::maps::{RX_TYPES, TX_TYPES, VERDICTS};
+
+#[inline(always)]
+fn bump(map: &PerCpuArray<u64>, index: u32) {
+    if let Some(slot) = map.get_ptr_mut(index) {
+        // SAFETY: a per-CPU slot is only touched by this CPU, and XDP programs
+        // are not preempted mid-run.
+        unsafe { *slot += 1 };
+    }
+}
+
+#[inline(always)]
+pub fn verdict(reason: Reason) {
+    bump(&VERDICTS, reason as u32);
+}
+
+#[inline(always)]
+pub fn received(family: Family, icmp_type: u8) {
+    bump(&RX_TYPES, type_index(family, icmp_type));
+}
+
+#[inline(always)]
+pub fn sent(family: Family, icmp_type: u8) {
+    bump(&TX_TYPES, type_index(family, icmp_type));
+}

@@ -1,0 +1,72 @@
+//! icmpxdp's XDP program: parse → decide (in `icmp-common`) → rewrite → count.
+#![no_std]
+#![no_main]
+
+mod count;
+mod ipv4;
+mod ipv6;
+mod maps;
+mod parse;
+mod rewrite;
+
+use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+use aya_log_ebpf::debug;
+use icmp_common::{
+    config::{FLAG_ENABLED, FLAG_LOG_DECISIONS},
+    counters::{Action, Reason},
+};
+use parse::{Cursor, L3};
+
+/// The responder. Every frame ends in exactly one [`Reason`], which is counted
+/// and mapped to its XDP action.
+#[xdp]
+pub fn icmpxdp(ctx: XdpContext) -> u32 {
+    let Some(cfg) = maps::CONFIG.get(0) else {
+        return xdp_action::XDP_PASS;
+    };
+    let reason = if cfg.has(FLAG_ENABLED) {
+        try_icmpxdp(&ctx, cfg)
+    } else {
+        Reason::Disabled
+    };
+    count::verdict(reason);
+    if cfg.has(FLAG_LOG_DECISIONS) {
+        debug!(&ctx, "icmpxdp: verdict {}", reason as u32);
+    }
+    match reason.action() {
+        Action::Tx => xdp_action::XDP_TX,
+        Action::Pass => xdp_action::XDP_PASS,
+        Action::Drop => xdp_action::XDP_DROP,
+    }
+}
+
+#[inline(always)]
+fn try_icmpxdp(ctx: &XdpContext, cfg: &icmp_common::Config) -> Reason {
+    let mut cur = Cursor::new(ctx);
+    let Some((eth, l3)) = parse::ethernet(&mut cur) else {
+        return Reason::Malformed;
+    };
+    match l3 {
+        L3::Ipv4 => ipv4::handle(&mut cur, eth, cfg),
+        L3::Ipv6 => ipv6::handle(&mut cur, eth, cfg),
+        L3::Other => Reason::NotIcmp,
+    }
+}
+
+/// Passes everything. The lab attaches it to the client's veth so that frames
+/// the responder sends with XDP_TX are accepted there (a veth drops XDP_TX
+/// frames unless its peer runs XDP or GRO), and benchmarks use it as the floor.
+#[xdp]
+pub fn xdp_pass(_ctx: XdpContext) -> u32 {
+    xdp_action::XDP_PASS
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

@@ -1,0 +1,1 @@
+pub static X: u8 = 0;
