@@ -1,1 +1,29 @@
-pub static X: u8 = 0;
+//! icmpxdp's loader as a library: the `icmpxdp` binary and the integration
+//! tests share it.
+
+pub mod addrs;
+pub mod config;
+pub mod lab;
+pub mod netns;
+pub mod pin;
+pub mod responder;
+pub mod stats;
+
+/// The XDP object, built by `build.rs` and embedded so the binary stands alone.
+pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/icmp-ebpf"));
+
+/// Name of the responder program in [`EBPF_OBJECT`].
+pub const PROGRAM: &str = "icmpxdp";
+/// Name of the pass-everything program (lab client side, benchmark floor).
+pub const PASS_PROGRAM: &str = "xdp_pass";
+
+/// Map names, as pinned under the instance directory.
+pub mod map_names {
+    pub const CONFIG: &str = "CONFIG";
+    pub const ADDRS: &str = "ADDRS";
+    pub const RX_TYPES: &str = "RX_TYPES";
+    pub const TX_TYPES: &str = "TX_TYPES";
+    pub const VERDICTS: &str = "VERDICTS";
+    /// Every map `icmpxdp` pins.
+    pub const PINNED: [&str; 5] = [CONFIG, ADDRS, RX_TYPES, TX_TYPES, VERDICTS];
+}

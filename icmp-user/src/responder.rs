@@ -1,0 +1,221 @@
+//! Loading the program, feeding it config and addresses, attaching it.
+
+use std::{fmt, path::Path};
+
+use anyhow::{Context as _, Result, anyhow};
+use aya::{
+    Ebpf,
+    maps::{Array, MapData},
+    programs::{ProgramError, Xdp, XdpMode},
+};
+use aya_log::EbpfLogger;
+use icmp_common::{AddrSet, Config};
+
+use crate::{EBPF_OBJECT, PASS_PROGRAM, PROGRAM, map_names, stats::Snapshot};
+
+/// `--mode`: how to attach.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Mode {
+    /// Driver (native) mode, falling back to skb (generic) mode.
+    #[default]
+    Auto,
+    /// Native XDP in the driver; fails if the driver has none.
+    Driver,
+    /// Generic XDP in the kernel stack: works everywhere, slower.
+    Skb,
+}
+
+/// The mode an attachment actually got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attached {
+    Driver,
+    Skb,
+}
+
+impl fmt::Display for Attached {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Driver => "driver",
+            Self::Skb => "skb",
+        })
+    }
+}
+
+/// A loaded (and possibly attached) instance of the XDP object. Dropping it
+/// detaches every link it made and unloads the programs.
+pub struct Responder {
+    ebpf: Ebpf,
+    name: &'static str,
+    logger: Option<EbpfLogger<&'static dyn log::Log>>,
+}
+
+impl Responder {
+    /// Loads the responder program into the kernel (the verifier runs here).
+    pub fn load() -> Result<Self> {
+        Self::load_program(PROGRAM)
+    }
+
+    /// Loads the pass-everything program only.
+    pub fn load_pass() -> Result<Self> {
+        Self::load_program(PASS_PROGRAM)
+    }
+
+    fn load_program(name: &'static str) -> Result<Self> {
+        let mut ebpf = Ebpf::load(EBPF_OBJECT).map_err(|e| {
+            anyhow!(e).context("loading the eBPF object (creating maps) failed; are you root?")
+        })?;
+        // The log ring buffer exists only because the program can log; a
+        // missing one is not an error.
+        let logger = EbpfLogger::init(&mut ebpf).ok();
+        let program: &mut Xdp = ebpf
+            .program_mut(name)
+            .with_context(|| format!("program `{name}` missing from the object"))?
+            .try_into()?;
+        program.load().map_err(|e| match e {
+            ProgramError::LoadError { io_error, verifier_log } => anyhow!(
+                "the kernel verifier rejected `{name}` ({io_error}); this is a bug in icmpxdp, \
+                 please report it with this log:\n{verifier_log}"
+            ),
+            e => anyhow!(e).context(format!("loading program `{name}`")),
+        })?;
+        Ok(Self { ebpf, name, logger })
+    }
+
+    pub fn program(&mut self) -> &mut Xdp {
+        self.ebpf
+            .program_mut(self.name)
+            .and_then(|p| p.try_into().ok())
+            .expect("a loaded XDP program")
+    }
+
+    pub fn program_id(&mut self) -> Result<u32> {
+        Ok(self.program().info()?.id())
+    }
+
+    pub fn set_config(&mut self, cfg: &Config) -> Result<()> {
+        let mut map: Array<&mut MapData, Config> = Array::try_from(self.map_mut(map_names::CONFIG)?)?;
+        map.set(0, cfg, 0).context("writing CONFIG")?;
+        Ok(())
+    }
+
+    pub fn config(&self) -> Result<Config> {
+        let map: Array<&MapData, Config> = Array::try_from(self.map(map_names::CONFIG)?)?;
+        Ok(map.get(&0, 0)?)
+    }
+
+    pub fn set_addrs(&mut self, addrs: &AddrSet) -> Result<()> {
+        let mut map: Array<&mut MapData, AddrSet> = Array::try_from(self.map_mut(map_names::ADDRS)?)?;
+        map.set(0, addrs, 0).context("writing ADDRS")?;
+        Ok(())
+    }
+
+    pub fn addrs(&self) -> Result<AddrSet> {
+        let map: Array<&MapData, AddrSet> = Array::try_from(self.map(map_names::ADDRS)?)?;
+        Ok(map.get(&0, 0)?)
+    }
+
+    fn map(&self, name: &str) -> Result<&aya::maps::Map> {
+        self.ebpf.map(name).with_context(|| format!("map {name} missing from the object"))
+    }
+
+    fn map_mut(&mut self, name: &str) -> Result<&mut aya::maps::Map> {
+        self.ebpf.map_mut(name).with_context(|| format!("map {name} missing from the object"))
+    }
+
+    /// Counters summed over CPUs, read from this instance's maps.
+    pub fn snapshot(&self) -> Result<Snapshot> {
+        Snapshot::read(
+            self.map(map_names::VERDICTS)?,
+            self.map(map_names::RX_TYPES)?,
+            self.map(map_names::TX_TYPES)?,
+        )
+    }
+
+    /// Pins every map under `dir` (which must exist on a bpffs).
+    pub fn pin_maps(&self, dir: &Path) -> Result<()> {
+        for name in map_names::PINNED {
+            let path = dir.join(name);
+            self.map(name)?
+                .pin(&path)
+                .with_context(|| format!("pinning {name} at {}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Attaches to `iface` (in the calling thread's network namespace).
+    /// `Auto` tries driver mode and falls back to skb mode; a failed attempt
+    /// leaves nothing attached.
+    pub fn attach(&mut self, iface: &str, mode: Mode) -> Result<Attached> {
+        let attempt = |p: &mut Xdp, m: XdpMode| p.attach(iface, m).map(|_| ()).map_err(|e| explain_attach(iface, m, e));
+        match mode {
+            Mode::Driver => attempt(self.program(), XdpMode::Driver).map(|()| Attached::Driver),
+            Mode::Skb => attempt(self.program(), XdpMode::Skb).map(|()| Attached::Skb),
+            Mode::Auto => match attempt(self.program(), XdpMode::Driver) {
+                Ok(()) => Ok(Attached::Driver),
+                Err(driver_err) => {
+                    if is_unknown_interface(&driver_err) {
+                        return Err(driver_err);
+                    }
+                    log::warn!("{driver_err:#}; falling back to skb (generic) mode");
+                    attempt(self.program(), XdpMode::Skb).map(|()| Attached::Skb)
+                }
+            },
+        }
+    }
+
+    /// Forwards log records the program wrote (aya-log) to the `log` crate.
+    pub fn flush_logs(&mut self) {
+        if let Some(logger) = &mut self.logger {
+            logger.flush();
+        }
+    }
+
+    pub fn ebpf_mut(&mut self) -> &mut Ebpf {
+        &mut self.ebpf
+    }
+}
+
+#[derive(Debug)]
+struct UnknownInterface;
+
+impl fmt::Display for UnknownInterface {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("unknown interface")
+    }
+}
+
+impl std::error::Error for UnknownInterface {}
+
+fn is_unknown_interface(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.is::<UnknownInterface>())
+}
+
+fn explain_attach(iface: &str, mode: XdpMode, e: ProgramError) -> anyhow::Error {
+    let mode_name = match mode {
+        XdpMode::Driver => "driver",
+        XdpMode::Skb => "skb",
+        _ => "default",
+    };
+    let errno = match &e {
+        ProgramError::SyscallError(s) => s.io_error.raw_os_error(),
+        _ => None,
+    };
+    match (&e, errno) {
+        (ProgramError::UnknownInterface { .. }, _) => anyhow!(UnknownInterface).context(format!(
+            "interface `{iface}` does not exist in this network namespace; list interfaces with `ip link`"
+        )),
+        (_, Some(libc::EBUSY | libc::EEXIST)) => anyhow!(e).context(format!(
+            "another XDP program is already attached to `{iface}` (see `ip link show {iface}`); \
+             detach it first (`ip link set dev {iface} xdp off`)"
+        )),
+        (_, Some(libc::EOPNOTSUPP | libc::EINVAL)) => anyhow!(e).context(format!(
+            "`{iface}` does not support XDP in {mode_name} mode; try `--mode skb` or `--mode auto`"
+        )),
+        (_, Some(libc::EPERM | libc::EACCES)) => anyhow!(e).context(format!(
+            "not permitted to attach XDP to `{iface}`: run as root (or with CAP_NET_ADMIN and CAP_BPF)"
+        )),
+        _ => {
+            anyhow!(e).context(format!("attaching to `{iface}` in {mode_name} mode failed"))
+        }
+    }
+}
