@@ -1,1 +1,234 @@
-fn main() {}
+//! `cargo xtask setup | build | run | test`: the two commands a person needs,
+//! and what they need installed.
+
+use std::{
+    env,
+    path::{Path, PathBuf},
+    process::{Command, ExitCode},
+};
+
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what the eBPF build and the tests need (idempotent).
+    Setup,
+    /// Build the self-contained `icmpxdp` binary (release).
+    Build,
+    /// Build and start `icmpxdp run` with ARGS; with no `--iface`, start a lab.
+    Run {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Run every test: unit, property, packet (test_run) and netns end to end.
+    Test {
+        /// Extra arguments for `cargo test` (e.g. a test name filter).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+/// Debian packages: Debian's rustc with core sources and LLVM 22 for the eBPF
+/// build and bpf-linker; iproute2 and ping for the lab and the tests.
+const APT_PACKAGES: &[&str] = &[
+    "rustc-web",
+    "cargo-web",
+    "rust-web-src",
+    "libstd-rust-web-dev",
+    "llvm-22-dev",
+    "libpolly-22-dev",
+    "libzstd-dev",
+    "zlib1g-dev",
+    "iproute2",
+    "iputils-ping",
+];
+const BPF_LINKER_VERSION: &str = "0.13.0";
+const DEB_TOOLCHAIN: &str = "deb-web";
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_owned()
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd.status().with_context(|| format!("spawning {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}
+
+fn stdout_of(cmd: &mut Command) -> Option<String> {
+    let o = cmd.output().ok()?;
+    o.status.success().then(|| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+}
+
+fn is_root() -> bool {
+    stdout_of(Command::new("id").arg("-u")).as_deref() == Some("0")
+}
+
+fn has_core_src(toolchain: &str) -> bool {
+    stdout_of(Command::new("rustup").args(["run", toolchain, "rustc", "--print", "sysroot"]))
+        .is_some_and(|s| Path::new(&s).join("lib/rustlib/src/rust/library/core").is_dir())
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    let path = env::var_os("PATH")?;
+    env::split_paths(&path).map(|d| d.join(program)).find(|p| p.is_file())
+}
+
+fn cargo_bin_dir() -> PathBuf {
+    env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env::var_os("HOME").unwrap_or_default()).join(".cargo"))
+        .join("bin")
+}
+
+fn apt_install(missing: &[&str]) -> Result<()> {
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !is_root() || which("apt-get").is_none() {
+        bail!(
+            "missing Debian packages {missing:?} and this is not a root Debian/Ubuntu shell: install them \
+             (or rustup nightly with rust-src, and bpf-linker), then re-run"
+        );
+    }
+    println!("setup: apt-get install {}", missing.join(" "));
+    run(Command::new("apt-get").args(["update", "-qq"]))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(missing)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+fn dpkg_installed(pkg: &str) -> bool {
+    stdout_of(Command::new("dpkg-query").args(["-W", "-f=${Status}", pkg])).is_some_and(|s| s.ends_with("installed"))
+}
+
+/// Makes sure the eBPF program can be built and the tests can run; prints
+/// what it found or did.
+fn setup() -> Result<()> {
+    // Runtime tools for the lab and the tests.
+    let mut missing: Vec<&str> = Vec::new();
+    if which("ip").is_none() {
+        missing.push("iproute2");
+    }
+    if which("ping").is_none() {
+        missing.push("iputils-ping");
+    }
+
+    // The eBPF toolchain: prefer what is present.
+    let nightly = has_core_src("nightly");
+    if nightly {
+        println!("setup: eBPF toolchain: rustup nightly with rust-src (present)");
+    } else if has_core_src(DEB_TOOLCHAIN) {
+        println!("setup: eBPF toolchain: Debian rustc-web as rustup toolchain `{DEB_TOOLCHAIN}` (present)");
+    } else {
+        missing.extend(APT_PACKAGES.iter().filter(|p| !dpkg_installed(p)));
+    }
+    let linker = which("bpf-linker").or_else(|| Some(cargo_bin_dir().join("bpf-linker")).filter(|p| p.is_file()));
+    if linker.is_none() {
+        for p in ["llvm-22-dev", "libpolly-22-dev", "libzstd-dev", "zlib1g-dev"] {
+            if !missing.contains(&p) && !dpkg_installed(p) {
+                missing.push(p);
+            }
+        }
+    }
+    missing.dedup();
+    apt_install(&missing)?;
+
+    if !nightly && !has_core_src(DEB_TOOLCHAIN) {
+        println!("setup: rustup toolchain link {DEB_TOOLCHAIN} /usr");
+        run(Command::new("rustup").args(["toolchain", "link", DEB_TOOLCHAIN, "/usr"]))?;
+        if !has_core_src(DEB_TOOLCHAIN) {
+            bail!("toolchain `{DEB_TOOLCHAIN}` has no core sources at /usr/lib/rustlib/src (package rust-web-src)");
+        }
+    }
+    match linker {
+        Some(p) => println!("setup: bpf-linker: {} (present)", p.display()),
+        None => {
+            println!("setup: cargo install bpf-linker {BPF_LINKER_VERSION} against LLVM 22 (takes a few minutes)");
+            let path = format!("/usr/lib/llvm-22/bin:{}", env::var("PATH").unwrap_or_default());
+            run(Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+                .args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION])
+                .args(["--no-default-features", "--features", "llvm-22"])
+                .env("PATH", path))?;
+        }
+    }
+    Ok(())
+}
+
+/// PATH with cargo's bin directory, where `cargo install` puts bpf-linker.
+fn path_with_cargo_bin() -> std::ffi::OsString {
+    let mut parts = vec![cargo_bin_dir()];
+    parts.extend(env::split_paths(&env::var_os("PATH").unwrap_or_default()));
+    env::join_paths(parts).expect("PATH")
+}
+
+fn build(release: bool) -> Result<PathBuf> {
+    let mut c = cargo();
+    c.args(["build", "--package", "icmp-user"]).env("PATH", path_with_cargo_bin());
+    if release {
+        c.arg("--release");
+    }
+    run(&mut c)?;
+    Ok(root().join("target").join(if release { "release" } else { "debug" }).join("icmpxdp"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Setup => setup(),
+        Cmd::Build => setup().and_then(|()| build(true)).map(|p| println!("built {}", p.display())),
+        Cmd::Run { args } => (|| {
+            if !is_root() {
+                bail!("`cargo xtask run` attaches an XDP program and (for the lab) creates network namespaces: run it as root");
+            }
+            setup()?;
+            let bin = build(true)?;
+            let mut cmd = Command::new(bin);
+            if args.iter().any(|a| a == "--iface" || a.starts_with("--iface=")) {
+                cmd.arg("run");
+            } else {
+                cmd.arg("lab");
+            }
+            run(cmd.args(&args))
+        })(),
+        Cmd::Test { args } => (|| {
+            if !is_root() {
+                bail!(
+                    "`cargo xtask test` loads XDP programs and creates network namespaces: run it as root \
+                     (host-only tests: `cargo test -p icmp-common`)"
+                );
+            }
+            setup()?;
+            let bin = build(false)?;
+            run(cargo()
+                .args(["test", "--workspace", "--exclude", "icmp-ebpf"])
+                .args(&args)
+                .env("ICMPXDP_BIN", bin)
+                .env("PATH", path_with_cargo_bin()))
+        })(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
