@@ -14,12 +14,15 @@ pub const fn v4_is_limited_broadcast(a: &[u8; 4]) -> bool {
 
 /// A source address that cannot name a single host: 0.0.0.0/8 ("this
 /// network"), 127.0.0.0/8 (loopback: never valid on a wire), 224.0.0.0/4
-/// (multicast) and 240.0.0.0/4 (reserved, which includes 255.255.255.255).
-/// Directed broadcasts need the interface's subnets and are checked by the
-/// caller against the address set.
+/// (multicast), 255.255.255.255, and 240.0.0.0/4 (reserved, RFC 1812
+/// §4.2.2.11 (e)) unless `reserved_is_host`. Directed broadcasts need the
+/// interface's subnets and are checked by the caller against the address set.
 #[inline(always)]
-pub const fn v4_is_single_host_source(a: &[u8; 4]) -> bool {
-    !(a[0] == 0 || a[0] == 127 || a[0] >= 224)
+pub const fn v4_is_single_host_source(a: &[u8; 4], reserved_is_host: bool) -> bool {
+    if a[0] == 0 || a[0] == 127 || v4_is_multicast(a) || v4_is_limited_broadcast(a) {
+        return false;
+    }
+    reserved_is_host || a[0] < 240
 }
 
 /// ff00::/8.
@@ -57,7 +60,7 @@ mod tests {
 
     #[test]
     fn v4_source_boundaries() {
-        let ok = |a: [u8; 4]| v4_is_single_host_source(&a);
+        let ok = |a: [u8; 4]| v4_is_single_host_source(&a, false);
         assert!(!ok([0, 0, 0, 0]));
         assert!(!ok([0, 255, 255, 255]));
         assert!(ok([1, 0, 0, 0]));
@@ -71,6 +74,11 @@ mod tests {
         assert!(!ok([240, 0, 0, 0]));
         assert!(!ok([255, 255, 255, 255]));
         assert!(ok([192, 0, 2, 2]));
+        // 240/4 as hosts when configured; 255.255.255.255 never.
+        assert!(v4_is_single_host_source(&[240, 0, 0, 1], true));
+        assert!(v4_is_single_host_source(&[255, 255, 255, 254], true));
+        assert!(!v4_is_single_host_source(&[255, 255, 255, 255], true));
+        assert!(!v4_is_single_host_source(&[224, 0, 0, 1], true));
     }
 
     #[test]

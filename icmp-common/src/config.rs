@@ -12,6 +12,19 @@ pub const FLAG_ECHO_V4: u32 = 1 << 2;
 pub const FLAG_ECHO_V6: u32 = 1 << 3;
 /// `Config::flags`: log each decision through aya-log (debugging only).
 pub const FLAG_LOG_DECISIONS: u32 = 1 << 4;
+/// `Config::flags`: send Port Unreachable for UDP to closed IPv4 ports.
+pub const FLAG_UNREACH_V4: u32 = 1 << 5;
+/// `Config::flags`: send Port Unreachable for UDP to closed IPv6 ports.
+pub const FLAG_UNREACH_V6: u32 = 1 << 6;
+/// `Config::flags`: drop datagrams whose error was suppressed (default: pass
+/// them to the kernel, which applies its own rules).
+pub const FLAG_DROP_SUPPRESSED: u32 = 1 << 7;
+/// `Config::flags`: ports in neither list are closed when no UDP socket would
+/// receive the datagram (`bpf_sk_lookup_udp`); without it they are open.
+pub const FLAG_PORTS_BY_SOCKET: u32 = 1 << 8;
+/// `Config::flags`: 240.0.0.0/4 sources are not single hosts (RFC 1812
+/// §4.2.2.11 (e)); clear it for networks that use that range.
+pub const FLAG_RESERVED_SOURCE_INVALID: u32 = 1 << 9;
 
 /// The one entry of the `CONFIG` array map.
 #[repr(C)]
@@ -23,10 +36,21 @@ pub struct Config {
     /// Hop limit of IPv6 messages we send.
     pub hop_limit: u8,
     pub _pad: [u8; 2],
+    /// Largest IPv4 error we build, as total IP length (RFC 1812 §4.3.2.3: 576).
+    pub v4_error_size: u16,
+    /// Largest IPv6 error we build (RFC 4443 §2.4(c): the minimum MTU, 1280).
+    pub v6_error_size: u16,
 }
 
 impl Config {
     pub const DEFAULT_TTL: u8 = 64;
+    pub const MAX_V4_ERROR_SIZE: u16 = 576;
+    pub const MAX_V6_ERROR_SIZE: u16 = 1280;
+    /// New IPv4 header + ICMP header + the quoted minimum (RFC 792: the IP
+    /// header, 20 bytes without options, plus 8 bytes of the datagram).
+    pub const MIN_V4_ERROR_SIZE: u16 = 20 + 8 + 20 + 8;
+    /// New IPv6 header + ICMPv6 header + quoted IPv6 header + 8 bytes.
+    pub const MIN_V6_ERROR_SIZE: u16 = 40 + 8 + 40 + 8;
 
     pub const fn has(&self, flag: u32) -> bool {
         self.flags & flag != 0
@@ -36,10 +60,18 @@ impl Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            flags: FLAG_ENABLED | FLAG_ECHO_V4 | FLAG_ECHO_V6,
+            flags: FLAG_ENABLED
+                | FLAG_ECHO_V4
+                | FLAG_ECHO_V6
+                | FLAG_UNREACH_V4
+                | FLAG_UNREACH_V6
+                | FLAG_PORTS_BY_SOCKET
+                | FLAG_RESERVED_SOURCE_INVALID,
             ttl: Self::DEFAULT_TTL,
             hop_limit: Self::DEFAULT_TTL,
             _pad: [0; 2],
+            v4_error_size: Self::MAX_V4_ERROR_SIZE,
+            v6_error_size: Self::MAX_V6_ERROR_SIZE,
         }
     }
 }
@@ -137,6 +169,19 @@ fn push<const N: usize, T: PartialEq + Copy>(set: &mut [T; N], len: &mut u32, x:
     true
 }
 
+/// Words in each half of the `PORTS` bitmap map: 1024 × 64 bits = 65536 ports.
+pub const PORT_WORDS: u32 = 1024;
+/// `PORTS` slots: words `0..PORT_WORDS` mark open ports, the next
+/// `PORT_WORDS` closed ports.
+pub const PORT_SLOTS: u32 = 2 * PORT_WORDS;
+
+/// Slot of `port` in the open half of `PORTS` and its bit in that word; the
+/// closed half's slot is `PORT_WORDS` further.
+#[inline(always)]
+pub const fn port_slot(port: u16) -> (u32, u64) {
+    ((port >> 6) as u32, 1u64 << (port & 63))
+}
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: both are #[repr(C)] plain integers/arrays with explicit padding
@@ -168,9 +213,9 @@ mod tests {
 
     #[test]
     fn struct_sizes_have_no_implicit_padding() {
-        assert_eq!(core::mem::size_of::<Config>(), 8);
+        assert_eq!(size_of::<Config>(), 12);
         assert_eq!(
-            core::mem::size_of::<AddrSet>(),
+            size_of::<AddrSet>(),
             4 * MAX_V4_ADDRS * 2 + 16 * MAX_V6_ADDRS + 16
         );
     }

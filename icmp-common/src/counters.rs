@@ -40,35 +40,55 @@ pub const fn type_index(family: Family, icmp_type: u8) -> u32 {
 pub enum Reason {
     /// Echo request answered in place with XDP_TX.
     EchoAnswered = 0,
-    /// Not IPv4/IPv6, or not ICMP: XDP_PASS untouched.
-    NotIcmp = 1,
+    /// Destination Unreachable / Port Unreachable sent with XDP_TX.
+    UnreachableSent,
+    /// Neither ICMP nor UDP, or not IP at all: XDP_PASS untouched.
+    OtherProtocol,
     /// ICMP but not an echo request (replies, errors, ND, …): the kernel's.
-    NotEchoRequest = 2,
+    NotEchoRequest,
     /// Destination is not one of the interface's addresses.
-    NotOurs = 3,
-    /// IP destination is broadcast or multicast (icmp_echo_ignore_broadcasts).
-    BroadcastDestination = 4,
-    /// Frame sent to a link-layer broadcast/multicast MAC.
-    LinkBroadcast = 5,
-    /// Source is not a single host (zero, loopback, multicast, reserved…).
-    BadSource = 6,
+    NotOurs,
+    /// Echo to a broadcast or multicast IP destination (left to the kernel,
+    /// like icmp_echo_ignore_broadcasts).
+    BroadcastDestination,
+    /// Echo in a frame sent to a link-layer broadcast/multicast MAC.
+    LinkBroadcast,
+    /// Echo from a source that is not a single host.
+    BadSource,
     /// IPv4 options or IPv6 extension headers: left to the kernel.
-    IpOptions = 7,
-    /// IPv4 fragment or IPv6 Fragment header.
-    Fragment = 8,
-    /// Truncated or malformed headers (short frame, bad IHL, bad length,
-    /// bad IPv4 header checksum).
-    Malformed = 9,
-    /// The program is loaded but disabled by config (or has no config yet).
-    Disabled = 10,
+    IpOptions,
+    /// Fragment the kernel must reassemble (an echo fragment, or the first
+    /// fragment of a UDP datagram).
+    Fragment,
+    /// Truncated or malformed headers (short frame, bad IHL, lying length
+    /// fields, bad IPv4 header checksum, bad UDP length).
+    Malformed,
+    /// Disabled by config (or no config written yet).
+    Disabled,
+    /// UDP to an open port: delivered to the kernel untouched.
+    PortOpen,
+    /// An error was due but the driver left no headroom to build it in
+    /// (`bpf_xdp_adjust_head` failed); the datagram went to the kernel.
+    NoHeadroom,
+    /// No error about an ICMP error message (RFC 1122 §3.2.2).
+    SuppressedIcmpError,
+    /// No error about a datagram to a broadcast/multicast address.
+    SuppressedBroadcastDestination,
+    /// No error about a frame sent to a link-layer broadcast/multicast.
+    SuppressedLinkBroadcast,
+    /// No error about a fragment other than the first.
+    SuppressedNonFirstFragment,
+    /// No error about a datagram whose source is not a single host.
+    SuppressedBadSource,
 }
 
 impl Reason {
-    pub const COUNT: u32 = 11;
+    pub const COUNT: u32 = 19;
 
     pub const ALL: [Self; Self::COUNT as usize] = [
         Self::EchoAnswered,
-        Self::NotIcmp,
+        Self::UnreachableSent,
+        Self::OtherProtocol,
         Self::NotEchoRequest,
         Self::NotOurs,
         Self::BroadcastDestination,
@@ -78,13 +98,21 @@ impl Reason {
         Self::Fragment,
         Self::Malformed,
         Self::Disabled,
+        Self::PortOpen,
+        Self::NoHeadroom,
+        Self::SuppressedIcmpError,
+        Self::SuppressedBroadcastDestination,
+        Self::SuppressedLinkBroadcast,
+        Self::SuppressedNonFirstFragment,
+        Self::SuppressedBadSource,
     ];
 
     /// Stable snake_case name used in `icmpxdp stats` and metrics.
     pub const fn label(self) -> &'static str {
         match self {
             Self::EchoAnswered => "echo_answered",
-            Self::NotIcmp => "not_icmp",
+            Self::UnreachableSent => "unreachable_sent",
+            Self::OtherProtocol => "other_protocol",
             Self::NotEchoRequest => "not_echo_request",
             Self::NotOurs => "not_ours",
             Self::BroadcastDestination => "broadcast_destination",
@@ -94,33 +122,66 @@ impl Reason {
             Self::Fragment => "fragment",
             Self::Malformed => "malformed",
             Self::Disabled => "disabled",
+            Self::PortOpen => "port_open",
+            Self::NoHeadroom => "no_headroom",
+            Self::SuppressedIcmpError => "suppressed_icmp_error",
+            Self::SuppressedBroadcastDestination => "suppressed_broadcast_destination",
+            Self::SuppressedLinkBroadcast => "suppressed_link_broadcast",
+            Self::SuppressedNonFirstFragment => "suppressed_non_first_fragment",
+            Self::SuppressedBadSource => "suppressed_bad_source",
         }
     }
 
-    /// The XDP action this reason ends in.
-    pub const fn action(self) -> Action {
-        match self {
-            Self::EchoAnswered => Action::Tx,
-            _ => Action::Pass,
-        }
+    pub const fn is_suppression(self) -> bool {
+        matches!(
+            self,
+            Self::SuppressedIcmpError
+                | Self::SuppressedBroadcastDestination
+                | Self::SuppressedLinkBroadcast
+                | Self::SuppressedNonFirstFragment
+                | Self::SuppressedBadSource
+        )
     }
 }
 
-/// XDP actions as counted (derived from [`Reason::action`]).
+/// XDP actions, counted in their own `ACTIONS` map (slot = XDP action code):
+/// a suppressed datagram is passed or dropped depending on config, so the
+/// action cannot be derived from the [`Reason`].
+#[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
-    Tx,
-    Pass,
-    Drop,
+    Aborted = 0,
+    Drop = 1,
+    Pass = 2,
+    Tx = 3,
 }
 
 impl Action {
+    pub const COUNT: u32 = 4;
+    pub const ALL: [Self; 4] = [Self::Aborted, Self::Drop, Self::Pass, Self::Tx];
+
     pub const fn label(self) -> &'static str {
         match self {
-            Self::Tx => "tx",
-            Self::Pass => "pass",
+            Self::Aborted => "aborted",
             Self::Drop => "drop",
+            Self::Pass => "pass",
+            Self::Tx => "tx",
         }
+    }
+}
+
+/// The XDP action for a frame that ended in `reason`.
+///
+/// Suppressed datagrams go to the kernel unless config says drop, except
+/// non-first fragments: their port is unknown, so dropping them could break
+/// fragmented datagrams to open ports.
+#[inline(always)]
+pub const fn action_for(reason: Reason, cfg: &crate::Config) -> Action {
+    match reason {
+        Reason::EchoAnswered | Reason::UnreachableSent => Action::Tx,
+        Reason::SuppressedNonFirstFragment => Action::Pass,
+        r if r.is_suppression() && cfg.has(crate::config::FLAG_DROP_SUPPRESSED) => Action::Drop,
+        _ => Action::Pass,
     }
 }
 
@@ -167,6 +228,20 @@ mod tests {
     fn reasons_are_dense_and_in_order() {
         for (i, r) in Reason::ALL.iter().enumerate() {
             assert_eq!(*r as usize, i, "{r:?}");
+        }
+    }
+
+    #[test]
+    fn actions_follow_config() {
+        use crate::config::FLAG_DROP_SUPPRESSED;
+        let pass = crate::Config::default();
+        let drop = crate::Config { flags: pass.flags | FLAG_DROP_SUPPRESSED, ..pass };
+        for r in Reason::ALL {
+            let tx = matches!(r, Reason::EchoAnswered | Reason::UnreachableSent);
+            let want_drop = r.is_suppression() && r != Reason::SuppressedNonFirstFragment;
+            assert_eq!(action_for(r, &pass), if tx { Action::Tx } else { Action::Pass }, "{r:?}");
+            let expect = if tx { Action::Tx } else if want_drop { Action::Drop } else { Action::Pass };
+            assert_eq!(action_for(r, &drop), expect, "{r:?}");
         }
     }
 

@@ -8,7 +8,7 @@ use crate::{
         mac_is_group, v4_is_limited_broadcast, v4_is_multicast, v4_is_single_host_source,
         v6_is_multicast, v6_is_single_host_source,
     },
-    config::{AddrSet, Config, FLAG_ANSWER_ANY_DST, FLAG_ECHO_V4, FLAG_ECHO_V6},
+    config::{AddrSet, Config, FLAG_ANSWER_ANY_DST, FLAG_ECHO_V4, FLAG_ECHO_V6, FLAG_RESERVED_SOURCE_INVALID},
     counters::Reason,
 };
 
@@ -49,7 +49,7 @@ pub fn decide_v4(p: &EchoV4<'_>, cfg: &Config, addrs: &AddrSet) -> Verdict {
     if v4_is_limited_broadcast(p.dst) || v4_is_multicast(p.dst) || addrs.is_v4_broadcast(p.dst) {
         return Verdict::Pass(Reason::BroadcastDestination);
     }
-    if !v4_is_single_host_source(p.src) || addrs.is_v4_broadcast(p.src) {
+    if !v4_is_single_host_source(p.src, !cfg.has(FLAG_RESERVED_SOURCE_INVALID)) || addrs.is_v4_broadcast(p.src) {
         return Verdict::Pass(Reason::BadSource);
     }
     if !cfg.has(FLAG_ANSWER_ANY_DST) && !addrs.has_v4(p.dst) {

@@ -1,9 +1,9 @@
 //! Per-CPU counters: no atomics needed, the loader sums across CPUs.
 
 use aya_ebpf::maps::PerCpuArray;
-use icmp_common::counters::{Family, Reason, type_index};
+use icmp_common::counters::{Action, Family, Reason, type_index};
 
-use crate::maps::{RX_TYPES, TX_TYPES, VERDICTS};
+use crate::maps::{ACTIONS, RX_TYPES, TX_TYPES, VERDICTS};
 
 #[inline(always)]
 fn bump(map: &PerCpuArray<u64>, index: u32) {
@@ -17,6 +17,11 @@ fn bump(map: &PerCpuArray<u64>, index: u32) {
 #[inline(always)]
 pub fn verdict(reason: Reason) {
     bump(&VERDICTS, reason as u32);
+}
+
+#[inline(always)]
+pub fn action(action: Action) {
+    bump(&ACTIONS, action as u32);
 }
 
 #[inline(always)]

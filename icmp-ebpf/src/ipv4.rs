@@ -1,24 +1,27 @@
-//! IPv4: validate the header, hand echo requests to the decision, rewrite.
+//! IPv4: validate the header, then echo (ICMP) or Port Unreachable (UDP).
 
+use aya_ebpf::programs::XdpContext;
 use icmp_common::{
     AddrSet, Config,
-    checksum::{fold, sum_words_ipv4_header},
+    checksum::fold64,
     counters::{Family, Reason},
     echo::{EchoV4, Verdict, decide_v4},
 };
 
 use crate::{
-    count,
+    count, csum,
     maps::ADDRS,
-    parse::{Cursor, EthHdr, IPPROTO_ICMP, IcmpHdr, Ipv4Hdr},
+    parse::{Cursor, EthHdr, IPPROTO_ICMP, IPPROTO_UDP, IcmpHdr, Ipv4Hdr},
     rewrite,
+    udp::{self, Layout},
 };
 
 const ICMP_ECHO_REQUEST: u8 = 8;
 const ICMP_ECHO_REPLY: u8 = 0;
 
 #[inline(always)]
-pub fn handle(cur: &mut Cursor, eth: &mut EthHdr, cfg: &Config) -> Reason {
+pub fn handle(ctx: &XdpContext, cur: &mut Cursor, eth: &mut EthHdr, l2_len: usize, cfg: &Config) -> Reason {
+    let l3 = cur.pos;
     let Some(ip) = cur.next::<Ipv4Hdr>() else {
         return Reason::Malformed;
     };
@@ -28,22 +31,31 @@ pub fn handle(cur: &mut Cursor, eth: &mut EthHdr, cfg: &Config) -> Reason {
     let ihl = ((ip.version_ihl & 0x0f) as usize) * 4;
     let tot_len = u16::from_be_bytes(ip.tot_len) as usize;
     // The frame may carry link-layer padding after the datagram, never less.
-    if ihl < size_of::<Ipv4Hdr>() || tot_len < ihl || tot_len > cur.remaining() + size_of::<Ipv4Hdr>()
-    {
+    if ihl < size_of::<Ipv4Hdr>() || tot_len < ihl || l3 + tot_len > cur.end() {
         return Reason::Malformed;
     }
-    if ip.proto != IPPROTO_ICMP {
-        return Reason::NotIcmp;
+    if ip.proto != IPPROTO_ICMP && ip.proto != IPPROTO_UDP {
+        return Reason::OtherProtocol;
+    }
+    // The kernel drops a header with a bad checksum; so do we (by passing it
+    // on). A valid header also makes the echo's incremental update exact.
+    match csum::sum_bytes::<60>(ctx, l3, ihl) {
+        Some(sum) if fold64(sum) == 0xffff => {}
+        _ => return Reason::Malformed,
+    }
+    if ip.proto == IPPROTO_UDP {
+        let at = Layout {
+            l2_len,
+            l3,
+            l4: l3 + ihl,
+            datagram_len: tot_len,
+            ip_header_len: ihl,
+            end: cur.end(),
+        };
+        return udp::v4(ctx, eth, ip, &at, cfg);
     }
     if ihl != size_of::<Ipv4Hdr>() {
         return Reason::IpOptions;
-    }
-    // The kernel drops a header with a bad checksum; so do we (by passing it
-    // on). Checking 20 bytes also makes the incremental update below exact.
-    // SAFETY: `ip` points at a whole, bounds-checked 20-byte header.
-    let header = unsafe { &*(ip as *const Ipv4Hdr as *const [u8; 20]) };
-    if fold(sum_words_ipv4_header(header)) != 0xffff {
-        return Reason::Malformed;
     }
     // Fragments (MF set or offset ≠ 0) are the kernel's to reassemble.
     if u16::from_be_bytes(ip.frag_off) & 0x3fff != 0 {
@@ -62,17 +74,11 @@ pub fn handle(cur: &mut Cursor, eth: &mut EthHdr, cfg: &Config) -> Reason {
     let Some(addrs) = ADDRS.get(0) else {
         return Reason::Disabled;
     };
-    decide_and_answer(eth, ip, icmp, cfg, addrs)
+    answer_echo(eth, ip, icmp, cfg, addrs)
 }
 
 #[inline(always)]
-fn decide_and_answer(
-    eth: &mut EthHdr,
-    ip: &mut Ipv4Hdr,
-    icmp: &mut IcmpHdr,
-    cfg: &Config,
-    addrs: &AddrSet,
-) -> Reason {
+fn answer_echo(eth: &mut EthHdr, ip: &mut Ipv4Hdr, icmp: &mut IcmpHdr, cfg: &Config, addrs: &AddrSet) -> Reason {
     let facts = EchoV4 {
         eth_dst: &eth.dst,
         src: &ip.src,

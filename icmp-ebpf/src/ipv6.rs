@@ -1,5 +1,6 @@
-//! IPv6: validate the header, hand echo requests to the decision, rewrite.
+//! IPv6: validate the header, then echo (ICMPv6) or Port Unreachable (UDP).
 
+use aya_ebpf::programs::XdpContext;
 use icmp_common::{
     AddrSet, Config,
     counters::{Family, Reason},
@@ -9,24 +10,34 @@ use icmp_common::{
 use crate::{
     count,
     maps::ADDRS,
-    parse::{Cursor, EthHdr, IPPROTO_ICMPV6, IcmpHdr, Ipv6Hdr},
+    parse::{Cursor, EthHdr, IPPROTO_ICMPV6, IPPROTO_UDP, IcmpHdr, Ipv6Hdr},
     rewrite,
+    udp::{self, Layout},
 };
 
 const ICMPV6_ECHO_REQUEST: u8 = 128;
 const ICMPV6_ECHO_REPLY: u8 = 129;
+const IPPROTO_FRAGMENT: u8 = 44;
 
 /// Next-header values of extension headers (RFC 8200 §4, plus ESP/AH and the
-/// mobility/HIP/shim6 headers) that may stand before the ICMPv6 header.
+/// mobility/HIP/shim6 headers) that may stand before the upper layer.
 #[inline(always)]
 const fn is_extension_header(next: u8) -> bool {
     matches!(next, 0 | 43 | 50 | 51 | 60 | 135 | 139 | 140)
 }
 
-const IPPROTO_FRAGMENT: u8 = 44;
+/// The 8-byte Fragment header (RFC 8200 §4.5).
+#[repr(C)]
+struct FragHdr {
+    next_header: u8,
+    _reserved: u8,
+    offset_flags: [u8; 2],
+    _id: [u8; 4],
+}
 
 #[inline(always)]
-pub fn handle(cur: &mut Cursor, eth: &mut EthHdr, cfg: &Config) -> Reason {
+pub fn handle(ctx: &XdpContext, cur: &mut Cursor, eth: &mut EthHdr, l2_len: usize, cfg: &Config) -> Reason {
+    let l3 = cur.pos;
     let Some(ip) = cur.next::<Ipv6Hdr>() else {
         return Reason::Malformed;
     };
@@ -37,11 +48,30 @@ pub fn handle(cur: &mut Cursor, eth: &mut EthHdr, cfg: &Config) -> Reason {
     if payload_len > cur.remaining() {
         return Reason::Malformed;
     }
+    let mut at = Layout {
+        l2_len,
+        l3,
+        l4: cur.pos,
+        datagram_len: size_of::<Ipv6Hdr>() + payload_len,
+        ip_header_len: size_of::<Ipv6Hdr>(),
+        end: cur.end(),
+    };
     match ip.next_header {
         IPPROTO_ICMPV6 => {}
-        IPPROTO_FRAGMENT => return Reason::Fragment,
+        IPPROTO_UDP => return udp::v6(ctx, eth, ip, &at, None, cfg),
+        IPPROTO_FRAGMENT => {
+            let Some(fh) = cur.next::<FragHdr>() else {
+                return Reason::Malformed;
+            };
+            if fh.next_header != IPPROTO_UDP {
+                return Reason::Fragment;
+            }
+            at.l4 = cur.pos;
+            let offset = u16::from_be_bytes(fh.offset_flags) >> 3;
+            return udp::v6(ctx, eth, ip, &at, Some(offset), cfg);
+        }
         n if is_extension_header(n) => return Reason::IpOptions,
-        _ => return Reason::NotIcmp,
+        _ => return Reason::OtherProtocol,
     }
     if payload_len < size_of::<IcmpHdr>() {
         return Reason::Malformed;
@@ -56,17 +86,11 @@ pub fn handle(cur: &mut Cursor, eth: &mut EthHdr, cfg: &Config) -> Reason {
     let Some(addrs) = ADDRS.get(0) else {
         return Reason::Disabled;
     };
-    decide_and_answer(eth, ip, icmp, cfg, addrs)
+    answer_echo(eth, ip, icmp, cfg, addrs)
 }
 
 #[inline(always)]
-fn decide_and_answer(
-    eth: &mut EthHdr,
-    ip: &mut Ipv6Hdr,
-    icmp: &mut IcmpHdr,
-    cfg: &Config,
-    addrs: &AddrSet,
-) -> Reason {
+fn answer_echo(eth: &mut EthHdr, ip: &mut Ipv6Hdr, icmp: &mut IcmpHdr, cfg: &Config, addrs: &AddrSet) -> Reason {
     let facts = EchoV6 {
         eth_dst: &eth.dst,
         src: &ip.src,

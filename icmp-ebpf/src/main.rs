@@ -3,17 +3,20 @@
 #![no_main]
 
 mod count;
+mod csum;
 mod ipv4;
 mod ipv6;
 mod maps;
 mod parse;
 mod rewrite;
+mod udp;
+mod unreachable;
 
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use aya_log_ebpf::debug;
 use icmp_common::{
     config::{FLAG_ENABLED, FLAG_LOG_DECISIONS},
-    counters::{Action, Reason},
+    counters::{Reason, action_for},
 };
 use parse::{Cursor, L3};
 
@@ -29,15 +32,13 @@ pub fn icmpxdp(ctx: XdpContext) -> u32 {
     } else {
         Reason::Disabled
     };
+    let action = action_for(reason, cfg);
     count::verdict(reason);
+    count::action(action);
     if cfg.has(FLAG_LOG_DECISIONS) {
-        debug!(&ctx, "icmpxdp: verdict {}", reason as u32);
+        debug!(&ctx, "icmpxdp: verdict {} action {}", reason as u32, action as u32);
     }
-    match reason.action() {
-        Action::Tx => xdp_action::XDP_TX,
-        Action::Pass => xdp_action::XDP_PASS,
-        Action::Drop => xdp_action::XDP_DROP,
-    }
+    action as u32
 }
 
 #[inline(always)]
@@ -46,10 +47,11 @@ fn try_icmpxdp(ctx: &XdpContext, cfg: &icmp_common::Config) -> Reason {
     let Some((eth, l3)) = parse::ethernet(&mut cur) else {
         return Reason::Malformed;
     };
+    let l2_len = cur.pos - ctx.data();
     match l3 {
-        L3::Ipv4 => ipv4::handle(&mut cur, eth, cfg),
-        L3::Ipv6 => ipv6::handle(&mut cur, eth, cfg),
-        L3::Other => Reason::NotIcmp,
+        L3::Ipv4 => ipv4::handle(ctx, &mut cur, eth, l2_len, cfg),
+        L3::Ipv6 => ipv6::handle(ctx, &mut cur, eth, l2_len, cfg),
+        L3::Other => Reason::OtherProtocol,
     }
 }
 

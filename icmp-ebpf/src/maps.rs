@@ -7,7 +7,8 @@ use aya_ebpf::{
 };
 use icmp_common::{
     AddrSet, Config,
-    counters::{Reason, TYPE_SLOTS},
+    config::PORT_SLOTS,
+    counters::{Action, Reason, TYPE_SLOTS},
 };
 
 /// One [`Config`], written by the loader (hot reload rewrites it).
@@ -29,3 +30,11 @@ pub static TX_TYPES: PerCpuArray<u64> = PerCpuArray::with_max_entries(TYPE_SLOTS
 /// Frames by final [`Reason`].
 #[map]
 pub static VERDICTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Reason::COUNT, 0);
+
+/// Frames by XDP action (slot = action code).
+#[map]
+pub static ACTIONS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Action::COUNT, 0);
+
+/// Static port policy: bitmap of open ports, then of closed ports.
+#[map]
+pub static PORTS: Array<u64> = Array::with_max_entries(PORT_SLOTS, 0);

@@ -5,7 +5,7 @@
 //! Every header is a `#[repr(C)]` struct of bytes (alignment 1), so reading a
 //! field never assumes the packet is aligned.
 
-use aya_ebpf::programs::XdpContext;
+use aya_ebpf::{bindings::xdp_md, programs::XdpContext};
 
 #[repr(C)]
 pub struct EthHdr {
@@ -59,11 +59,12 @@ pub const ETH_P_8021Q: u16 = 0x8100;
 pub const ETH_P_8021AD: u16 = 0x88a8;
 pub const IPPROTO_ICMP: u8 = 1;
 pub const IPPROTO_ICMPV6: u8 = 58;
+pub const IPPROTO_UDP: u8 = 17;
 
-/// A position in the packet and its end.
+/// A position in the packet.
 pub struct Cursor {
     pub pos: usize,
-    pub end: usize,
+    ctx: *mut xdp_md,
 }
 
 impl Cursor {
@@ -71,15 +72,24 @@ impl Cursor {
     pub fn new(ctx: &XdpContext) -> Self {
         Self {
             pos: ctx.data(),
-            end: ctx.data_end(),
+            ctx: ctx.ctx,
         }
+    }
+
+    /// The end of the frame, loaded afresh (volatile) at every use: LLVM
+    /// must not prove a header in bounds from a length field checked earlier
+    /// and drop the check the verifier needs to see.
+    #[inline(always)]
+    pub fn end(&self) -> usize {
+        // SAFETY: reading a field of the program's own context.
+        unsafe { core::ptr::read_volatile(&(*self.ctx).data_end) as usize }
     }
 
     /// The next `T` in the packet, or `None` if the packet is too short.
     #[inline(always)]
     pub fn next<T>(&mut self) -> Option<&'static mut T> {
         let start = self.pos;
-        if start + size_of::<T>() > self.end {
+        if start + size_of::<T>() > self.end() {
             return None;
         }
         self.pos = start + size_of::<T>();
@@ -90,8 +100,8 @@ impl Cursor {
 
     /// Bytes left from the cursor to the end of the frame.
     #[inline(always)]
-    pub const fn remaining(&self) -> usize {
-        self.end - self.pos
+    pub fn remaining(&self) -> usize {
+        self.end() - self.pos
     }
 }
 

@@ -24,6 +24,8 @@ pub mod map_names {
     pub const RX_TYPES: &str = "RX_TYPES";
     pub const TX_TYPES: &str = "TX_TYPES";
     pub const VERDICTS: &str = "VERDICTS";
+    pub const ACTIONS: &str = "ACTIONS";
+    pub const PORTS: &str = "PORTS";
     /// Every map `icmpxdp` pins.
-    pub const PINNED: [&str; 5] = [CONFIG, ADDRS, RX_TYPES, TX_TYPES, VERDICTS];
+    pub const PINNED: [&str; 7] = [CONFIG, ADDRS, PORTS, RX_TYPES, TX_TYPES, VERDICTS, ACTIONS];
 }

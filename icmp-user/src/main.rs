@@ -15,7 +15,7 @@ use clap::{Parser, Subcommand};
 use icmp_common::{AddrSet, Config, Family};
 use icmp_user::{
     addrs::interface_addrs,
-    config::FileConfig,
+    config::{FileConfig, PortBitmaps},
     lab::{self, Lab},
     netns,
     pin::{self, InstanceLock, PinDir},
@@ -72,11 +72,13 @@ struct RunOpts {
 }
 
 impl RunOpts {
-    fn config(&self) -> Result<Config> {
-        match &self.config {
-            Some(path) => FileConfig::from_file(path)?.to_config(),
-            None => FileConfig::default().to_config(),
-        }
+    /// The validated config: what goes into `CONFIG` and `PORTS`.
+    fn config(&self) -> Result<(Config, PortBitmaps)> {
+        let file = match &self.config {
+            Some(path) => FileConfig::from_file(path)?,
+            None => FileConfig::default(),
+        };
+        Ok((file.to_config()?, file.port_bitmaps()?))
     }
 }
 
@@ -92,12 +94,13 @@ struct Instance {
 }
 
 impl Instance {
-    fn start(iface: &str, netns: Option<&str>, mode: Mode, cfg: &Config) -> Result<Self> {
+    fn start(iface: &str, netns: Option<&str>, mode: Mode, (cfg, ports): &(Config, PortBitmaps)) -> Result<Self> {
         let name = pin::instance_name(iface, netns);
         let lock = InstanceLock::acquire(&name)?;
         let found = interface_addrs(iface)?;
         let mut responder = Responder::load()?;
         responder.set_config(cfg)?;
+        responder.set_ports(ports)?;
         responder.set_addrs(&found.set)?;
         let pins = PinDir::create(&name, &lock)?;
         responder.pin_maps(pins.path())?;
@@ -290,8 +293,9 @@ fn main() {
             Command::Lab { opts } => run_lab(opts),
             Command::Stats { iface, json } => stats(iface.as_deref(), cli.netns.as_deref(), *json),
             Command::CheckConfig { file } => {
-                let c = FileConfig::from_file(file)?.to_config()?;
-                println!("{}: ok ({c:?})", file.display());
+                let f = FileConfig::from_file(file)?;
+                f.to_config()?;
+                println!("{}: ok", file.display());
                 Ok(())
             }
         }

@@ -11,7 +11,7 @@ use aya::{
 use aya_log::EbpfLogger;
 use icmp_common::{AddrSet, Config};
 
-use crate::{EBPF_OBJECT, PASS_PROGRAM, PROGRAM, map_names, stats::Snapshot};
+use crate::{EBPF_OBJECT, PASS_PROGRAM, PROGRAM, config::PortBitmaps, map_names, stats::Snapshot};
 
 /// `--mode`: how to attach.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -109,6 +109,15 @@ impl Responder {
         Ok(())
     }
 
+    /// Writes the static port lists (every slot, so stale bits are cleared).
+    pub fn set_ports(&mut self, ports: &PortBitmaps) -> Result<()> {
+        let mut map: Array<&mut MapData, u64> = Array::try_from(self.map_mut(map_names::PORTS)?)?;
+        for (i, w) in ports.0.iter().enumerate() {
+            map.set(i as u32, w, 0).context("writing PORTS")?;
+        }
+        Ok(())
+    }
+
     pub fn addrs(&self) -> Result<AddrSet> {
         let map: Array<&MapData, AddrSet> = Array::try_from(self.map(map_names::ADDRS)?)?;
         Ok(map.get(&0, 0)?)
@@ -126,6 +135,7 @@ impl Responder {
     pub fn snapshot(&self) -> Result<Snapshot> {
         Snapshot::read(
             self.map(map_names::VERDICTS)?,
+            self.map(map_names::ACTIONS)?,
             self.map(map_names::RX_TYPES)?,
             self.map(map_names::TX_TYPES)?,
         )

@@ -14,6 +14,7 @@ use crate::map_names;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Snapshot {
     pub verdicts: [u64; Reason::COUNT as usize],
+    pub actions: [u64; Action::COUNT as usize],
     pub received: Vec<u64>,
     pub sent: Vec<u64>,
 }
@@ -29,10 +30,12 @@ fn per_cpu(map: &Map) -> Result<PerCpuArray<&MapData, u64>> {
 }
 
 impl Snapshot {
-    pub fn read(verdicts: &Map, received: &Map, sent: &Map) -> Result<Self> {
+    pub fn read(verdicts: &Map, actions: &Map, received: &Map, sent: &Map) -> Result<Self> {
         let v = sum_all(&per_cpu(verdicts)?, Reason::COUNT)?;
+        let a = sum_all(&per_cpu(actions)?, Action::COUNT)?;
         Ok(Self {
             verdicts: v.try_into().expect("Reason::COUNT slots"),
+            actions: a.try_into().expect("Action::COUNT slots"),
             received: sum_all(&per_cpu(received)?, TYPE_SLOTS)?,
             sent: sum_all(&per_cpu(sent)?, TYPE_SLOTS)?,
         })
@@ -47,6 +50,7 @@ impl Snapshot {
         };
         Self::read(
             &open(map_names::VERDICTS)?,
+            &open(map_names::ACTIONS)?,
             &open(map_names::RX_TYPES)?,
             &open(map_names::TX_TYPES)?,
         )
@@ -70,11 +74,12 @@ impl Snapshot {
     }
 
     pub fn action(&self, a: Action) -> u64 {
-        Reason::ALL
-            .iter()
-            .filter(|r| r.action() == a)
-            .map(|r| self.verdict(*r))
-            .sum()
+        self.actions[a as usize]
+    }
+
+    /// Errors not sent because a suppression rule applied.
+    pub fn suppressed(&self) -> u64 {
+        Reason::ALL.iter().filter(|r| r.is_suppression()).map(|r| self.verdict(*r)).sum()
     }
 
     /// Counters that moved from `earlier` to `self`.
@@ -82,6 +87,7 @@ impl Snapshot {
         let sub = |a: &[u64], b: &[u64]| a.iter().zip(b).map(|(x, y)| x.saturating_sub(*y)).collect::<Vec<_>>();
         Self {
             verdicts: sub(&self.verdicts, &earlier.verdicts).try_into().expect("same length"),
+            actions: sub(&self.actions, &earlier.actions).try_into().expect("same length"),
             received: sub(&self.received, &earlier.received),
             sent: sub(&self.sent, &earlier.sent),
         }
@@ -114,16 +120,15 @@ impl Snapshot {
             }
             Value::Object(out)
         };
+        let actions: JsonMap<String, Value> =
+            Action::ALL.iter().map(|a| (a.label().to_owned(), json!(self.action(*a)))).collect();
         let verdicts: JsonMap<String, Value> =
             Reason::ALL.iter().map(|r| (r.label().to_owned(), json!(self.verdict(*r)))).collect();
         json!({
             "instance": instance,
             "frames": self.frames(),
-            "actions": {
-                "tx": self.action(Action::Tx),
-                "pass": self.action(Action::Pass),
-                "drop": self.action(Action::Drop),
-            },
+            "actions": actions,
+            "suppressed": self.suppressed(),
             "verdicts": verdicts,
             "received": types(&self.received),
             "sent": types(&self.sent),
@@ -135,14 +140,15 @@ impl Snapshot {
         let _ = writeln!(s, "icmpxdp on {instance}: {} frames", self.frames());
         let _ = writeln!(
             s,
-            "  actions: tx {}  pass {}  drop {}",
+            "  actions: tx {}  pass {}  drop {}  aborted {}",
             self.action(Action::Tx),
             self.action(Action::Pass),
-            self.action(Action::Drop)
+            self.action(Action::Drop),
+            self.action(Action::Aborted)
         );
-        let _ = writeln!(s, "  {:<34}{:>14}  action", "verdict", "frames");
+        let _ = writeln!(s, "  {:<34}{:>14}", "verdict", "frames");
         for r in Reason::ALL {
-            let _ = writeln!(s, "  {:<34}{:>14}  {}", r.label(), self.verdict(r), r.action().label());
+            let _ = writeln!(s, "  {:<34}{:>14}", r.label(), self.verdict(r));
         }
         for (title, counts) in [("received", &self.received), ("sent", &self.sent)] {
             let _ = writeln!(s, "  {:<34}{:>14}", format!("{title} ICMP"), "messages");

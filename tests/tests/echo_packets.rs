@@ -169,8 +169,8 @@ fn options_fragments_and_other_traffic_are_passed() {
     frag[10..12].copy_from_slice(&c.to_be_bytes());
     assert_passed(&mut x, &Frame::new(ETH_IP, frag).bytes(), Reason::Fragment, "first fragment");
     let tcp = ipv4(PEER4, US4, 6, 64, &[], &[0; 20]);
-    assert_passed(&mut x, &Frame::new(ETH_IP, tcp).bytes(), Reason::NotIcmp, "TCP");
-    assert_passed(&mut x, &Frame::new(0x0806, vec![0; 28]).bytes(), Reason::NotIcmp, "ARP");
+    assert_passed(&mut x, &Frame::new(ETH_IP, tcp).bytes(), Reason::OtherProtocol, "TCP");
+    assert_passed(&mut x, &Frame::new(0x0806, vec![0; 28]).bytes(), Reason::OtherProtocol, "ARP");
     let reply = ipv4(PEER4, US4, 1, 64, &[], &icmp4(0, 0, [0, 1, 0, 1], b"x"));
     assert_passed(&mut x, &Frame::new(ETH_IP, reply).bytes(), Reason::NotEchoRequest, "echo reply");
 
@@ -185,7 +185,7 @@ fn options_fragments_and_other_traffic_are_passed() {
     // Three VLAN tags: beyond what we parse, so not IP to us.
     let mut three = Frame::new(ETH_IP, echo4(PEER4, US4, 64, b"x")).with_vlans(2);
     three.vlans.push((0x8100, 7));
-    assert_passed(&mut x, &three.bytes(), Reason::NotIcmp, "three VLAN tags");
+    assert_passed(&mut x, &three.bytes(), Reason::OtherProtocol, "three VLAN tags");
 }
 
 #[test]

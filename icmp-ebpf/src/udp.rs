@@ -1,0 +1,221 @@
+//! UDP: is the port closed, and if so, may we say so? Decisions come from
+//! `icmp_common::unreachable`; this module gathers the facts.
+
+use aya_ebpf::{
+    bindings::{BPF_F_CURRENT_NETNS, bpf_sock_tuple},
+    helpers::{bpf_sk_lookup_udp, bpf_sk_release},
+    programs::XdpContext,
+};
+use icmp_common::{
+    AddrSet, Config,
+    config::{FLAG_UNREACH_V4, FLAG_UNREACH_V6, PORT_WORDS, port_slot},
+    counters::{Family, Reason},
+    unreachable::{
+        DatagramV4, DatagramV6, Payload, PortClass, classify_port, quote_len, suppress_v4, suppress_v6,
+        target_v4, target_v6,
+    },
+};
+
+use crate::{
+    count, csum,
+    maps::{ADDRS, PORTS},
+    parse::{EthHdr, Ipv4Hdr, Ipv6Hdr},
+    unreachable::{self, Error},
+};
+
+#[repr(C)]
+pub struct UdpHdr {
+    pub sport: [u8; 2],
+    pub dport: [u8; 2],
+    pub len: [u8; 2],
+    pub check: [u8; 2],
+}
+
+/// The largest IPv4 quote: 576 - 20 - 8 (never more, whatever the config).
+const MAX_QUOTE_V4: usize = Config::MAX_V4_ERROR_SIZE as usize - 28;
+/// The largest IPv6 quote: 1280 - 40 - 8.
+const MAX_QUOTE_V6: usize = Config::MAX_V6_ERROR_SIZE as usize - 48;
+
+/// Where the datagram sits in the frame.
+pub struct Layout {
+    /// Bytes of Ethernet + VLAN headers.
+    pub l2_len: usize,
+    /// Packet address of the IP header.
+    pub l3: usize,
+    /// Packet address of the UDP header.
+    pub l4: usize,
+    /// The IP datagram's length (header included).
+    pub datagram_len: usize,
+    /// IP header length (IPv4 options included; 40 for IPv6).
+    pub ip_header_len: usize,
+    pub end: usize,
+}
+
+/// The UDP header, if the frame and the IP length hold a valid one.
+#[inline(always)]
+fn udp_header(at: &Layout) -> Option<&'static UdpHdr> {
+    if at.l4 + size_of::<UdpHdr>() > at.end {
+        return None;
+    }
+    // SAFETY: bounds checked above; UdpHdr is byte-aligned.
+    let udp = unsafe { &*(at.l4 as *const UdpHdr) };
+    let len = u16::from_be_bytes(udp.len) as usize;
+    (len >= size_of::<UdpHdr>() && len <= at.datagram_len - at.ip_header_len).then_some(udp)
+}
+
+/// Open or closed, by the static lists first, then (policy `socket`) by
+/// whether a UDP socket would receive the datagram.
+#[inline(always)]
+fn port_is_closed(dport: [u8; 2], cfg: &Config, ask: impl FnOnce() -> bool) -> bool {
+    let (slot, bit) = port_slot(u16::from_be_bytes(dport));
+    let open = PORTS.get(slot).copied().unwrap_or(0);
+    let closed = PORTS.get(slot + PORT_WORDS).copied().unwrap_or(0);
+    match classify_port(open, closed, bit, cfg) {
+        PortClass::Open => false,
+        PortClass::Closed => true,
+        PortClass::AskSockets => !ask(),
+    }
+}
+
+/// True when `bpf_sk_lookup_udp` finds a socket for this tuple in the
+/// interface's network namespace — exactly the kernel's own delivery decision.
+#[inline(always)]
+fn socket_exists(ctx: &XdpContext, tuple: &mut bpf_sock_tuple, size: usize) -> bool {
+    // SAFETY: the helper reads `size` bytes of `tuple`; a returned socket
+    // must be released, which we do at once.
+    unsafe {
+        let sk = bpf_sk_lookup_udp(ctx.ctx as *mut _, tuple, size as u32, BPF_F_CURRENT_NETNS as u64, 0);
+        if sk.is_null() {
+            return false;
+        }
+        bpf_sk_release(sk as *mut _);
+    }
+    true
+}
+
+#[inline(always)]
+fn sent_or_not(family: Family, kind: u8, r: Result<(), Error>) -> Reason {
+    match r {
+        Ok(()) => {
+            count::sent(family, kind);
+            Reason::UnreachableSent
+        }
+        Err(Error::NoHeadroom) => Reason::NoHeadroom,
+        Err(Error::Bounds) => Reason::Malformed,
+    }
+}
+
+#[inline(always)]
+pub fn v4(ctx: &XdpContext, eth: &EthHdr, ip: &Ipv4Hdr, at: &Layout, cfg: &Config) -> Reason {
+    if !cfg.has(FLAG_UNREACH_V4) {
+        return Reason::Disabled;
+    }
+    let Some(addrs): Option<&AddrSet> = ADDRS.get(0) else {
+        return Reason::Disabled;
+    };
+    let frag = u16::from_be_bytes(ip.frag_off);
+    let d = DatagramV4 {
+        eth_dst: &eth.dst,
+        src: &ip.src,
+        dst: &ip.dst,
+        frag_offset: frag & 0x1fff,
+        payload: Payload::Udp,
+    };
+    if let Err(r) = target_v4(&d, frag & 0x2000 != 0, cfg, addrs) {
+        return r;
+    }
+    let Some(udp) = udp_header(at) else {
+        return Reason::Malformed;
+    };
+    let closed = port_is_closed(udp.dport, cfg, || {
+        // SAFETY: plain-old-data union, fully written before use.
+        let mut t: bpf_sock_tuple = unsafe { core::mem::zeroed() };
+        let v = unsafe { &mut t.__bindgen_anon_1.ipv4 };
+        v.saddr = u32::from_ne_bytes(ip.src);
+        v.daddr = u32::from_ne_bytes(ip.dst);
+        v.sport = u16::from_ne_bytes(udp.sport);
+        v.dport = u16::from_ne_bytes(udp.dport);
+        socket_exists(ctx, &mut t, 12)
+    });
+    if !closed {
+        return Reason::PortOpen;
+    }
+    if let Some(r) = suppress_v4(&d, cfg, addrs) {
+        return r;
+    }
+    let quote = quote_len(at.datagram_len, at.ip_header_len, cfg.v4_error_size as usize, 28);
+    let Some(sum) = csum::sum_bytes::<MAX_QUOTE_V4>(ctx, at.l3, quote) else {
+        return Reason::Malformed;
+    };
+    let e = unreachable::ErrorV4 {
+        // From the address the datagram was sent to, back to its sender.
+        src: ip.dst,
+        dst: ip.src,
+        // Linux: the original TOS bits with internetwork-control precedence.
+        tos: (ip.tos & 0x1e) | 0xc0,
+        ttl: cfg.ttl,
+        kind: 3,
+        code: 3,
+    };
+    sent_or_not(Family::V4, 3, unreachable::send_v4(ctx, at.l2_len, &e, quote, sum))
+}
+
+#[inline(always)]
+pub fn v6(
+    ctx: &XdpContext,
+    eth: &EthHdr,
+    ip: &Ipv6Hdr,
+    at: &Layout,
+    frag: Option<u16>,
+    cfg: &Config,
+) -> Reason {
+    if !cfg.has(FLAG_UNREACH_V6) {
+        return Reason::Disabled;
+    }
+    let Some(addrs): Option<&AddrSet> = ADDRS.get(0) else {
+        return Reason::Disabled;
+    };
+    let d = DatagramV6 {
+        eth_dst: &eth.dst,
+        src: &ip.src,
+        dst: &ip.dst,
+        frag_offset: frag.unwrap_or(0),
+        payload: Payload::Udp,
+    };
+    if let Err(r) = target_v6(&d, frag.is_some(), cfg, addrs) {
+        return r;
+    }
+    let Some(udp) = udp_header(at) else {
+        return Reason::Malformed;
+    };
+    let closed = port_is_closed(udp.dport, cfg, || {
+        // SAFETY: plain-old-data union, fully written before use.
+        let mut t: bpf_sock_tuple = unsafe { core::mem::zeroed() };
+        let v = unsafe { &mut t.__bindgen_anon_1.ipv6 };
+        for i in 0..4 {
+            v.saddr[i] = u32::from_ne_bytes([ip.src[4 * i], ip.src[4 * i + 1], ip.src[4 * i + 2], ip.src[4 * i + 3]]);
+            v.daddr[i] = u32::from_ne_bytes([ip.dst[4 * i], ip.dst[4 * i + 1], ip.dst[4 * i + 2], ip.dst[4 * i + 3]]);
+        }
+        v.sport = u16::from_ne_bytes(udp.sport);
+        v.dport = u16::from_ne_bytes(udp.dport);
+        socket_exists(ctx, &mut t, 36)
+    });
+    if !closed {
+        return Reason::PortOpen;
+    }
+    if let Some(r) = suppress_v6(&d) {
+        return r;
+    }
+    let quote = quote_len(at.datagram_len, at.ip_header_len, cfg.v6_error_size as usize, 48);
+    let Some(sum) = csum::sum_bytes::<MAX_QUOTE_V6>(ctx, at.l3, quote) else {
+        return Reason::Malformed;
+    };
+    let e = unreachable::ErrorV6 {
+        src: ip.dst,
+        dst: ip.src,
+        hop_limit: cfg.hop_limit,
+        kind: 1,
+        code: 4,
+    };
+    sent_or_not(Family::V6, 1, unreachable::send_v6(ctx, at.l2_len, &e, quote, sum))
+}
