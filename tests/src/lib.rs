@@ -394,3 +394,37 @@ pub fn udp6(src: &Ipv6Addr, dst: &Ipv6Addr, sport: u16, dport: u16, payload: &[u
     u[6..8].copy_from_slice(&c.to_be_bytes());
     u
 }
+
+/// Runs `f` on a thread that has entered network namespace `ns`; sockets it
+/// creates live in that namespace even after it returns.
+pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let ns = ns.to_owned();
+    std::thread::spawn(move || {
+        let _inside = icmp_user::netns::enter(&ns).expect("enter netns");
+        f()
+    })
+    .join()
+    .expect("netns thread panicked")
+}
+
+/// Loads an nftables ruleset into namespace `ns` that drops the ICMP
+/// Destination Unreachable messages the kernel itself sends from there, so
+/// any that arrive elsewhere provably came from XDP (XDP_TX frames never
+/// traverse the output hook).
+pub fn block_kernel_unreachables(ns: &str) {
+    let rules = "table inet icmpxdp_test {\n\
+                 chain out {\n\
+                 type filter hook output priority 0; policy accept;\n\
+                 icmp type destination-unreachable drop\n\
+                 icmpv6 type destination-unreachable drop\n\
+                 }\n\
+                 }\n";
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns, "nft", "-f", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("run nft (install nftables)");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), rules.as_bytes()).unwrap();
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success(), "nft ruleset load failed");
+}

@@ -37,7 +37,8 @@ enum Cmd {
 }
 
 /// Debian packages: Debian's rustc with core sources and LLVM 22 for the eBPF
-/// build and bpf-linker; iproute2 and ping for the lab and the tests.
+/// build and bpf-linker; iproute2, ping, traceroute and nftables for the lab
+/// and the tests.
 const APT_PACKAGES: &[&str] = &[
     "rustc-web",
     "cargo-web",
@@ -49,6 +50,8 @@ const APT_PACKAGES: &[&str] = &[
     "zlib1g-dev",
     "iproute2",
     "iputils-ping",
+    "traceroute",
+    "nftables",
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const DEB_TOOLCHAIN: &str = "deb-web";
@@ -127,8 +130,11 @@ fn setup() -> Result<()> {
     if which("ip").is_none() {
         missing.push("iproute2");
     }
-    if which("ping").is_none() {
-        missing.push("iputils-ping");
+    // (program, package): what the lab and the tests run.
+    for (program, package) in [("ping", "iputils-ping"), ("traceroute", "traceroute"), ("nft", "nftables")] {
+        if which(program).is_none() && !Path::new("/usr/sbin").join(program).is_file() {
+            missing.push(package);
+        }
     }
 
     // The eBPF toolchain: prefer what is present.
