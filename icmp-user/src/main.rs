@@ -220,6 +220,7 @@ fn run_lab(opts: &RunOpts) -> Result<()> {
          Try, in another terminal:\n  \
          ip netns exec {c} ping -c 5 {rv4}\n  \
          ip netns exec {c} ping -6 -c 5 {rv6}\n  \
+         ip netns exec {c} traceroute -n {rv4}      (UDP to closed ports: Port Unreachable from XDP)\n  \
          icmpxdp stats\n\
          Ctrl-C stops icmpxdp and removes the lab.\n",
         c = lab.client_ns,
@@ -234,13 +235,15 @@ fn run_lab(opts: &RunOpts) -> Result<()> {
         let Ok(now) = inst[0].responder.snapshot() else { return };
         let d = now.since(&prev);
         println!(
-            "echo requests/s v4 {:>6} v6 {:>6} | replies/s v4 {:>6} v6 {:>6} | totals: answered {} passed {}",
+            "echo requests/s v4 {:>6} v6 {:>6} | replies/s v4 {:>6} v6 {:>6} | unreachables/s {:>6} | totals: tx {} pass {} suppressed {}",
             d.received(Family::V4, 8),
             d.received(Family::V6, 128),
             d.sent(Family::V4, 0),
             d.sent(Family::V6, 129),
+            d.sent(Family::V4, 3) + d.sent(Family::V6, 1),
             now.action(icmp_common::counters::Action::Tx),
             now.action(icmp_common::counters::Action::Pass),
+            now.suppressed(),
         );
         let _ = std::io::stdout().flush();
         prev = now;
