@@ -1,5 +1,7 @@
 //! Configuration and address sets, as the XDP program reads them from maps.
 
+use crate::ratelimit::{DEFAULT_RATEMASK_V4, DEFAULT_RATEMASK_V6, Limit};
+
 /// `Config::flags`: the program acts at all (a zeroed, never-written config
 /// leaves every frame to the kernel).
 pub const FLAG_ENABLED: u32 = 1 << 0;
@@ -26,6 +28,14 @@ pub const FLAG_PORTS_BY_SOCKET: u32 = 1 << 8;
 /// §4.2.2.11 (e)); clear it for networks that use that range.
 pub const FLAG_RESERVED_SOURCE_INVALID: u32 = 1 << 9;
 
+/// `Config::flags`: when a reply or error is over a rate limit, drop the
+/// frame that asked for it (else pass it to the kernel).
+pub const FLAG_OVER_LIMIT_DROP: u32 = 1 << 10;
+/// `Config::flags`: limit incoming echo requests per source (`inbound`).
+pub const FLAG_INBOUND_LIMIT: u32 = 1 << 11;
+/// `Config::flags`: drop echo requests over the inbound limit (else pass).
+pub const FLAG_INBOUND_DROP: u32 = 1 << 12;
+
 /// The one entry of the `CONFIG` array map.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +50,21 @@ pub struct Config {
     pub v4_error_size: u16,
     /// Largest IPv6 error we build (RFC 4443 §2.4(c): the minimum MTU, 1280).
     pub v6_error_size: u16,
+    /// ICMP types whose sending is rate limited (bit n = type n), as
+    /// `net.ipv4.icmp_ratemask`.
+    pub ratemask_v4: u32,
+    /// ICMPv6 types rate limited (256 bits), as `net.ipv6.icmp.ratemask`.
+    pub ratemask_v6: [u32; 8],
+    /// Per-source bucket for what we send (`net.ipv4.icmp_ratelimit`, burst 6).
+    pub per_source: Limit,
+    /// Host-wide bucket (`icmp_msgs_per_sec`, `icmp_msgs_burst`).
+    pub global: Limit,
+    /// Per-source bucket for incoming echo requests.
+    pub inbound: Limit,
+    /// Per-source keys are the source cut to these prefixes.
+    pub v4_prefix: u8,
+    pub v6_prefix: u8,
+    pub _pad2: [u8; 6],
 }
 
 impl Config {
@@ -66,12 +91,22 @@ impl Default for Config {
                 | FLAG_UNREACH_V4
                 | FLAG_UNREACH_V6
                 | FLAG_PORTS_BY_SOCKET
-                | FLAG_RESERVED_SOURCE_INVALID,
+                | FLAG_RESERVED_SOURCE_INVALID
+                | FLAG_OVER_LIMIT_DROP
+                | FLAG_INBOUND_DROP,
             ttl: Self::DEFAULT_TTL,
             hop_limit: Self::DEFAULT_TTL,
             _pad: [0; 2],
             v4_error_size: Self::MAX_V4_ERROR_SIZE,
             v6_error_size: Self::MAX_V6_ERROR_SIZE,
+            ratemask_v4: DEFAULT_RATEMASK_V4,
+            ratemask_v6: DEFAULT_RATEMASK_V6,
+            per_source: Limit::new(1_000_000_000, 6),
+            global: Limit::per_second(1000, 50),
+            inbound: Limit::UNLIMITED,
+            v4_prefix: 32,
+            v6_prefix: 64,
+            _pad2: [0; 6],
         }
     }
 }
@@ -188,6 +223,7 @@ mod pod {
     // fields, so every bit pattern is valid and there are no implicit holes.
     unsafe impl aya::Pod for super::Config {}
     unsafe impl aya::Pod for super::AddrSet {}
+    unsafe impl aya::Pod for crate::ratelimit::BucketKey {}
 }
 
 #[cfg(test)]
@@ -213,7 +249,8 @@ mod tests {
 
     #[test]
     fn struct_sizes_have_no_implicit_padding() {
-        assert_eq!(size_of::<Config>(), 12);
+        assert_eq!(size_of::<Config>(), 12 + 4 + 32 + 3 * 16 + 8);
+        assert_eq!(core::mem::align_of::<Config>(), 8);
         assert_eq!(
             size_of::<AddrSet>(),
             4 * MAX_V4_ADDRS * 2 + 16 * MAX_V6_ADDRS + 16

@@ -80,10 +80,16 @@ pub enum Reason {
     SuppressedNonFirstFragment,
     /// No error about a datagram whose source is not a single host.
     SuppressedBadSource,
+    /// The reply or error was over its source's bucket: not sent.
+    RateLimitedPerSource,
+    /// The reply or error was over the host-wide bucket: not sent.
+    RateLimitedGlobal,
+    /// An echo request over its source's inbound limit.
+    RateLimitedInbound,
 }
 
 impl Reason {
-    pub const COUNT: u32 = 19;
+    pub const COUNT: u32 = 22;
 
     pub const ALL: [Self; Self::COUNT as usize] = [
         Self::EchoAnswered,
@@ -105,6 +111,9 @@ impl Reason {
         Self::SuppressedLinkBroadcast,
         Self::SuppressedNonFirstFragment,
         Self::SuppressedBadSource,
+        Self::RateLimitedPerSource,
+        Self::RateLimitedGlobal,
+        Self::RateLimitedInbound,
     ];
 
     /// Stable snake_case name used in `icmpxdp stats` and metrics.
@@ -129,6 +138,23 @@ impl Reason {
             Self::SuppressedLinkBroadcast => "suppressed_link_broadcast",
             Self::SuppressedNonFirstFragment => "suppressed_non_first_fragment",
             Self::SuppressedBadSource => "suppressed_bad_source",
+            Self::RateLimitedPerSource => "rate_limited_per_source",
+            Self::RateLimitedGlobal => "rate_limited_global",
+            Self::RateLimitedInbound => "rate_limited_inbound",
+        }
+    }
+
+    /// The reason with this slot number; out of range is `Malformed`.
+    /// (No table lookup: the XDP program calls this on a value the verifier
+    /// knows nothing about, and a table index must be provably bounded.)
+    #[inline(always)]
+    pub const fn from_index(i: u64) -> Self {
+        if i < Self::COUNT as u64 {
+            // SAFETY: `Reason` is `repr(u32)` with the dense values
+            // 0..COUNT (checked by `reasons_are_dense_and_in_order`).
+            unsafe { core::mem::transmute::<u32, Self>(i as u32) }
+        } else {
+            Self::Malformed
         }
     }
 
@@ -180,6 +206,13 @@ pub const fn action_for(reason: Reason, cfg: &crate::Config) -> Action {
     match reason {
         Reason::EchoAnswered | Reason::UnreachableSent => Action::Tx,
         Reason::SuppressedNonFirstFragment => Action::Pass,
+        Reason::RateLimitedPerSource | Reason::RateLimitedGlobal
+            if cfg.has(crate::config::FLAG_OVER_LIMIT_DROP) =>
+        {
+            Action::Drop
+        }
+        Reason::RateLimitedInbound if cfg.has(crate::config::FLAG_INBOUND_DROP) => Action::Drop,
+        Reason::RateLimitedPerSource | Reason::RateLimitedGlobal | Reason::RateLimitedInbound => Action::Pass,
         r if r.is_suppression() && cfg.has(crate::config::FLAG_DROP_SUPPRESSED) => Action::Drop,
         _ => Action::Pass,
     }
@@ -228,15 +261,33 @@ mod tests {
     fn reasons_are_dense_and_in_order() {
         for (i, r) in Reason::ALL.iter().enumerate() {
             assert_eq!(*r as usize, i, "{r:?}");
+            assert_eq!(Reason::from_index(i as u64), *r);
         }
+        assert_eq!(Reason::from_index(u64::from(Reason::COUNT)), Reason::Malformed);
+    }
+
+    #[test]
+    fn rate_limit_actions_follow_config() {
+        use crate::config::{FLAG_INBOUND_DROP, FLAG_OVER_LIMIT_DROP};
+        let none = crate::Config { flags: 0, ..crate::Config::default() };
+        for r in [Reason::RateLimitedPerSource, Reason::RateLimitedGlobal, Reason::RateLimitedInbound] {
+            assert_eq!(action_for(r, &none), Action::Pass);
+        }
+        let out = crate::Config { flags: FLAG_OVER_LIMIT_DROP, ..none };
+        assert_eq!(action_for(Reason::RateLimitedPerSource, &out), Action::Drop);
+        assert_eq!(action_for(Reason::RateLimitedGlobal, &out), Action::Drop);
+        assert_eq!(action_for(Reason::RateLimitedInbound, &out), Action::Pass);
+        let inb = crate::Config { flags: FLAG_INBOUND_DROP, ..none };
+        assert_eq!(action_for(Reason::RateLimitedInbound, &inb), Action::Drop);
+        assert_eq!(action_for(Reason::RateLimitedGlobal, &inb), Action::Pass);
     }
 
     #[test]
     fn actions_follow_config() {
-        use crate::config::FLAG_DROP_SUPPRESSED;
-        let pass = crate::Config::default();
+        use crate::config::{FLAG_DROP_SUPPRESSED, FLAG_INBOUND_DROP, FLAG_OVER_LIMIT_DROP};
+        let pass = crate::Config { flags: crate::Config::default().flags & !(FLAG_OVER_LIMIT_DROP | FLAG_INBOUND_DROP), ..crate::Config::default() };
         let drop = crate::Config { flags: pass.flags | FLAG_DROP_SUPPRESSED, ..pass };
-        for r in Reason::ALL {
+        for r in Reason::ALL.into_iter().filter(|r| !r.label().starts_with("rate_limited")) {
             let tx = matches!(r, Reason::EchoAnswered | Reason::UnreachableSent);
             let want_drop = r.is_suppression() && r != Reason::SuppressedNonFirstFragment;
             assert_eq!(action_for(r, &pass), if tx { Action::Tx } else { Action::Pass }, "{r:?}");

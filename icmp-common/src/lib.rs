@@ -14,6 +14,7 @@ pub mod checksum;
 pub mod config;
 pub mod counters;
 pub mod echo;
+pub mod ratelimit;
 pub mod unreachable;
 
 pub use config::{AddrSet, Config};

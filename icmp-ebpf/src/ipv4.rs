@@ -12,7 +12,7 @@ use crate::{
     count, csum,
     maps::ADDRS,
     parse::{Cursor, EthHdr, IPPROTO_ICMP, IPPROTO_UDP, IcmpHdr, Ipv4Hdr},
-    rewrite,
+    ratelimit, rewrite,
     udp::{self, Layout},
 };
 
@@ -87,6 +87,11 @@ fn answer_echo(eth: &mut EthHdr, ip: &mut Ipv4Hdr, icmp: &mut IcmpHdr, cfg: &Con
     match decide_v4(&facts, cfg, addrs) {
         Verdict::Pass(reason) => reason,
         Verdict::Answer => {
+            if let Err(scope) = ratelimit::inbound_v4(&ip.src, ICMP_ECHO_REQUEST)
+                .and_then(|()| ratelimit::outgoing_v4(&ip.src, ICMP_ECHO_REPLY))
+            {
+                return scope.reason();
+            }
             rewrite::swap_macs(eth);
             rewrite::echo_reply_v4(ip, icmp, cfg.ttl, ICMP_ECHO_REPLY);
             count::sent(Family::V4, ICMP_ECHO_REPLY);

@@ -11,7 +11,7 @@ use crate::{
     count,
     maps::ADDRS,
     parse::{Cursor, EthHdr, IPPROTO_ICMPV6, IPPROTO_UDP, IcmpHdr, Ipv6Hdr},
-    rewrite,
+    ratelimit, rewrite,
     udp::{self, Layout},
 };
 
@@ -99,6 +99,11 @@ fn answer_echo(eth: &mut EthHdr, ip: &mut Ipv6Hdr, icmp: &mut IcmpHdr, cfg: &Con
     match decide_v6(&facts, cfg, addrs) {
         Verdict::Pass(reason) => reason,
         Verdict::Answer => {
+            if let Err(scope) = ratelimit::inbound_v6(&ip.src, ICMPV6_ECHO_REQUEST)
+                .and_then(|()| ratelimit::outgoing_v6(&ip.src, ICMPV6_ECHO_REPLY))
+            {
+                return scope.reason();
+            }
             rewrite::swap_macs(eth);
             rewrite::echo_reply_v6(ip, icmp, cfg.hop_limit, ICMPV6_ECHO_REPLY);
             count::sent(Family::V6, ICMPV6_ECHO_REPLY);

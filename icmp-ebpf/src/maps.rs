@@ -3,12 +3,13 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, PerCpuArray},
+    maps::{Array, LruHashMap, PerCpuArray},
 };
 use icmp_common::{
     AddrSet, Config,
     config::PORT_SLOTS,
     counters::{Action, Reason, TYPE_SLOTS},
+    ratelimit::{BucketKey, Scope},
 };
 
 /// One [`Config`], written by the loader (hot reload rewrites it).
@@ -38,3 +39,18 @@ pub static ACTIONS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Action::COU
 /// Static port policy: bitmap of open ports, then of closed ports.
 #[map]
 pub static PORTS: Array<u64> = Array::with_max_entries(PORT_SLOTS, 0);
+
+/// Per-source token buckets (GCRA: one TAT each), keyed by scope and source
+/// prefix. LRU and bounded: under a spoofed-source flood the oldest sources
+/// are evicted (and start over with a full burst), while the global bucket
+/// still caps the total. The loader sets the size (`max_sources`).
+#[map]
+pub static BUCKETS: LruHashMap<BucketKey, u64> = LruHashMap::with_max_entries(65536, 0);
+
+/// The host-wide bucket (one TAT).
+#[map]
+pub static GLOBAL_BUCKET: Array<u64> = Array::with_max_entries(1, 0);
+
+/// Messages not sent (or requests refused) by scope × family × type.
+#[map]
+pub static RATE_LIMITED: PerCpuArray<u64> = PerCpuArray::with_max_entries(Scope::COUNT * TYPE_SLOTS, 0);

@@ -113,18 +113,23 @@ pub enum L3 {
 }
 
 /// Ethernet plus up to two VLAN tags (802.1Q / 802.1ad), left in place so a
-/// reply built in the same buffer carries them back.
+/// reply built in the same buffer carries them back. Also returns the
+/// link-layer header length, a constant per branch (14, 18 or 22): the
+/// verifier would see a difference of packet pointers as unbounded.
 #[inline(always)]
-pub fn ethernet(cur: &mut Cursor) -> Option<(&'static mut EthHdr, L3)> {
+pub fn ethernet(cur: &mut Cursor) -> Option<(&'static mut EthHdr, L3, usize)> {
     let eth: &mut EthHdr = cur.next()?;
     let mut proto = u16::from_be_bytes(eth.proto);
+    let mut l2_len = size_of::<EthHdr>();
     // Unrolled: two tags at most, no loop for the verifier to bound.
     if is_vlan(proto) {
         let tag: &mut VlanHdr = cur.next()?;
         proto = u16::from_be_bytes(tag.proto);
+        l2_len += size_of::<VlanHdr>();
         if is_vlan(proto) {
             let tag: &mut VlanHdr = cur.next()?;
             proto = u16::from_be_bytes(tag.proto);
+            l2_len += size_of::<VlanHdr>();
         }
     }
     let l3 = match proto {
@@ -132,7 +137,7 @@ pub fn ethernet(cur: &mut Cursor) -> Option<(&'static mut EthHdr, L3)> {
         ETH_P_IPV6 => L3::Ipv6,
         _ => L3::Other,
     };
-    Some((eth, l3))
+    Some((eth, l3, l2_len))
 }
 
 #[inline(always)]

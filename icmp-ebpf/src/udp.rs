@@ -9,18 +9,16 @@ use aya_ebpf::{
 use icmp_common::{
     AddrSet, Config,
     config::{FLAG_UNREACH_V4, FLAG_UNREACH_V6, PORT_WORDS, port_slot},
-    counters::{Family, Reason},
+    counters::Reason,
     unreachable::{
-        DatagramV4, DatagramV6, Payload, PortClass, classify_port, quote_len, suppress_v4, suppress_v6,
-        target_v4, target_v6,
+        DatagramV4, DatagramV6, Payload, PortClass, classify_port, suppress_v4, suppress_v6, target_v4, target_v6,
     },
 };
 
 use crate::{
-    count, csum,
     maps::{ADDRS, PORTS},
     parse::{EthHdr, Ipv4Hdr, Ipv6Hdr},
-    unreachable::{self, Error},
+    unreachable,
 };
 
 #[repr(C)]
@@ -30,11 +28,6 @@ pub struct UdpHdr {
     pub len: [u8; 2],
     pub check: [u8; 2],
 }
-
-/// The largest IPv4 quote: 576 - 20 - 8 (never more, whatever the config).
-const MAX_QUOTE_V4: usize = Config::MAX_V4_ERROR_SIZE as usize - 28;
-/// The largest IPv6 quote: 1280 - 40 - 8.
-const MAX_QUOTE_V6: usize = Config::MAX_V6_ERROR_SIZE as usize - 48;
 
 /// Where the datagram sits in the frame.
 pub struct Layout {
@@ -94,18 +87,6 @@ fn socket_exists(ctx: &XdpContext, tuple: &mut bpf_sock_tuple, size: usize) -> b
 }
 
 #[inline(always)]
-fn sent_or_not(family: Family, kind: u8, r: Result<(), Error>) -> Reason {
-    match r {
-        Ok(()) => {
-            count::sent(family, kind);
-            Reason::UnreachableSent
-        }
-        Err(Error::NoHeadroom) => Reason::NoHeadroom,
-        Err(Error::Bounds) => Reason::Malformed,
-    }
-}
-
-#[inline(always)]
 pub fn v4(ctx: &XdpContext, eth: &EthHdr, ip: &Ipv4Hdr, at: &Layout, cfg: &Config) -> Reason {
     if !cfg.has(FLAG_UNREACH_V4) {
         return Reason::Disabled;
@@ -143,21 +124,12 @@ pub fn v4(ctx: &XdpContext, eth: &EthHdr, ip: &Ipv4Hdr, at: &Layout, cfg: &Confi
     if let Some(r) = suppress_v4(&d, cfg, addrs) {
         return r;
     }
-    let quote = quote_len(at.datagram_len, at.ip_header_len, cfg.v4_error_size as usize, 28);
-    let Some(sum) = csum::sum_bytes::<MAX_QUOTE_V4>(ctx, at.l3, quote) else {
-        return Reason::Malformed;
-    };
-    let e = unreachable::ErrorV4 {
-        // From the address the datagram was sent to, back to its sender.
-        src: ip.dst,
-        dst: ip.src,
-        // Linux: the original TOS bits with internetwork-control precedence.
-        tos: (ip.tos & 0x1e) | 0xc0,
-        ttl: cfg.ttl,
-        kind: 3,
-        code: 3,
-    };
-    sent_or_not(Family::V4, 3, unreachable::send_v4(ctx, at.l2_len, &e, quote, sum))
+    Reason::from_index(unreachable::icmpxdp_port_unreachable_v4(
+        ctx.ctx,
+        at.l2_len as u64,
+        at.datagram_len as u64,
+        at.ip_header_len as u64,
+    ))
 }
 
 #[inline(always)]
@@ -206,16 +178,9 @@ pub fn v6(
     if let Some(r) = suppress_v6(&d) {
         return r;
     }
-    let quote = quote_len(at.datagram_len, at.ip_header_len, cfg.v6_error_size as usize, 48);
-    let Some(sum) = csum::sum_bytes::<MAX_QUOTE_V6>(ctx, at.l3, quote) else {
-        return Reason::Malformed;
-    };
-    let e = unreachable::ErrorV6 {
-        src: ip.dst,
-        dst: ip.src,
-        hop_limit: cfg.hop_limit,
-        kind: 1,
-        code: 4,
-    };
-    sent_or_not(Family::V6, 1, unreachable::send_v6(ctx, at.l2_len, &e, quote, sum))
+    Reason::from_index(unreachable::icmpxdp_port_unreachable_v6(
+        ctx.ctx,
+        at.l2_len as u64,
+        at.datagram_len as u64,
+    ))
 }

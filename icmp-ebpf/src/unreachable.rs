@@ -2,86 +2,178 @@
 //!
 //! The frame grows at the front by the new IP + ICMP headers
 //! (`bpf_xdp_adjust_head`), the link-layer header moves to the new front with
-//! its MACs swapped (VLAN tags kept), the new headers go in the gap, and the
-//! original datagram stays where it was as the quote; `bpf_xdp_adjust_tail`
-//! then cuts the frame after the quote. Nothing is copied but the L2 header.
+//! its MACs swapped (VLAN tags kept), the new headers are written in the gap,
+//! and the original datagram stays where it was as the quote;
+//! `bpf_xdp_adjust_tail` then cuts the frame after the quote. Nothing is
+//! copied but the L2 header, and nothing is staged on the stack (the frames
+//! of a BPF call chain share 512 bytes).
 
 use aya_ebpf::{
+    bindings::xdp_md,
     helpers::{bpf_get_prandom_u32, bpf_xdp_adjust_head, bpf_xdp_adjust_tail},
     programs::XdpContext,
 };
-use icmp_common::checksum::{fold, fold64};
+use icmp_common::{
+    Config,
+    checksum::{fold, fold64},
+    counters::{Family, Reason},
+    unreachable::quote_len,
+};
 
-pub enum Error {
+use crate::{count, csum, maps::CONFIG, ratelimit};
+
+/// The largest IPv4 quote: 576 - 20 - 8 (never more, whatever the config).
+const MAX_QUOTE_V4: usize = Config::MAX_V4_ERROR_SIZE as usize - 28;
+/// The largest IPv6 quote: 1280 - 40 - 8.
+const MAX_QUOTE_V6: usize = Config::MAX_V6_ERROR_SIZE as usize - 48;
+
+/// Port Unreachable for the IPv4 datagram after the `l2_len`-byte link
+/// header: rate limit, quote, build, send. The caller has decided that the
+/// port is closed and no rule suppresses the error.
+///
+/// A BPF *global* function, verified once on its own with these scalar
+/// arguments: inlined, its quote loop and error build were walked again for
+/// every state reaching it (VLAN depths × header lengths × port outcomes),
+/// close to the verifier's 1M-instruction budget. It therefore re-derives
+/// its packet pointers from the context and re-checks every bound.
+/// Returns the [`Reason`] slot.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn icmpxdp_port_unreachable_v4(ctx: *mut xdp_md, l2_len: u64, datagram_len: u64, ihl: u64) -> u64 {
+    let ctx = XdpContext::new(ctx);
+    let Some(cfg) = CONFIG.get(0) else {
+        return Reason::Disabled as u64;
+    };
+    let (l2_len, datagram_len, ihl) = (l2_len as usize, datagram_len as usize, ihl as usize);
+    if !(14..=22).contains(&l2_len) || !(20..=60).contains(&ihl) || datagram_len > 0xffff {
+        return Reason::Malformed as u64;
+    }
+    let l3 = ctx.data() + l2_len;
+    if l3 + 20 > ctx.data_end() {
+        return Reason::Malformed as u64;
+    }
+    // SAFETY: l3..l3+20 is inside the frame (checked above).
+    let (tos, src) = unsafe { (get::<u8>(l3 + 1), get::<[u8; 4]>(l3 + 12)) };
+    let quote = quote_len(datagram_len, ihl, cfg.v4_error_size as usize, 28);
+    let Some(sum) = csum::sum_bytes::<MAX_QUOTE_V4>(&ctx, l3, quote) else {
+        return Reason::Malformed as u64;
+    };
+    if let Err(scope) = ratelimit::outgoing_v4(&src, 3) {
+        return scope.reason() as u64;
+    }
+    // Linux: the original TOS bits with internetwork-control precedence.
+    sent_or_not(Family::V4, 3, send_v4(&ctx, l2_len, (tos & 0x1e) | 0xc0, cfg.ttl, quote, sum))
+}
+
+/// Port Unreachable for the IPv6 datagram after the link header; see
+/// [`icmpxdp_port_unreachable_v4`].
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn icmpxdp_port_unreachable_v6(ctx: *mut xdp_md, l2_len: u64, datagram_len: u64) -> u64 {
+    let ctx = XdpContext::new(ctx);
+    let Some(cfg) = CONFIG.get(0) else {
+        return Reason::Disabled as u64;
+    };
+    let (l2_len, datagram_len) = (l2_len as usize, datagram_len as usize);
+    if !(14..=22).contains(&l2_len) || datagram_len > 40 + 0xffff {
+        return Reason::Malformed as u64;
+    }
+    let l3 = ctx.data() + l2_len;
+    if l3 + 40 > ctx.data_end() {
+        return Reason::Malformed as u64;
+    }
+    // SAFETY: l3..l3+40 is inside the frame (checked above).
+    let src = unsafe { get::<[u8; 16]>(l3 + 8) };
+    let quote = quote_len(datagram_len, 40, cfg.v6_error_size as usize, 48);
+    let Some(sum) = csum::sum_bytes::<MAX_QUOTE_V6>(&ctx, l3, quote) else {
+        return Reason::Malformed as u64;
+    };
+    if let Err(scope) = ratelimit::outgoing_v6(&src, 1) {
+        return scope.reason() as u64;
+    }
+    sent_or_not(Family::V6, 1, send_v6(&ctx, l2_len, cfg.hop_limit, quote, sum))
+}
+
+#[inline(always)]
+fn sent_or_not(family: Family, kind: u8, r: Result<(), Error>) -> u64 {
+    let reason = match r {
+        Ok(()) => {
+            count::sent(family, kind);
+            Reason::UnreachableSent
+        }
+        Err(Error::NoHeadroom) => Reason::NoHeadroom,
+        Err(Error::Bounds) => Reason::Malformed,
+    };
+    reason as u64
+}
+
+enum Error {
     /// `bpf_xdp_adjust_head` refused: the frame is unchanged.
     NoHeadroom,
     /// A bounds check failed after the frame was changed (not expected).
     Bounds,
 }
 
-pub struct ErrorV4 {
-    pub src: [u8; 4],
-    pub dst: [u8; 4],
-    pub tos: u8,
-    pub ttl: u8,
-    pub kind: u8,
-    pub code: u8,
-}
-
-pub struct ErrorV6 {
-    pub src: [u8; 16],
-    pub dst: [u8; 16],
-    pub hop_limit: u8,
-    pub kind: u8,
-    pub code: u8,
-}
-
-/// Moves the `N`-byte link-layer header `by` bytes towards the front, swapping
-/// source and destination MAC on the way.
+/// # Safety
+/// `p..p + size_of::<T>()` must be inside the frame.
 #[inline(always)]
-fn move_l2<const N: usize>(ctx: &XdpContext, by: usize) -> Result<(), Error> {
-    let (data, end) = (ctx.data(), ctx.data_end());
-    if data + by + N > end {
-        return Err(Error::Bounds);
-    }
-    // SAFETY: both ranges are inside the frame (checked above) and do not
-    // overlap (`by` ≥ 28 > N).
-    unsafe {
-        let mut l2: [u8; N] = core::ptr::read_unaligned((data + by) as *const [u8; N]);
-        let mut i = 0;
-        while i < 6 {
-            l2.swap(i, i + 6);
-            i += 1;
-        }
-        core::ptr::write_unaligned(data as *mut [u8; N], l2);
-    }
-    Ok(())
+unsafe fn put<T>(p: usize, v: T) {
+    // SAFETY: per the function contract.
+    unsafe { core::ptr::write_unaligned(p as *mut T, v) }
 }
 
-/// Grows the frame by `grow` bytes at the front and moves the L2 header.
+/// # Safety
+/// As [`put`].
 #[inline(always)]
-fn make_room(ctx: &XdpContext, l2_len: usize, grow: usize) -> Result<(), Error> {
+unsafe fn get<T>(p: usize) -> T {
+    // SAFETY: per the function contract.
+    unsafe { core::ptr::read_unaligned(p as *const T) }
+}
+
+/// Grows the frame by `grow` bytes at the front and moves the `l2_len`-byte
+/// link-layer header there, swapping source and destination MAC.
+#[inline(always)]
+fn make_room(ctx: &XdpContext, l2_len: usize, grow: usize) -> Result<usize, Error> {
     // SAFETY: helper call on our own context.
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, -(grow as i32)) } != 0 {
         return Err(Error::NoHeadroom);
     }
-    match l2_len {
-        14 => move_l2::<14>(ctx, grow),
-        18 => move_l2::<18>(ctx, grow),
-        _ => move_l2::<22>(ctx, grow),
-    }
-}
-
-/// Writes `hdr` after the L2 header and cuts the frame to `total` bytes.
-#[inline(always)]
-fn write_and_trim<const N: usize>(ctx: &XdpContext, l2_len: usize, hdr: &[u8; N], total: usize) -> Result<(), Error> {
-    let (data, end) = (ctx.data(), ctx.data_end());
-    if l2_len > 22 || data + l2_len + N > end {
+    let (new, end) = (ctx.data(), ctx.data_end());
+    let old = new + grow;
+    if old + 14 > end {
         return Err(Error::Bounds);
     }
-    // SAFETY: inside the frame, checked above.
-    unsafe { core::ptr::write_unaligned((data + l2_len) as *mut [u8; N], *hdr) };
-    let delta = total as i64 - (end - data) as i64;
+    // SAFETY: old..old+14 and new..new+14 are inside the frame (checked),
+    // and do not overlap (grow ≥ 28).
+    unsafe {
+        let (dst_hi, dst_lo) = (get::<u32>(old), get::<u16>(old + 4));
+        let (src_hi, src_lo) = (get::<u32>(old + 6), get::<u16>(old + 10));
+        put(new, src_hi);
+        put(new + 4, src_lo);
+        put(new + 6, dst_hi);
+        put(new + 10, dst_lo);
+        put(new + 12, get::<u16>(old + 12));
+    }
+    // VLAN tags, 4 bytes each.
+    let mut off = 14;
+    while off < 22 {
+        if off >= l2_len {
+            break;
+        }
+        if old + off + 4 > end {
+            return Err(Error::Bounds);
+        }
+        // SAFETY: checked just above; new + off < old.
+        unsafe { put(new + off, get::<u32>(old + off)) };
+        off += 4;
+    }
+    Ok(new)
+}
+
+/// Cuts the frame to `total` bytes from `data`.
+#[inline(always)]
+fn trim(ctx: &XdpContext, total: usize) -> Result<(), Error> {
+    let delta = total as i64 - (ctx.data_end() - ctx.data()) as i64;
     // SAFETY: helper call on our own context; only ever shrinks.
     if delta < 0 && unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta as i32) } != 0 {
         return Err(Error::Bounds);
@@ -90,69 +182,82 @@ fn write_and_trim<const N: usize>(ctx: &XdpContext, l2_len: usize, hdr: &[u8; N]
 }
 
 /// IPv4 error: 20-byte header (no options, DF clear and a fresh ID as Linux
-/// sends them) + 8-byte ICMP header + `quote` bytes whose sum is `quote_sum`.
+/// sends them) + 8-byte ICMP header (type 3 code 3) + `quote` bytes whose sum
+/// is `quote_sum`. The addresses are copied, swapped, from the quoted
+/// original header right behind the new one.
 #[inline(always)]
-pub fn send_v4(ctx: &XdpContext, l2_len: usize, e: &ErrorV4, quote: usize, quote_sum: u64) -> Result<(), Error> {
-    let tot_len = (28 + quote) as u16;
+fn send_v4(ctx: &XdpContext, l2_len: usize, tos: u8, ttl: u8, quote: usize, quote_sum: u64) -> Result<(), Error> {
+    const KIND: u8 = 3;
+    const CODE: u8 = 3;
     // SAFETY: helper without arguments.
     let id = unsafe { bpf_get_prandom_u32() } as u16;
-    let mut h = [0u8; 28];
-    h[0] = 0x45;
-    h[1] = e.tos;
-    h[2..4].copy_from_slice(&tot_len.to_be_bytes());
-    h[4..6].copy_from_slice(&id.to_ne_bytes());
-    h[8] = e.ttl;
-    h[9] = 1; // ICMP
-    h[12..16].copy_from_slice(&e.src);
-    h[16..20].copy_from_slice(&e.dst);
-    h[20] = e.kind;
-    h[21] = e.code;
-    let ip_sum = ip_header_sum(&h);
-    h[10..12].copy_from_slice(&(!fold(ip_sum)).to_ne_bytes());
-    let icmp_sum = u16::from_ne_bytes([e.kind, e.code]) as u64 + quote_sum;
-    h[22..24].copy_from_slice(&(!fold64(icmp_sum)).to_ne_bytes());
-
-    make_room(ctx, l2_len, 28)?;
-    write_and_trim(ctx, l2_len, &h, l2_len + 28 + quote)
-}
-
-#[inline(always)]
-fn ip_header_sum(h: &[u8; 28]) -> u32 {
-    let mut sum = 0u32;
-    let mut i = 0;
-    while i < 20 {
-        sum += u16::from_ne_bytes([h[i], h[i + 1]]) as u32;
-        i += 2;
+    let data = make_room(ctx, l2_len, 28)?;
+    let h = data + l2_len;
+    if l2_len > 22 || h + 28 + 20 > ctx.data_end() {
+        return Err(Error::Bounds);
     }
-    sum
+    let orig = h + 28;
+    // SAFETY: h..h+48 (new headers + original IP header) is inside the
+    // frame (checked above).
+    unsafe {
+        put(h, [0x45u8, tos]);
+        put(h + 2, ((28 + quote) as u16).to_be_bytes());
+        put(h + 4, id);
+        put(h + 6, [0u8, 0, ttl, 1, 0, 0]); // no DF, TTL, ICMP, checksum 0
+        put(h + 12, get::<u32>(orig + 16)); // from where it was sent to
+        put(h + 16, get::<u32>(orig + 12)); // back to its source
+        put(h + 20, [KIND, CODE, 0, 0, 0, 0, 0, 0]);
+        let mut sum = 0u32;
+        let mut i = 0;
+        while i < 20 {
+            sum += get::<u16>(h + i) as u32;
+            i += 2;
+        }
+        put(h + 10, !fold(sum));
+        let icmp_sum = u16::from_ne_bytes([KIND, CODE]) as u64 + quote_sum;
+        put(h + 22, !fold64(icmp_sum));
+    }
+    trim(ctx, l2_len + 28 + quote)
 }
 
 /// IPv6 error: 40-byte header (traffic class and flow label 0, as Linux
-/// sends them) + 8-byte ICMPv6 header + quote, checksummed with the
-/// pseudo-header.
+/// sends them) + 8-byte ICMPv6 header (type 1 code 4) + quote, checksummed
+/// with the pseudo-header. Addresses come, swapped, from the quoted header.
 #[inline(always)]
-pub fn send_v6(ctx: &XdpContext, l2_len: usize, e: &ErrorV6, quote: usize, quote_sum: u64) -> Result<(), Error> {
-    let payload_len = (8 + quote) as u16;
-    let mut h = [0u8; 48];
-    h[0] = 0x60;
-    h[4..6].copy_from_slice(&payload_len.to_be_bytes());
-    h[6] = 58; // ICMPv6
-    h[7] = e.hop_limit;
-    h[8..24].copy_from_slice(&e.src);
-    h[24..40].copy_from_slice(&e.dst);
-    h[40] = e.kind;
-    h[41] = e.code;
-    // Pseudo-header: both addresses, the upper-layer length, next header 58;
-    // plus the ICMPv6 header (checksum 0) and the quote.
-    let mut sum = quote_sum + u16::from_ne_bytes([e.kind, e.code]) as u64;
-    sum += u16::from_ne_bytes(payload_len.to_be_bytes()) as u64 + u16::from_ne_bytes([0, 58]) as u64;
-    let mut i = 8;
-    while i < 40 {
-        sum += u16::from_ne_bytes([h[i], h[i + 1]]) as u64;
-        i += 2;
+fn send_v6(ctx: &XdpContext, l2_len: usize, hop_limit: u8, quote: usize, quote_sum: u64) -> Result<(), Error> {
+    const KIND: u8 = 1;
+    const CODE: u8 = 4;
+    let payload_len = ((8 + quote) as u16).to_be_bytes();
+    let data = make_room(ctx, l2_len, 48)?;
+    let h = data + l2_len;
+    if l2_len > 22 || h + 48 + 40 > ctx.data_end() {
+        return Err(Error::Bounds);
     }
-    h[42..44].copy_from_slice(&(!fold64(sum)).to_ne_bytes());
-
-    make_room(ctx, l2_len, 48)?;
-    write_and_trim(ctx, l2_len, &h, l2_len + 48 + quote)
+    let orig = h + 48;
+    // SAFETY: h..h+88 (new headers + original IPv6 header) is inside the
+    // frame (checked above).
+    unsafe {
+        put(h, [0x60u8, 0, 0, 0]);
+        put(h + 4, payload_len);
+        put(h + 6, [58u8, hop_limit]);
+        // Pseudo-header: both addresses (their sum does not care which is
+        // which), the upper-layer length and next header 58; then the
+        // ICMPv6 header (checksum 0) and the quote.
+        let mut sum = quote_sum
+            + u16::from_ne_bytes([KIND, CODE]) as u64
+            + u16::from_ne_bytes(payload_len) as u64
+            + u16::from_ne_bytes([0, 58]) as u64;
+        let mut i = 0;
+        while i < 4 {
+            let d = get::<u64>(orig + 8 + 8 * i); // original source, then destination
+            sum += (d & 0xffff_ffff) + (d >> 32);
+            i += 1;
+        }
+        put(h + 8, get::<[u64; 2]>(orig + 24)); // from where it was sent to
+        put(h + 24, get::<[u64; 2]>(orig + 8)); // back to its source
+        put(h + 40, [KIND, CODE]);
+        put(h + 42, !fold64(sum));
+        put(h + 44, [0u8; 4]);
+    }
+    trim(ctx, l2_len + 48 + quote)
 }

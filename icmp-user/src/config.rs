@@ -9,9 +9,10 @@ use icmp_common::{
     Config,
     config::{
         FLAG_ANSWER_ANY_DST, FLAG_DROP_SUPPRESSED, FLAG_ECHO_V4, FLAG_ECHO_V6, FLAG_ENABLED, FLAG_LOG_DECISIONS,
-        FLAG_PORTS_BY_SOCKET, FLAG_RESERVED_SOURCE_INVALID, FLAG_UNREACH_V4, FLAG_UNREACH_V6, PORT_SLOTS, PORT_WORDS,
-        port_slot,
+        FLAG_INBOUND_DROP, FLAG_INBOUND_LIMIT, FLAG_OVER_LIMIT_DROP, FLAG_PORTS_BY_SOCKET,
+        FLAG_RESERVED_SOURCE_INVALID, FLAG_UNREACH_V4, FLAG_UNREACH_V6, PORT_SLOTS, PORT_WORDS, port_slot,
     },
+    ratelimit::{DEFAULT_RATEMASK_V4, Limit},
 };
 use serde::Deserialize;
 
@@ -20,6 +21,7 @@ use serde::Deserialize;
 pub struct FileConfig {
     pub echo: Echo,
     pub unreachable: Unreachable,
+    pub rate_limit: RateLimit,
     pub ip: Ip,
     pub debug: Debug,
 }
@@ -86,6 +88,152 @@ impl Default for Unreachable {
             ipv6_error_size: Config::MAX_V6_ERROR_SIZE.into(),
         }
     }
+}
+
+/// A ratemask: a number (`0x1818`, `6168`) or a list of types and ranges
+/// (`"0-1,3-127"`, `[3, 4, 11, 12]`).
+#[derive(Debug, Deserialize, Clone, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Ratemask {
+    Number(i64),
+    Text(String),
+    Types(Vec<i64>),
+}
+
+/// What happens to the frame whose reply or error a limit refused.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OverLimit {
+    Drop,
+    Pass,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimit {
+    /// Per-source interval between messages, ms (net.ipv4.icmp_ratelimit,
+    /// net.ipv6.icmp.ratelimit); 0: no per-source limit.
+    pub ratelimit_ms: i64,
+    /// Per-source burst (Linux's XRLIM_BURST_FACTOR, 6).
+    pub burst: i64,
+    /// Host-wide messages per second (net.ipv4.icmp_msgs_per_sec); 0: none.
+    pub msgs_per_sec: i64,
+    /// Host-wide burst (net.ipv4.icmp_msgs_burst).
+    pub msgs_burst: i64,
+    /// ICMP types limited (net.ipv4.icmp_ratemask, default 0x1818).
+    pub ratemask: Ratemask,
+    /// ICMPv6 types limited (net.ipv6.icmp.ratemask, default "0-1,3-127").
+    pub ratemask_v6: Ratemask,
+    pub over_limit: OverLimit,
+    /// Sources are aggregated to these prefixes.
+    pub ipv4_prefix: i64,
+    pub ipv6_prefix: i64,
+    /// Most sources with a bucket (LRU map entries; fixed when attaching).
+    pub max_sources: i64,
+    pub inbound_echo: InboundEcho,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        Self {
+            ratelimit_ms: 1000,
+            burst: 6,
+            msgs_per_sec: 1000,
+            msgs_burst: 50,
+            ratemask: Ratemask::Number(i64::from(DEFAULT_RATEMASK_V4)),
+            ratemask_v6: Ratemask::Text("0-1,3-127".into()),
+            over_limit: OverLimit::Drop,
+            ipv4_prefix: 32,
+            ipv6_prefix: 64,
+            max_sources: 65536,
+            inbound_echo: InboundEcho::default(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InboundEcho {
+    /// Echo requests per second per source (like nftables `limit rate`);
+    /// 0: no inbound limit.
+    pub per_sec: i64,
+    pub burst: i64,
+    /// Over the limit: "drop" in XDP, or "pass" to the kernel.
+    pub action: OverLimit,
+}
+
+impl Default for InboundEcho {
+    fn default() -> Self {
+        Self {
+            per_sec: 0,
+            burst: 100,
+            action: OverLimit::Drop,
+        }
+    }
+}
+
+fn ranged(key: &str, v: i64, lo: i64, hi: i64) -> Result<i64> {
+    if (lo..=hi).contains(&v) { Ok(v) } else { bail!("{key}: must be between {lo} and {hi}, got {v}") }
+}
+
+/// Parses a ratemask into bits (types 0..bits).
+fn ratemask_bits(key: &str, m: &Ratemask, bits: usize) -> Result<Vec<bool>> {
+    let mut out = vec![false; bits];
+    let mut set = |t: i64, i: usize| -> Result<()> {
+        match usize::try_from(t) {
+            Ok(t) if t < bits => {
+                out[t] = true;
+                Ok(())
+            }
+            _ => bail!("{key}[{i}]: ICMP type must be between 0 and {}, got {t}", bits - 1),
+        }
+    };
+    match m {
+        Ratemask::Number(n) => {
+            if *n < 0 || (bits <= 32 && *n > i64::from(u32::MAX)) {
+                bail!("{key}: must be a {bits}-bit mask, got {n}");
+            }
+            for b in 0..bits.min(63) {
+                if n >> b & 1 == 1 {
+                    set(b as i64, 0)?;
+                }
+            }
+        }
+        Ratemask::Types(v) => {
+            for (i, t) in v.iter().enumerate() {
+                set(*t, i)?;
+            }
+        }
+        Ratemask::Text(t) => {
+            let t = t.trim();
+            if let Some(hex) = t.strip_prefix("0x") {
+                let n = i64::from_str_radix(hex, 16).map_err(|_| anyhow::anyhow!("{key}: bad hex mask {t:?}"))?;
+                return ratemask_bits(key, &Ratemask::Number(n), bits);
+            }
+            for (i, part) in t.split(',').filter(|p| !p.trim().is_empty()).enumerate() {
+                let bad = || anyhow::anyhow!("{key}: expected types and ranges like \"0-1,3-127\", got {t:?}");
+                let (a, b) = part.split_once('-').unwrap_or((part, part));
+                let a: i64 = a.trim().parse().map_err(|_| bad())?;
+                let b: i64 = b.trim().parse().map_err(|_| bad())?;
+                if a > b {
+                    bail!("{key}: range {part:?} starts after it ends");
+                }
+                for x in a..=b {
+                    set(x, i)?;
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Everything the loader writes into the program: validated config.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub config: Config,
+    pub ports: PortBitmaps,
+    /// Entries of the per-source bucket map (fixed at load time).
+    pub max_sources: u32,
 }
 
 /// The `PORTS` map contents: open-port bitmap, then closed-port bitmap.
@@ -210,9 +358,42 @@ impl FileConfig {
         Ok(b)
     }
 
+    /// Validates everything and converts to what the loader writes.
+    pub fn settings(&self) -> Result<Settings> {
+        let r = &self.rate_limit;
+        let max_sources = ranged("rate_limit.max_sources", r.max_sources, 1, 1 << 24)? as u32;
+        Ok(Settings {
+            config: self.to_config()?,
+            ports: self.port_bitmaps()?,
+            max_sources,
+        })
+    }
+
     /// Validates everything and converts to what the program reads.
     pub fn to_config(&self) -> Result<Config> {
         self.port_bitmaps()?;
+        let r = &self.rate_limit;
+        let interval_ms = ranged("rate_limit.ratelimit_ms", r.ratelimit_ms, 0, 3_600_000)?;
+        let burst = ranged("rate_limit.burst", r.burst, 1, 1_000_000)? as u32;
+        let per_sec = ranged("rate_limit.msgs_per_sec", r.msgs_per_sec, 0, 100_000_000)? as u32;
+        let msgs_burst = ranged("rate_limit.msgs_burst", r.msgs_burst, 1, 100_000_000)? as u32;
+        let v4_prefix = ranged("rate_limit.ipv4_prefix", r.ipv4_prefix, 0, 32)? as u8;
+        let v6_prefix = ranged("rate_limit.ipv6_prefix", r.ipv6_prefix, 0, 128)? as u8;
+        let in_rate = ranged("rate_limit.inbound_echo.per_sec", r.inbound_echo.per_sec, 0, 100_000_000)? as u32;
+        let in_burst = ranged("rate_limit.inbound_echo.burst", r.inbound_echo.burst, 1, 100_000_000)? as u32;
+        ranged("rate_limit.max_sources", r.max_sources, 1, 1 << 24)?;
+        let mut ratemask_v4 = 0u32;
+        for (t, on) in ratemask_bits("rate_limit.ratemask", &r.ratemask, 32)?.into_iter().enumerate() {
+            if on {
+                ratemask_v4 |= 1 << t;
+            }
+        }
+        let mut ratemask_v6 = [0u32; 8];
+        for (t, on) in ratemask_bits("rate_limit.ratemask_v6", &r.ratemask_v6, 256)?.into_iter().enumerate() {
+            if on {
+                ratemask_v6[t / 32] |= 1 << (t % 32);
+            }
+        }
         let u = &self.unreachable;
         let mut flags = FLAG_ENABLED;
         for (on, flag) in [
@@ -225,6 +406,9 @@ impl FileConfig {
             (u.policy == PortPolicy::Socket, FLAG_PORTS_BY_SOCKET),
             (u.suppressed == SuppressedAction::Drop, FLAG_DROP_SUPPRESSED),
             (!u.reserved_sources_are_hosts, FLAG_RESERVED_SOURCE_INVALID),
+            (r.over_limit == OverLimit::Drop, FLAG_OVER_LIMIT_DROP),
+            (in_rate > 0, FLAG_INBOUND_LIMIT),
+            (r.inbound_echo.action == OverLimit::Drop, FLAG_INBOUND_DROP),
         ] {
             if on {
                 flags |= flag;
@@ -247,6 +431,14 @@ impl FileConfig {
                 Config::MIN_V6_ERROR_SIZE,
                 Config::MAX_V6_ERROR_SIZE,
             )?,
+            ratemask_v4,
+            ratemask_v6,
+            per_source: Limit::new(interval_ms as u64 * 1_000_000, burst),
+            global: Limit::per_second(per_sec, msgs_burst),
+            inbound: if in_rate == 0 { Limit::UNLIMITED } else { Limit::per_second(in_rate, in_burst) },
+            v4_prefix,
+            v6_prefix,
+            _pad2: [0; 6],
         })
     }
 }
@@ -280,6 +472,31 @@ mod tests {
         assert!(!c.has(FLAG_PORTS_BY_SOCKET) && c.has(FLAG_DROP_SUPPRESSED));
         assert!(!c.has(FLAG_RESERVED_SOURCE_INVALID));
         assert_eq!((c.v4_error_size, c.v6_error_size), (56, 96));
+
+        let r = FileConfig::from_toml(
+            "[rate_limit]\nratelimit_ms = 250\nburst = 3\nmsgs_per_sec = 10\nmsgs_burst = 4\n\
+             ratemask = [0, 3]\nratemask_v6 = \"1,128-129\"\nover_limit = \"pass\"\n\
+             ipv4_prefix = 24\nipv6_prefix = 48\nmax_sources = 100\n\
+             [rate_limit.inbound_echo]\nper_sec = 20\nburst = 5\naction = \"pass\"\n",
+        )
+        .unwrap();
+        let s = r.settings().unwrap();
+        let rl = s.config;
+        assert_eq!(s.max_sources, 100);
+        assert_eq!(rl.per_source, Limit::new(250_000_000, 3));
+        assert_eq!(rl.global, Limit::new(100_000_000, 4));
+        assert_eq!(rl.inbound, Limit::new(50_000_000, 5));
+        assert_eq!(rl.ratemask_v4, 0b1001);
+        assert_eq!(rl.ratemask_v6[0], 0b10);
+        assert_eq!(rl.ratemask_v6[4], 0b11);
+        assert_eq!((rl.v4_prefix, rl.v6_prefix), (24, 48));
+        assert!(!rl.has(FLAG_OVER_LIMIT_DROP) && rl.has(FLAG_INBOUND_LIMIT) && !rl.has(FLAG_INBOUND_DROP));
+        // Linux's forms of the same masks.
+        let hex = FileConfig::from_toml("[rate_limit]\nratemask = \"0x1818\"\n").unwrap().to_config().unwrap();
+        assert_eq!(hex.ratemask_v4, DEFAULT_RATEMASK_V4);
+        let dec = FileConfig::from_toml("[rate_limit]\nratemask = 6168\n").unwrap().to_config().unwrap();
+        assert_eq!(dec.ratemask_v4, DEFAULT_RATEMASK_V4);
+        assert_eq!(FileConfig::default().to_config().unwrap().ratemask_v6, icmp_common::ratelimit::DEFAULT_RATEMASK_V6);
         assert_eq!(c.ttl, 128);
         assert_eq!(c.hop_limit, 255);
         assert!(!c.has(FLAG_ECHO_V4));
@@ -301,6 +518,19 @@ mod tests {
             ("[unreachable]\nclosed_ports = [\"9-3\"]", "unreachable.closed_ports[0]: range \"9-3\" starts after it ends"),
             ("[unreachable]\nclosed_ports = [\"x\"]", "unreachable.closed_ports[0]: expected a port or a range like \"33434-33534\", got \"x\""),
             ("[unreachable]\nclosed_ports = [\"1-99999\"]", "unreachable.closed_ports[0]: port must be between 0 and 65535, got 99999"),
+            ("[rate_limit]\nburst = 0", "rate_limit.burst: must be between 1 and 1000000, got 0"),
+            ("[rate_limit]\nratelimit_ms = -5", "rate_limit.ratelimit_ms: must be between 0 and 3600000, got -5"),
+            ("[rate_limit]\nmsgs_burst = 0", "rate_limit.msgs_burst: must be between 1 and 100000000, got 0"),
+            ("[rate_limit]\nmsgs_per_sec = -1", "rate_limit.msgs_per_sec: must be between 0 and 100000000, got -1"),
+            ("[rate_limit]\nipv4_prefix = 33", "rate_limit.ipv4_prefix: must be between 0 and 32, got 33"),
+            ("[rate_limit]\nipv6_prefix = 129", "rate_limit.ipv6_prefix: must be between 0 and 128, got 129"),
+            ("[rate_limit]\nmax_sources = 0", "rate_limit.max_sources: must be between 1 and 16777216, got 0"),
+            ("[rate_limit]\nratemask = [3, 40]", "rate_limit.ratemask[1]: ICMP type must be between 0 and 31, got 40"),
+            ("[rate_limit]\nratemask = -1", "rate_limit.ratemask: must be a 32-bit mask, got -1"),
+            ("[rate_limit]\nratemask_v6 = \"0-300\"", "rate_limit.ratemask_v6[0]: ICMP type must be between 0 and 255, got 256"),
+            ("[rate_limit]\nratemask_v6 = \"x\"", "rate_limit.ratemask_v6: expected types and ranges like \"0-1,3-127\", got \"x\""),
+            ("[rate_limit.inbound_echo]\nburst = 0", "rate_limit.inbound_echo.burst: must be between 1 and 100000000, got 0"),
+            ("[rate_limit.inbound_echo]\nper_sec = -3", "rate_limit.inbound_echo.per_sec: must be between 0 and 100000000, got -3"),
         ] {
             let err = FileConfig::from_toml(text).unwrap().to_config().unwrap_err();
             assert_eq!(err.to_string(), expect);
@@ -311,6 +541,8 @@ mod tests {
             ("[nope]", "unknown field `nope`"),
             ("[unreachable]\npolicy = \"maybe\"", "unknown variant `maybe`, expected `socket` or `listed`"),
             ("[unreachable]\nsuppressed = \"reject\"", "unknown variant `reject`, expected `pass` or `drop`"),
+            ("[rate_limit]\nover_limit = \"maybe\"", "unknown variant `maybe`, expected `drop` or `pass`"),
+            ("[rate_limit]\nrate = 5", "unknown field `rate`"),
         ] {
             let err = format!("{:#}", FileConfig::from_toml(text).unwrap_err());
             assert!(err.contains(expect), "{text:?}: {err}");

@@ -26,6 +26,10 @@ pub mod map_names {
     pub const VERDICTS: &str = "VERDICTS";
     pub const ACTIONS: &str = "ACTIONS";
     pub const PORTS: &str = "PORTS";
+    pub const BUCKETS: &str = "BUCKETS";
+    pub const GLOBAL_BUCKET: &str = "GLOBAL_BUCKET";
+    pub const RATE_LIMITED: &str = "RATE_LIMITED";
     /// Every map `icmpxdp` pins.
-    pub const PINNED: [&str; 7] = [CONFIG, ADDRS, PORTS, RX_TYPES, TX_TYPES, VERDICTS, ACTIONS];
+    pub const PINNED: [&str; 10] =
+        [CONFIG, ADDRS, PORTS, RX_TYPES, TX_TYPES, VERDICTS, ACTIONS, RATE_LIMITED, BUCKETS, GLOBAL_BUCKET];
 }

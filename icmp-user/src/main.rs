@@ -12,10 +12,10 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
-use icmp_common::{AddrSet, Config, Family};
+use icmp_common::{AddrSet, Family};
 use icmp_user::{
     addrs::interface_addrs,
-    config::{FileConfig, PortBitmaps},
+    config::{FileConfig, Settings},
     lab::{self, Lab},
     netns,
     pin::{self, InstanceLock, PinDir},
@@ -72,13 +72,12 @@ struct RunOpts {
 }
 
 impl RunOpts {
-    /// The validated config: what goes into `CONFIG` and `PORTS`.
-    fn config(&self) -> Result<(Config, PortBitmaps)> {
-        let file = match &self.config {
-            Some(path) => FileConfig::from_file(path)?,
-            None => FileConfig::default(),
-        };
-        Ok((file.to_config()?, file.port_bitmaps()?))
+    /// The validated settings: what the loader writes into the program.
+    fn config(&self) -> Result<Settings> {
+        match &self.config {
+            Some(path) => FileConfig::from_file(path)?.settings(),
+            None => FileConfig::default().settings(),
+        }
     }
 }
 
@@ -94,13 +93,13 @@ struct Instance {
 }
 
 impl Instance {
-    fn start(iface: &str, netns: Option<&str>, mode: Mode, (cfg, ports): &(Config, PortBitmaps)) -> Result<Self> {
+    fn start(iface: &str, netns: Option<&str>, mode: Mode, settings: &Settings) -> Result<Self> {
         let name = pin::instance_name(iface, netns);
         let lock = InstanceLock::acquire(&name)?;
         let found = interface_addrs(iface)?;
-        let mut responder = Responder::load()?;
-        responder.set_config(cfg)?;
-        responder.set_ports(ports)?;
+        let mut responder = Responder::load_with(settings.max_sources)?;
+        responder.set_config(&settings.config)?;
+        responder.set_ports(&settings.ports)?;
         responder.set_addrs(&found.set)?;
         let pins = PinDir::create(&name, &lock)?;
         responder.pin_maps(pins.path())?;
@@ -296,8 +295,7 @@ fn main() {
             Command::Lab { opts } => run_lab(opts),
             Command::Stats { iface, json } => stats(iface.as_deref(), cli.netns.as_deref(), *json),
             Command::CheckConfig { file } => {
-                let f = FileConfig::from_file(file)?;
-                f.to_config()?;
+                FileConfig::from_file(file)?.settings()?;
                 println!("{}: ok", file.display());
                 Ok(())
             }

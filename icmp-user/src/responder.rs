@@ -4,7 +4,7 @@ use std::{fmt, path::Path};
 
 use anyhow::{Context as _, Result, anyhow};
 use aya::{
-    Ebpf,
+    Ebpf, EbpfLoader,
     maps::{Array, MapData},
     programs::{ProgramError, Xdp, XdpMode},
 };
@@ -12,6 +12,9 @@ use aya_log::EbpfLogger;
 use icmp_common::{AddrSet, Config};
 
 use crate::{EBPF_OBJECT, PASS_PROGRAM, PROGRAM, config::PortBitmaps, map_names, stats::Snapshot};
+
+/// Per-source buckets when no config says otherwise.
+pub const DEFAULT_MAX_SOURCES: u32 = 65536;
 
 /// `--mode`: how to attach.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -50,18 +53,24 @@ pub struct Responder {
 }
 
 impl Responder {
-    /// Loads the responder program into the kernel (the verifier runs here).
+    /// Loads the responder program into the kernel (the verifier runs here),
+    /// with the default bucket map size.
     pub fn load() -> Result<Self> {
-        Self::load_program(PROGRAM)
+        Self::load_program(PROGRAM, DEFAULT_MAX_SOURCES)
+    }
+
+    /// Loads the responder with room for `max_sources` per-source buckets.
+    pub fn load_with(max_sources: u32) -> Result<Self> {
+        Self::load_program(PROGRAM, max_sources)
     }
 
     /// Loads the pass-everything program only.
     pub fn load_pass() -> Result<Self> {
-        Self::load_program(PASS_PROGRAM)
+        Self::load_program(PASS_PROGRAM, 1)
     }
 
-    fn load_program(name: &'static str) -> Result<Self> {
-        let mut ebpf = Ebpf::load(EBPF_OBJECT).map_err(|e| {
+    fn load_program(name: &'static str, max_sources: u32) -> Result<Self> {
+        let mut ebpf = EbpfLoader::new().map_max_entries(map_names::BUCKETS, max_sources).load(EBPF_OBJECT).map_err(|e| {
             anyhow!(e).context("loading the eBPF object (creating maps) failed; are you root?")
         })?;
         // The log ring buffer exists only because the program can log; a
@@ -86,6 +95,12 @@ impl Responder {
             .program_mut(self.name)
             .and_then(|p| p.try_into().ok())
             .expect("a loaded XDP program")
+    }
+
+    /// Instructions the verifier processed to accept the program (the
+    /// budget is 1,000,000).
+    pub fn verified_insns(&mut self) -> Result<u32> {
+        Ok(self.program().info()?.verified_instruction_count().unwrap_or(0))
     }
 
     pub fn program_id(&mut self) -> Result<u32> {
@@ -138,6 +153,7 @@ impl Responder {
             self.map(map_names::ACTIONS)?,
             self.map(map_names::RX_TYPES)?,
             self.map(map_names::TX_TYPES)?,
+            self.map(map_names::RATE_LIMITED)?,
         )
     }
 

@@ -5,7 +5,10 @@ use std::{borrow::Borrow, fmt::Write as _, path::Path};
 
 use anyhow::{Context as _, Result};
 use aya::maps::{Map, MapData, PerCpuArray};
-use icmp_common::counters::{Action, Family, Reason, TYPE_SLOTS, type_index, type_name};
+use icmp_common::{
+    counters::{Action, Family, Reason, TYPE_SLOTS, type_index, type_name},
+    ratelimit::Scope,
+};
 use serde_json::{Map as JsonMap, Value, json};
 
 use crate::map_names;
@@ -17,6 +20,8 @@ pub struct Snapshot {
     pub actions: [u64; Action::COUNT as usize],
     pub received: Vec<u64>,
     pub sent: Vec<u64>,
+    /// Not sent for a rate limit, by scope × family × type.
+    pub rate_limited: Vec<u64>,
 }
 
 fn sum_all<T: Borrow<MapData>>(map: &PerCpuArray<T, u64>, len: u32) -> Result<Vec<u64>> {
@@ -30,7 +35,7 @@ fn per_cpu(map: &Map) -> Result<PerCpuArray<&MapData, u64>> {
 }
 
 impl Snapshot {
-    pub fn read(verdicts: &Map, actions: &Map, received: &Map, sent: &Map) -> Result<Self> {
+    pub fn read(verdicts: &Map, actions: &Map, received: &Map, sent: &Map, rate_limited: &Map) -> Result<Self> {
         let v = sum_all(&per_cpu(verdicts)?, Reason::COUNT)?;
         let a = sum_all(&per_cpu(actions)?, Action::COUNT)?;
         Ok(Self {
@@ -38,6 +43,7 @@ impl Snapshot {
             actions: a.try_into().expect("Action::COUNT slots"),
             received: sum_all(&per_cpu(received)?, TYPE_SLOTS)?,
             sent: sum_all(&per_cpu(sent)?, TYPE_SLOTS)?,
+            rate_limited: sum_all(&per_cpu(rate_limited)?, Scope::COUNT * TYPE_SLOTS)?,
         })
     }
 
@@ -53,6 +59,7 @@ impl Snapshot {
             &open(map_names::ACTIONS)?,
             &open(map_names::RX_TYPES)?,
             &open(map_names::TX_TYPES)?,
+            &open(map_names::RATE_LIMITED)?,
         )
     }
 
@@ -66,6 +73,17 @@ impl Snapshot {
 
     pub fn sent(&self, f: Family, icmp_type: u8) -> u64 {
         self.sent[type_index(f, icmp_type) as usize]
+    }
+
+    /// Messages of this type not sent (or, inbound, requests refused) for
+    /// the `scope` limit.
+    pub fn limited(&self, scope: Scope, f: Family, icmp_type: u8) -> u64 {
+        self.rate_limited[(scope as u32 * TYPE_SLOTS + type_index(f, icmp_type)) as usize]
+    }
+
+    fn limited_in(&self, scope: Scope) -> &[u64] {
+        let start = (scope as u32 * TYPE_SLOTS) as usize;
+        &self.rate_limited[start..start + TYPE_SLOTS as usize]
     }
 
     /// Frames the program has seen (every frame has exactly one verdict).
@@ -90,6 +108,7 @@ impl Snapshot {
             actions: sub(&self.actions, &earlier.actions).try_into().expect("same length"),
             received: sub(&self.received, &earlier.received),
             sent: sub(&self.sent, &earlier.sent),
+            rate_limited: sub(&self.rate_limited, &earlier.rate_limited),
         }
     }
 
@@ -132,6 +151,7 @@ impl Snapshot {
             "verdicts": verdicts,
             "received": types(&self.received),
             "sent": types(&self.sent),
+            "rate_limited": Scope::ALL.iter().map(|s| (s.label().to_owned(), types(self.limited_in(*s)))).collect::<JsonMap<_, _>>(),
         })
     }
 
@@ -150,8 +170,12 @@ impl Snapshot {
         for r in Reason::ALL {
             let _ = writeln!(s, "  {:<34}{:>14}", r.label(), self.verdict(r));
         }
-        for (title, counts) in [("received", &self.received), ("sent", &self.sent)] {
-            let _ = writeln!(s, "  {:<34}{:>14}", format!("{title} ICMP"), "messages");
+        let limited: Vec<(String, &[u64])> =
+            Scope::ALL.iter().map(|s| (format!("rate limited ({})", s.label()), self.limited_in(*s))).collect();
+        let mut sections: Vec<(&str, &[u64])> = vec![("received", &self.received), ("sent", &self.sent)];
+        sections.extend(limited.iter().map(|(t, c)| (t.as_str(), *c)));
+        for (title, counts) in sections {
+            let _ = writeln!(s, "  {:<34}{:>14}", title, "messages");
             let mut any = false;
             for (f, t, n) in Self::by_type(counts) {
                 any = true;

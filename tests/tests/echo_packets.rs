@@ -97,6 +97,16 @@ fn ipv6_echo_is_answered_exactly() {
 }
 
 #[test]
+fn program_stays_well_within_the_verifier_budget() {
+    let mut x = xdp();
+    let n = x.responder.verified_insns().unwrap();
+    println!("verifier processed {n} instructions");
+    assert!(n > 0, "kernel reports the count");
+    // Headroom for later changes: fail early, well before the hard limit.
+    assert!(n < 700_000, "verifier processed {n} of 1,000,000 instructions");
+}
+
+#[test]
 fn all_zero_echo_reply_gets_ffff_checksum() {
     // id 0, seq 0, no payload: the reply's content is all zero, and only
     // 0xFFFF verifies (RFC 1624 §3).

@@ -8,6 +8,7 @@ use icmp_common::{
     Config, Family, Reason,
     config::{FLAG_DROP_SUPPRESSED, FLAG_PORTS_BY_SOCKET, FLAG_RESERVED_SOURCE_INVALID, FLAG_UNREACH_V4, PORT_SLOTS},
     counters::Action,
+    ratelimit::Limit,
 };
 use icmp_user::config::PortBitmaps;
 use icmpxdp_tests::{
@@ -25,12 +26,18 @@ const ETH_IPV6: u16 = 0x86dd;
 /// The traceroute range start: nothing listens there.
 const CLOSED: u16 = 33434;
 
+/// The default config without rate limits: these tests send many errors to
+/// one peer (limits have their own tests in `rate_limit_packets`).
+fn unlimited() -> Config {
+    Config { per_source: Limit::UNLIMITED, global: Limit::UNLIMITED, ..Config::default() }
+}
+
 fn xdp_with(cfg: Config) -> Xdp {
     Xdp::load(cfg, &[US4], &[BCAST4], &[US6])
 }
 
 fn xdp() -> Xdp {
-    xdp_with(Config::default())
+    xdp_with(unlimited())
 }
 
 fn dgram4(src: Ipv4Addr, dst: Ipv4Addr, dport: u16, data: &[u8]) -> Vec<u8> {
@@ -134,7 +141,7 @@ fn ipv6_port_unreachable_exact_bytes() {
 
 #[test]
 fn quote_length_is_configurable_down_to_header_plus_8() {
-    let cfg = Config { v4_error_size: 56, v6_error_size: 96, ..Config::default() };
+    let cfg = Config { v4_error_size: 56, v6_error_size: 96, ..unlimited() };
     let mut x = xdp_with(cfg);
     let req = Frame::new(ETH_IP, dgram4(PEER4, US4, CLOSED, &payload(300, 1)));
     let (a, out) = x.run(&req.bytes());
@@ -202,7 +209,7 @@ fn static_port_lists_and_their_precedence() {
     assert_not_answered(&mut x, &f(33500), Reason::PortOpen, XDP_PASS, "listed open wins over listed closed");
 
     // Policy "listed": only listed closed ports get errors.
-    let listed = Config { flags: Config::default().flags & !FLAG_PORTS_BY_SOCKET, ..Config::default() };
+    let listed = Config { flags: unlimited().flags & !FLAG_PORTS_BY_SOCKET, ..unlimited() };
     let mut x = xdp_with(listed);
     x.responder.set_ports(&ports).unwrap();
     assert_not_answered(&mut x, &f(40001), Reason::PortOpen, XDP_PASS, "unlisted port under policy listed");
@@ -269,7 +276,7 @@ fn rule4_no_error_about_non_first_fragments() {
     assert_not_answered(&mut x, &f6, Reason::Fragment, XDP_PASS, "v6 first fragment");
     // Even when suppressed datagrams are dropped, fragments pass: their port
     // is unknown and they may belong to a datagram for an open port.
-    let mut x = xdp_with(Config { flags: Config::default().flags | FLAG_DROP_SUPPRESSED, ..Config::default() });
+    let mut x = xdp_with(Config { flags: unlimited().flags | FLAG_DROP_SUPPRESSED, ..unlimited() });
     assert_not_answered(&mut x, &f, Reason::SuppressedNonFirstFragment, XDP_PASS, "dropping never drops fragments");
 }
 
@@ -293,7 +300,7 @@ fn rule5_no_error_about_sources_that_are_not_single_hosts() {
         assert_not_answered(&mut x, &f, Reason::SuppressedBadSource, XDP_PASS, &format!("from {src}"));
     }
     // 240.0.0.0/4 is configurable (RFC 1812 §4.2.2.11 (e)).
-    let lax = Config { flags: Config::default().flags & !FLAG_RESERVED_SOURCE_INVALID, ..Config::default() };
+    let lax = Config { flags: unlimited().flags & !FLAG_RESERVED_SOURCE_INVALID, ..unlimited() };
     let mut x = xdp_with(lax);
     let f = Frame::new(ETH_IP, dgram4(Ipv4Addr::new(240, 0, 0, 1), US4, CLOSED, b"x")).bytes();
     assert_eq!(x.run(&f).0, XDP_TX, "240/4 treated as hosts when configured");
@@ -301,7 +308,7 @@ fn rule5_no_error_about_sources_that_are_not_single_hosts() {
 
 #[test]
 fn suppressed_datagrams_can_be_dropped() {
-    let mut x = xdp_with(Config { flags: Config::default().flags | FLAG_DROP_SUPPRESSED, ..Config::default() });
+    let mut x = xdp_with(Config { flags: unlimited().flags | FLAG_DROP_SUPPRESSED, ..unlimited() });
     let f = Frame::new(ETH_IP, dgram4(PEER4, Ipv4Addr::BROADCAST, CLOSED, b"x")).bytes();
     assert_not_answered(&mut x, &f, Reason::SuppressedBroadcastDestination, XDP_DROP, "dropped");
     let f = Frame::new(ETH_IP, dgram4(Ipv4Addr::LOCALHOST, US4, CLOSED, b"x")).bytes();
@@ -355,7 +362,7 @@ fn not_ours_and_disabled() {
     let mut x = xdp();
     let f = Frame::new(ETH_IP, dgram4(PEER4, Ipv4Addr::new(192, 0, 2, 50), CLOSED, b"x")).bytes();
     assert_not_answered(&mut x, &f, Reason::NotOurs, XDP_PASS, "another host's datagram");
-    let mut x = xdp_with(Config { flags: Config::default().flags & !FLAG_UNREACH_V4, ..Config::default() });
+    let mut x = xdp_with(Config { flags: unlimited().flags & !FLAG_UNREACH_V4, ..unlimited() });
     let f = Frame::new(ETH_IP, dgram4(PEER4, US4, CLOSED, b"x")).bytes();
     assert_not_answered(&mut x, &f, Reason::Disabled, XDP_PASS, "unreachables off");
     // An ICMP error to us is never a candidate: the kernel gets it.
