@@ -92,7 +92,7 @@ impl Scope {
     }
 }
 
-/// The outgoing check in Linux's order (since 6.11, "icmp: change the order
+/// The outgoing check in Linux's order (since the 2024 commit "icmp: change the order
 /// of rate limits"): the per-peer bucket first, so a peer over its own limit
 /// spends no global credit; then the host-wide bucket.
 #[inline(always)]
