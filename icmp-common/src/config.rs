@@ -181,10 +181,14 @@ impl AddrSet {
 
 #[inline(always)]
 fn contains<const N: usize, T: PartialEq>(set: &[T; N], len: u32, x: &T) -> bool {
-    // Bounded by the array size so the verifier sees a constant trip count.
+    // Bounded by the array size so the verifier sees a constant trip count,
+    // and stopping at `len`: most interfaces have one or two addresses.
     let mut i = 0;
     while i < N {
-        if (i as u32) < len && set[i] == *x {
+        if i as u32 >= len {
+            return false;
+        }
+        if set[i] == *x {
             return true;
         }
         i += 1;

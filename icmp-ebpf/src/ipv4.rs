@@ -87,8 +87,8 @@ fn answer_echo(eth: &mut EthHdr, ip: &mut Ipv4Hdr, icmp: &mut IcmpHdr, cfg: &Con
     match decide_v4(&facts, cfg, addrs) {
         Verdict::Pass(reason) => reason,
         Verdict::Answer => {
-            if let Err(scope) = ratelimit::inbound_v4(&ip.src, ICMP_ECHO_REQUEST)
-                .and_then(|()| ratelimit::outgoing_v4(&ip.src, ICMP_ECHO_REPLY))
+            if let Err(scope) = ratelimit::inbound_v4(cfg, &ip.src, ICMP_ECHO_REQUEST)
+                .and_then(|()| ratelimit::outgoing_v4(cfg, &ip.src, ICMP_ECHO_REPLY))
             {
                 return scope.reason();
             }

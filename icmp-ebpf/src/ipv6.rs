@@ -99,8 +99,8 @@ fn answer_echo(eth: &mut EthHdr, ip: &mut Ipv6Hdr, icmp: &mut IcmpHdr, cfg: &Con
     match decide_v6(&facts, cfg, addrs) {
         Verdict::Pass(reason) => reason,
         Verdict::Answer => {
-            if let Err(scope) = ratelimit::inbound_v6(&ip.src, ICMPV6_ECHO_REQUEST)
-                .and_then(|()| ratelimit::outgoing_v6(&ip.src, ICMPV6_ECHO_REPLY))
+            if let Err(scope) = ratelimit::inbound_v6(cfg, &ip.src, ICMPV6_ECHO_REQUEST)
+                .and_then(|()| ratelimit::outgoing_v6(cfg, &ip.src, ICMPV6_ECHO_REPLY))
             {
                 return scope.reason();
             }

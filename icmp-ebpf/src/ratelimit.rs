@@ -4,6 +4,8 @@
 
 use aya_ebpf::{bindings::BPF_NOEXIST, helpers::bpf_ktime_get_coarse_ns};
 use icmp_common::{
+    Config,
+    config::FLAG_INBOUND_LIMIT,
     counters::{Family, type_index},
     ratelimit::{BucketKey, Limit, Scope, limited_v4, limited_v6, outgoing},
 };
@@ -112,7 +114,7 @@ pub extern "C" fn icmpxdp_rate_limit(req: u64, hi: u64, lo: u64) -> u64 {
     key.addr[..8].copy_from_slice(&(hi & mhi).to_be_bytes());
     key.addr[8..].copy_from_slice(&(lo & mlo).to_be_bytes());
     let verdict = if inbound {
-        if !cfg.has(icmp_common::config::FLAG_INBOUND_LIMIT) || admit_key(&key, &cfg.inbound, t) {
+        if !cfg.has(FLAG_INBOUND_LIMIT) || admit_key(&key, &cfg.inbound, t) {
             Ok(())
         } else {
             Err(Scope::Inbound)
@@ -179,29 +181,45 @@ fn count(scope: Scope, family: Family, kind: u8) {
     }
 }
 
+// The wrappers below test the ratemask / inbound flag inline, so a type
+// that is not limited (echo replies, by default) costs a flag test, not a
+// function call.
+
 /// May we send ICMP type `kind` to IPv4 `dst`? `Err(scope)` (counted) if not.
 #[inline(always)]
-pub fn outgoing_v4(dst: &[u8; 4], kind: u8) -> Result<(), Scope> {
+pub fn outgoing_v4(cfg: &Config, dst: &[u8; 4], kind: u8) -> Result<(), Scope> {
+    if !limited_v4(cfg.ratemask_v4, kind) {
+        return Ok(());
+    }
     let (hi, lo) = halves_v4(dst);
     call(request(4, kind, false), hi, lo)
 }
 
 /// May we send ICMPv6 type `kind` to `dst`?
 #[inline(always)]
-pub fn outgoing_v6(dst: &[u8; 16], kind: u8) -> Result<(), Scope> {
+pub fn outgoing_v6(cfg: &Config, dst: &[u8; 16], kind: u8) -> Result<(), Scope> {
+    if !limited_v6(&cfg.ratemask_v6, kind) {
+        return Ok(());
+    }
     let (hi, lo) = halves_v6(dst);
     call(request(6, kind, false), hi, lo)
 }
 
 /// Is an incoming echo request (type `kind`) from `src` within the inbound limit?
 #[inline(always)]
-pub fn inbound_v4(src: &[u8; 4], kind: u8) -> Result<(), Scope> {
+pub fn inbound_v4(cfg: &Config, src: &[u8; 4], kind: u8) -> Result<(), Scope> {
+    if !cfg.has(FLAG_INBOUND_LIMIT) {
+        return Ok(());
+    }
     let (hi, lo) = halves_v4(src);
     call(request(4, kind, true), hi, lo)
 }
 
 #[inline(always)]
-pub fn inbound_v6(src: &[u8; 16], kind: u8) -> Result<(), Scope> {
+pub fn inbound_v6(cfg: &Config, src: &[u8; 16], kind: u8) -> Result<(), Scope> {
+    if !cfg.has(FLAG_INBOUND_LIMIT) {
+        return Ok(());
+    }
     let (hi, lo) = halves_v6(src);
     call(request(6, kind, true), hi, lo)
 }

@@ -58,7 +58,7 @@ pub extern "C" fn icmpxdp_port_unreachable_v4(ctx: *mut xdp_md, l2_len: u64, dat
     let Some(sum) = csum::sum_bytes::<MAX_QUOTE_V4>(&ctx, l3, quote) else {
         return Reason::Malformed as u64;
     };
-    if let Err(scope) = ratelimit::outgoing_v4(&src, 3) {
+    if let Err(scope) = ratelimit::outgoing_v4(cfg, &src, 3) {
         return scope.reason() as u64;
     }
     // Linux: the original TOS bits with internetwork-control precedence.
@@ -88,7 +88,7 @@ pub extern "C" fn icmpxdp_port_unreachable_v6(ctx: *mut xdp_md, l2_len: u64, dat
     let Some(sum) = csum::sum_bytes::<MAX_QUOTE_V6>(&ctx, l3, quote) else {
         return Reason::Malformed as u64;
     };
-    if let Err(scope) = ratelimit::outgoing_v6(&src, 1) {
+    if let Err(scope) = ratelimit::outgoing_v6(cfg, &src, 1) {
         return scope.reason() as u64;
     }
     sent_or_not(Family::V6, 1, send_v6(&ctx, l2_len, cfg.hop_limit, quote, sum))

@@ -2,9 +2,11 @@
 //! tests share it.
 
 pub mod addrs;
+pub mod bench;
 pub mod config;
 pub mod lab;
 pub mod netns;
+pub mod packet;
 pub mod pin;
 pub mod responder;
 pub mod stats;

@@ -59,6 +59,15 @@ enum Command {
     },
     /// Validate a config file without attaching anything.
     CheckConfig { file: PathBuf },
+    /// Measure ns/packet per path (BPF_PROG_TEST_RUN, against XDP_PASS).
+    Bench {
+        /// One JSON object instead of a Markdown table.
+        #[arg(long)]
+        json: bool,
+        /// About a second instead of about a minute (a smoke run).
+        #[arg(long)]
+        quick: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -294,6 +303,16 @@ fn main() {
             Command::Run { ifaces, opts } => run(ifaces, cli.netns.as_deref(), opts),
             Command::Lab { opts } => run_lab(opts),
             Command::Stats { iface, json } => stats(iface.as_deref(), cli.netns.as_deref(), *json),
+            Command::Bench { json, quick } => {
+                require_privileges()?;
+                let report = icmp_user::bench::run(if *quick { icmp_user::bench::Options::QUICK } else { icmp_user::bench::Options::FULL })?;
+                if *json {
+                    println!("{}", serde_json::to_string(&report)?);
+                } else {
+                    print!("{}", report.markdown());
+                }
+                Ok(())
+            }
             Command::CheckConfig { file } => {
                 FileConfig::from_file(file)?.settings()?;
                 println!("{}: ok", file.display());

@@ -28,6 +28,12 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Measure ns/packet per path against an XDP_PASS baseline (`icmpxdp bench`).
+    Bench {
+        /// Arguments for `icmpxdp bench` (`--json`, `--quick`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Run every test: unit, property, packet (test_run) and netns end to end.
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter).
@@ -213,6 +219,14 @@ fn main() -> ExitCode {
                 cmd.arg("lab");
             }
             run(cmd.args(&args))
+        })(),
+        Cmd::Bench { args } => (|| {
+            if !is_root() {
+                bail!("`cargo xtask bench` loads XDP programs: run it as root");
+            }
+            setup()?;
+            let bin = build(true)?;
+            run(Command::new(bin).arg("bench").args(&args))
         })(),
         Cmd::Test { args } => (|| {
             if !is_root() {

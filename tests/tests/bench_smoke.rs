@@ -1,0 +1,33 @@
+//! The benchmark runs (about a second with --quick) and reports every path
+//! with non-zero figures. No timing is asserted: speed is measured, not tested.
+
+use std::process::Command;
+
+use icmpxdp_tests::{icmpxdp_bin, output, require_root};
+use serde_json::Value;
+
+#[test]
+fn bench_reports_every_path() {
+    require_root();
+    let (ok, out, err) = output(Command::new(icmpxdp_bin()).args(["bench", "--quick", "--json"]));
+    assert!(ok, "icmpxdp bench failed: {err}");
+    let r: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"));
+    let paths = r["paths"].as_array().expect("paths");
+    let names: Vec<&str> = paths.iter().map(|p| p["path"].as_str().unwrap()).collect();
+    for want in ["pass-through TCP", "IPv4 echo", "ICMPv6 echo", "IPv4 Port Unreachable", "IPv6 Port Unreachable", "suppressed error (UDP to broadcast)", "rate-limited error (dropped)"] {
+        assert!(names.contains(&want), "missing path {want}: {names:?}");
+    }
+    for p in paths {
+        for key in ["median_ns", "min_ns", "floor_median_ns"] {
+            assert!(p[key].as_f64().unwrap() > 0.0, "{key} is zero in {p}");
+        }
+    }
+    assert!(r["verified_insns"].as_u64().unwrap() > 0);
+    assert!(r["limiter_added_ns"].is_number());
+    assert!(r["kernel"].as_str().unwrap().len() > 1);
+
+    let (ok, md, err) = output(Command::new(icmpxdp_bin()).args(["bench", "--quick"]));
+    assert!(ok, "{err}");
+    assert!(md.contains("| path | mode | median ns | min ns | floor median ns | over floor ns | target | |"), "{md}");
+    assert_eq!(md.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| path")).count(), paths.len(), "{md}");
+}
