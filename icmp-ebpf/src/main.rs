@@ -27,7 +27,7 @@ use parse::{Cursor, L3};
 /// and mapped to its XDP action.
 #[xdp]
 pub fn icmpxdp(ctx: XdpContext) -> u32 {
-    let Some(cfg) = maps::CONFIG.get(0) else {
+    let Some(cfg) = maps::config() else {
         return xdp_action::XDP_PASS;
     };
     let reason = if cfg.has(FLAG_ENABLED) {

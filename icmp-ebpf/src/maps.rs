@@ -12,9 +12,22 @@ use icmp_common::{
     ratelimit::{BucketKey, Scope},
 };
 
-/// One [`Config`], written by the loader (hot reload rewrites it).
+/// Two [`Config`] slots, double-buffered: a reload writes the slot not in
+/// use, then flips `ACTIVE_CONFIG` (a 4-byte write, atomic), so the program
+/// never reads a half-written config.
 #[map]
-pub static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
+pub static CONFIG: Array<Config> = Array::with_max_entries(2, 0);
+
+/// Which `CONFIG` slot is in use (0 or 1).
+#[map]
+pub static ACTIVE_CONFIG: Array<u32> = Array::with_max_entries(1, 0);
+
+/// The config in use.
+#[inline(always)]
+pub fn config() -> Option<&'static Config> {
+    let slot = ACTIVE_CONFIG.get(0).copied().unwrap_or(0) & 1;
+    CONFIG.get(slot)
+}
 
 /// The interface's own addresses and directed broadcasts.
 #[map]

@@ -98,7 +98,7 @@ const fn request(family: u8, kind: u8, inbound: bool) -> u64 {
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn icmpxdp_rate_limit(req: u64, hi: u64, lo: u64) -> u64 {
-    let Some(cfg) = crate::maps::CONFIG.get(0) else {
+    let Some(cfg) = crate::maps::config() else {
         return 0;
     };
     let family = (req & 0xff) as u8;

@@ -20,7 +20,7 @@ use icmp_common::{
     unreachable::quote_len,
 };
 
-use crate::{count, csum, maps::CONFIG, ratelimit};
+use crate::{count, csum, ratelimit};
 
 /// The largest IPv4 quote: 576 - 20 - 8 (never more, whatever the config).
 const MAX_QUOTE_V4: usize = Config::MAX_V4_ERROR_SIZE as usize - 28;
@@ -41,7 +41,7 @@ const MAX_QUOTE_V6: usize = Config::MAX_V6_ERROR_SIZE as usize - 48;
 #[inline(never)]
 pub extern "C" fn icmpxdp_port_unreachable_v4(ctx: *mut xdp_md, l2_len: u64, datagram_len: u64, ihl: u64) -> u64 {
     let ctx = XdpContext::new(ctx);
-    let Some(cfg) = CONFIG.get(0) else {
+    let Some(cfg) = crate::maps::config() else {
         return Reason::Disabled as u64;
     };
     let (l2_len, datagram_len, ihl) = (l2_len as usize, datagram_len as usize, ihl as usize);
@@ -71,7 +71,7 @@ pub extern "C" fn icmpxdp_port_unreachable_v4(ctx: *mut xdp_md, l2_len: u64, dat
 #[inline(never)]
 pub extern "C" fn icmpxdp_port_unreachable_v6(ctx: *mut xdp_md, l2_len: u64, datagram_len: u64) -> u64 {
     let ctx = XdpContext::new(ctx);
-    let Some(cfg) = CONFIG.get(0) else {
+    let Some(cfg) = crate::maps::config() else {
         return Reason::Disabled as u64;
     };
     let (l2_len, datagram_len) = (l2_len as usize, datagram_len as usize);

@@ -346,8 +346,44 @@ impl FileConfig {
     }
 
     pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        Self::from_toml(&text).with_context(|| format!("invalid config {}", path.display()))
+        Self::load(Some(path), &[])
+    }
+
+    /// The file (if any) with `KEY=VALUE` overrides from the command line
+    /// applied on top (`rate_limit.burst=10`, `unreachable.closed_ports=[7]`;
+    /// a value that is not TOML is taken as a string).
+    pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Self> {
+        let text = match path {
+            Some(p) => std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+            None => String::new(),
+        };
+        let mut table: toml::Table = toml::from_str(&text)
+            .with_context(|| format!("invalid config {}", path.map_or("".into(), |p| p.display().to_string())))?;
+        for o in overrides {
+            let (key, value) = o
+                .split_once('=')
+                .with_context(|| format!("--set {o:?}: expected KEY=VALUE, e.g. rate_limit.burst=10"))?;
+            let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or_else(|| toml::Value::String(value.to_owned()));
+            let mut parts: Vec<&str> = key.trim().split('.').collect();
+            let last = parts.pop().filter(|l| !l.is_empty()).with_context(|| format!("--set {o:?}: empty key"))?;
+            let mut t = &mut table;
+            for part in parts {
+                t = t
+                    .entry(part)
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                    .as_table_mut()
+                    .with_context(|| format!("--set {o:?}: `{part}` is not a section"))?;
+            }
+            t.insert(last.to_owned(), value);
+        }
+        let file: Self = toml::Value::Table(table).try_into().map_err(anyhow::Error::from).with_context(|| match path {
+            Some(p) => format!("invalid config {}", p.display()),
+            None => "invalid --set".to_owned(),
+        })?;
+        Ok(file)
     }
 
     /// The port lists as the `PORTS` map holds them (validated).
@@ -501,6 +537,29 @@ mod tests {
         assert_eq!(c.hop_limit, 255);
         assert!(!c.has(FLAG_ECHO_V4));
         assert!(c.has(FLAG_ECHO_V6 | FLAG_ANSWER_ANY_DST | FLAG_LOG_DECISIONS | FLAG_ENABLED));
+    }
+
+    #[test]
+    fn command_line_overrides_win() {
+        let dir = std::env::temp_dir().join(format!("icmpxdp-cfg-{}", std::process::id()));
+        std::fs::write(&dir, "[ip]\nttl = 10\n[rate_limit]\nburst = 3\n").unwrap();
+        let f = FileConfig::load(
+            Some(&dir),
+            &["ip.ttl=20".into(), "unreachable.closed_ports=[\"1-2\", 9]".into(), "unreachable.policy=listed".into()],
+        )
+        .unwrap();
+        std::fs::remove_file(&dir).unwrap();
+        let s = f.settings().unwrap();
+        assert_eq!(s.config.ttl, 20, "--set wins over the file");
+        assert_eq!(s.config.per_source.burst(), 3, "the file's other keys stay");
+        assert!(s.ports.is(2, true) && s.ports.is(9, true) && !s.ports.is(3, true));
+        assert!(!s.config.has(FLAG_PORTS_BY_SOCKET), "bare words are strings");
+        let err = FileConfig::load(None, &["ip.ttl".into()]).unwrap_err();
+        assert!(err.to_string().contains("expected KEY=VALUE"), "{err}");
+        let err = format!("{:#}", FileConfig::load(None, &["ip.tll=3".into()]).unwrap_err());
+        assert!(err.contains("unknown field `tll`"), "{err}");
+        let err = FileConfig::load(None, &["ip.ttl=0".into()]).unwrap().settings().unwrap_err();
+        assert_eq!(err.to_string(), "ip.ttl: must be between 1 and 255, got 0");
     }
 
     #[test]

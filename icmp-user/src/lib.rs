@@ -4,6 +4,7 @@
 pub mod addrs;
 pub mod bench;
 pub mod config;
+pub mod control;
 pub mod lab;
 pub mod netns;
 pub mod packet;
@@ -22,6 +23,7 @@ pub const PASS_PROGRAM: &str = "xdp_pass";
 /// Map names, as pinned under the instance directory.
 pub mod map_names {
     pub const CONFIG: &str = "CONFIG";
+    pub const ACTIVE_CONFIG: &str = "ACTIVE_CONFIG";
     pub const ADDRS: &str = "ADDRS";
     pub const RX_TYPES: &str = "RX_TYPES";
     pub const TX_TYPES: &str = "TX_TYPES";
@@ -32,6 +34,6 @@ pub mod map_names {
     pub const GLOBAL_BUCKET: &str = "GLOBAL_BUCKET";
     pub const RATE_LIMITED: &str = "RATE_LIMITED";
     /// Every map `icmpxdp` pins.
-    pub const PINNED: [&str; 10] =
-        [CONFIG, ADDRS, PORTS, RX_TYPES, TX_TYPES, VERDICTS, ACTIONS, RATE_LIMITED, BUCKETS, GLOBAL_BUCKET];
+    pub const PINNED: [&str; 11] =
+        [CONFIG, ACTIVE_CONFIG, ADDRS, PORTS, RX_TYPES, TX_TYPES, VERDICTS, ACTIONS, RATE_LIMITED, BUCKETS, GLOBAL_BUCKET];
 }

@@ -48,6 +48,18 @@ enum Command {
         #[command(flatten)]
         opts: RunOpts,
     },
+    /// Apply a new config to running instances without detaching.
+    Reload {
+        /// Only this interface (default: every running instance).
+        #[arg(long)]
+        iface: Option<String>,
+        /// TOML config file.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Override a config key: `--set rate_limit.burst=10` (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+    },
     /// Print the counters of running instances.
     Stats {
         /// Only this interface.
@@ -75,18 +87,18 @@ struct RunOpts {
     /// auto = driver mode, falling back to skb mode.
     #[arg(long, value_enum, default_value_t = Mode::Auto)]
     mode: Mode,
-    /// TOML config file (see icmpxdp.example.toml).
+    /// TOML config file (see icmpxdp.example.toml); SIGHUP re-reads it.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Override a config key: `--set rate_limit.burst=10` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
 }
 
 impl RunOpts {
     /// The validated settings: what the loader writes into the program.
     fn config(&self) -> Result<Settings> {
-        match &self.config {
-            Some(path) => FileConfig::from_file(path)?.settings(),
-            None => FileConfig::default().settings(),
-        }
+        FileConfig::load(self.config.as_deref(), &self.sets)?.settings()
     }
 }
 
@@ -160,19 +172,57 @@ fn require_privileges() -> Result<()> {
     bail!("icmpxdp needs root (or CAP_BPF and CAP_NET_ADMIN) to load and attach XDP programs; re-run as root")
 }
 
-fn stop_flag() -> Result<Arc<AtomicBool>> {
+/// SIGINT/SIGTERM stop; SIGHUP reloads the config.
+struct Signals {
+    stop: Arc<AtomicBool>,
+    reload: Arc<AtomicBool>,
+}
+
+fn signals() -> Result<Signals> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop))?;
     }
-    Ok(stop)
+    let reload = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload))?;
+    Ok(Signals { stop, reload })
+}
+
+/// SIGHUP: re-reads the config; an invalid one changes nothing.
+fn reload_all(instances: &mut [Instance], opts: &RunOpts, loaded_max_sources: u32) {
+    match opts.config() {
+        Ok(settings) => {
+            if settings.max_sources != loaded_max_sources {
+                log::warn!(
+                    "rate_limit.max_sources changed to {} but stays {loaded_max_sources} until a restart (map size is fixed at load)",
+                    settings.max_sources
+                );
+            }
+            for i in instances.iter_mut() {
+                match i.responder.apply(&settings) {
+                    Ok(()) => log::info!("{}: config reloaded", i.name),
+                    Err(e) => log::error!("{}: reload failed: {e:#}", i.name),
+                }
+            }
+        }
+        Err(e) => log::error!("reload refused, config unchanged: {e:#}"),
+    }
 }
 
 /// Runs until a signal; `tick` is called about once a second.
-fn serve(instances: &mut [Instance], stop: &AtomicBool, mut tick: impl FnMut(&mut [Instance])) -> Result<()> {
+fn serve(
+    instances: &mut [Instance],
+    sig: &Signals,
+    opts: &RunOpts,
+    max_sources: u32,
+    mut tick: impl FnMut(&mut [Instance]),
+) -> Result<()> {
     let mut last = Instant::now();
-    while !stop.load(Ordering::Relaxed) {
+    while !sig.stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
+        if sig.reload.swap(false, Ordering::Relaxed) {
+            reload_all(instances, opts, max_sources);
+        }
         for i in instances.iter_mut() {
             i.responder.flush_logs();
         }
@@ -192,13 +242,13 @@ fn serve(instances: &mut [Instance], stop: &AtomicBool, mut tick: impl FnMut(&mu
 fn run(ifaces: &[String], netns: Option<&str>, opts: &RunOpts) -> Result<()> {
     let cfg = opts.config()?;
     require_privileges()?;
-    let stop = stop_flag()?;
+    let sig = signals()?;
     let mut instances = Vec::new();
     for iface in ifaces {
         // On error, the instances already started are dropped: detached.
         instances.push(Instance::start(iface, netns, opts.mode, &cfg).with_context(|| format!("starting on {iface}"))?);
     }
-    serve(&mut instances, &stop, |_| {})?;
+    serve(&mut instances, &sig, opts, cfg.max_sources, |_| {})?;
     for i in instances.drain(..).rev() {
         let name = i.name.clone();
         drop(i);
@@ -212,7 +262,7 @@ const LAB_NAME: &str = "lab";
 fn run_lab(opts: &RunOpts) -> Result<()> {
     let cfg = opts.config()?;
     require_privileges()?;
-    let stop = stop_flag()?;
+    let sig = signals()?;
     if Lab::exists(LAB_NAME) {
         println!("icmpxdp: removing a lab left over by an earlier run");
         Lab::remove_stale(LAB_NAME);
@@ -239,7 +289,7 @@ fn run_lab(opts: &RunOpts) -> Result<()> {
         rv6 = lab::RESPONDER_V6,
     );
     let mut prev = instances[0].responder.snapshot()?;
-    serve(&mut instances, &stop, |inst| {
+    serve(&mut instances, &sig, opts, cfg.max_sources, |inst| {
         let Ok(now) = inst[0].responder.snapshot() else { return };
         let d = now.since(&prev);
         println!(
@@ -263,7 +313,7 @@ fn run_lab(opts: &RunOpts) -> Result<()> {
     Ok(())
 }
 
-fn stats(iface: Option<&str>, netns: Option<&str>, as_json: bool) -> Result<()> {
+fn instances_named(iface: Option<&str>, netns: Option<&str>) -> Result<Vec<String>> {
     let names = match iface {
         Some(i) => vec![pin::instance_name(i, netns)],
         None => pin::list_instances()?,
@@ -271,15 +321,34 @@ fn stats(iface: Option<&str>, netns: Option<&str>, as_json: bool) -> Result<()> 
     if names.is_empty() {
         bail!("no running icmpxdp instance (nothing pinned under {}); start one with `icmpxdp run --iface IF`", pin::PIN_ROOT);
     }
+    for name in &names {
+        let dir = pin::instance_dir(name);
+        if !dir.exists() {
+            bail!("icmpxdp is not running on `{name}` (no {}); running: {:?}", dir.display(), pin::list_instances()?);
+        }
+    }
+    Ok(names)
+}
+
+/// `icmpxdp reload`: validate first (nothing is written if invalid), then
+/// write every instance's pinned maps.
+fn reload(iface: Option<&str>, netns: Option<&str>, config: Option<&std::path::Path>, sets: &[String]) -> Result<()> {
+    let settings = FileConfig::load(config, sets)?.settings().context("reload refused, config unchanged")?;
+    for name in instances_named(iface, netns)? {
+        let mut maps = icmp_user::control::Pinned::open(&pin::instance_dir(&name))?;
+        maps.apply(&settings).with_context(|| format!("reloading {name}"))?;
+        println!("icmpxdp: {name}: config reloaded");
+    }
+    Ok(())
+}
+
+fn stats(iface: Option<&str>, netns: Option<&str>, as_json: bool) -> Result<()> {
+    let names = instances_named(iface, netns)?;
     if as_json && names.len() > 1 {
         bail!("several instances are running ({}): pass --iface", names.join(", "));
     }
     for name in names {
-        let dir = pin::instance_dir(&name);
-        if !dir.exists() {
-            bail!("icmpxdp is not running on `{name}` (no {}); running: {:?}", dir.display(), pin::list_instances()?);
-        }
-        let snap = Snapshot::from_pins(&dir)?;
+        let snap = Snapshot::from_pins(&pin::instance_dir(&name))?;
         if as_json {
             println!("{}", snap.to_json(&name));
         } else {
@@ -313,6 +382,7 @@ fn main() {
                 }
                 Ok(())
             }
+            Command::Reload { iface, config, sets } => reload(iface.as_deref(), cli.netns.as_deref(), config.as_deref(), sets),
             Command::CheckConfig { file } => {
                 FileConfig::from_file(file)?.settings()?;
                 println!("{}: ok", file.display());

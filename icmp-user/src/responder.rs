@@ -11,7 +11,12 @@ use aya::{
 use aya_log::EbpfLogger;
 use icmp_common::{AddrSet, Config};
 
-use crate::{EBPF_OBJECT, PASS_PROGRAM, PROGRAM, config::PortBitmaps, map_names, stats::Snapshot};
+use crate::{
+    EBPF_OBJECT, PASS_PROGRAM, PROGRAM,
+    config::{PortBitmaps, Settings},
+    control, map_names,
+    stats::Snapshot,
+};
 
 /// Per-source buckets when no config says otherwise.
 pub const DEFAULT_MAX_SOURCES: u32 = 65536;
@@ -107,15 +112,25 @@ impl Responder {
         Ok(self.program().info()?.id())
     }
 
+    /// Writes the config the program uses (double-buffered, see
+    /// [`control::write_config`]).
     pub fn set_config(&mut self, cfg: &Config) -> Result<()> {
-        let mut map: Array<&mut MapData, Config> = Array::try_from(self.map_mut(map_names::CONFIG)?)?;
-        map.set(0, cfg, 0).context("writing CONFIG")?;
-        Ok(())
+        let [Some(config), Some(active)] = self.ebpf.maps_disjoint_mut([map_names::CONFIG, map_names::ACTIVE_CONFIG])
+        else {
+            anyhow::bail!("CONFIG or ACTIVE_CONFIG missing from the object");
+        };
+        control::write_config(config, active, cfg)
     }
 
     pub fn config(&self) -> Result<Config> {
-        let map: Array<&MapData, Config> = Array::try_from(self.map(map_names::CONFIG)?)?;
-        Ok(map.get(&0, 0)?)
+        control::read_config(self.map(map_names::CONFIG)?, self.map(map_names::ACTIVE_CONFIG)?)
+    }
+
+    /// Applies validated settings to a loaded program (all but
+    /// `max_sources`, fixed at load).
+    pub fn apply(&mut self, s: &Settings) -> Result<()> {
+        self.set_ports(&s.ports)?;
+        self.set_config(&s.config)
     }
 
     pub fn set_addrs(&mut self, addrs: &AddrSet) -> Result<()> {
@@ -124,13 +139,9 @@ impl Responder {
         Ok(())
     }
 
-    /// Writes the static port lists (every slot, so stale bits are cleared).
+    /// Writes the static port lists.
     pub fn set_ports(&mut self, ports: &PortBitmaps) -> Result<()> {
-        let mut map: Array<&mut MapData, u64> = Array::try_from(self.map_mut(map_names::PORTS)?)?;
-        for (i, w) in ports.0.iter().enumerate() {
-            map.set(i as u32, w, 0).context("writing PORTS")?;
-        }
-        Ok(())
+        control::write_ports(self.map_mut(map_names::PORTS)?, ports)
     }
 
     pub fn addrs(&self) -> Result<AddrSet> {

@@ -1,0 +1,99 @@
+//! Operating a running instance: hot reload under load, invalid reloads.
+
+use std::{path::PathBuf, process::Command, time::Duration};
+
+use icmp_user::lab::{self, Lab};
+use icmpxdp_tests::{Running, icmpxdp_bin, output, ping_counts, unique_lab};
+
+fn config_file(l: &Lab) -> PathBuf {
+    std::env::temp_dir().join(format!("icmpxdp-control-{}-{}.toml", l.responder_ns, std::process::id()))
+}
+
+fn start(l: &Lab, cfg: &PathBuf) -> Running {
+    Running::start(&["--netns", &l.responder_ns, "run", "--iface", &l.responder_if, "--config", cfg.to_str().unwrap()])
+}
+
+fn instance(l: &Lab) -> String {
+    format!("{}@{}", l.responder_if, l.responder_ns)
+}
+
+/// The TTL of the reply to one ping: which config is live.
+fn reply_ttl(l: &Lab) -> u32 {
+    let mut cmd = l.client_command("ping");
+    cmd.args(["-c", "1", "-W", "1", "-n", &lab::RESPONDER_V4.to_string()]);
+    let (_, out, _) = output(&mut cmd);
+    let at = out.find("ttl=").unwrap_or_else(|| panic!("no reply: {out}"));
+    out[at + 4..].split_whitespace().next().unwrap().parse().unwrap()
+}
+
+fn reload(l: &Lab, cfg: &PathBuf) -> (bool, String, String) {
+    output(Command::new(icmpxdp_bin()).args(["reload", "--iface", &instance(l), "--config", cfg.to_str().unwrap()]))
+}
+
+#[test]
+fn twenty_reloads_under_a_ping_flood_lose_no_reply() {
+    let l = unique_lab();
+    let cfg = config_file(&l);
+    std::fs::write(&cfg, "[ip]\nttl = 64\n").unwrap();
+    let mut run = start(&l, &cfg);
+    // Bounded flood spanning every reload: 1000 echo requests 2 ms apart
+    // (~2 s; the 20 reloads take ~1.2 s), 15 s at most.
+    let mut ping = l.client_command("ping");
+    ping.args(["-i", "0.002", "-c", "1000", "-W", "1", "-w", "15", "-n", &lab::RESPONDER_V4.to_string()]);
+    let mut flood = ping.stdout(std::process::Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    for i in 0..20 {
+        let ttl = if i % 2 == 0 { 100 } else { 64 };
+        let ports = if i % 4 < 2 { "[\"33434-33534\"]" } else { "[]" };
+        std::fs::write(&cfg, format!("[ip]\nttl = {ttl}\n[unreachable]\nclosed_ports = {ports}\n")).unwrap();
+        if i % 2 == 0 {
+            let (ok, out, err) = reload(&l, &cfg);
+            assert!(ok && out.contains("config reloaded"), "reload {i}: {out} {err}");
+        } else {
+            // SAFETY: kill(2) on our own child.
+            assert_eq!(unsafe { libc::kill(run.child.id() as i32, libc::SIGHUP) }, 0);
+        }
+        std::thread::sleep(Duration::from_millis(60));
+    }
+    assert!(flood.try_wait().unwrap().is_none(), "the flood outlasted the 20 reloads");
+    let out = flood.wait_with_output().unwrap();
+    let (sent, received) = ping_counts(&String::from_utf8_lossy(&out.stdout));
+    assert_eq!(sent, 1000);
+    assert_eq!(received, sent, "no reply lost across 20 reloads");
+    // The last write (i = 19, SIGHUP) set TTL 64; the one before it 100.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(reply_ttl(&l), 64);
+    assert!(run.stop().success());
+    let _ = std::fs::remove_file(&cfg);
+}
+
+#[test]
+fn an_invalid_reload_changes_nothing_and_says_why() {
+    let l = unique_lab();
+    let cfg = config_file(&l);
+    std::fs::write(&cfg, "[ip]\nttl = 99\n").unwrap();
+    let mut run = start(&l, &cfg);
+    assert_eq!(reply_ttl(&l), 99);
+
+    std::fs::write(&cfg, "[ip]\nttl = 0\n").unwrap();
+    let (ok, _, err) = reload(&l, &cfg);
+    assert!(!ok, "an invalid reload fails");
+    assert!(err.contains("ip.ttl: must be between 1 and 255, got 0") && err.contains("unchanged"), "{err}");
+    assert_eq!(reply_ttl(&l), 99, "config unchanged");
+
+    std::fs::write(&cfg, "[ip]\nttl = 5\nbogus = 1\n").unwrap();
+    let (ok, _, err) = reload(&l, &cfg);
+    assert!(!ok && err.contains("unknown field `bogus`"), "{err}");
+    // SIGHUP with the invalid file: refused by the running process too.
+    // SAFETY: kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(run.child.id() as i32, libc::SIGHUP) }, 0);
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(reply_ttl(&l), 99, "SIGHUP with a bad file changes nothing");
+    assert!(run.child.try_wait().unwrap().is_none(), "and the process keeps running");
+
+    std::fs::write(&cfg, "[ip]\nttl = 42\n").unwrap();
+    assert!(reload(&l, &cfg).0);
+    assert_eq!(reply_ttl(&l), 42, "a valid reload applies");
+    assert!(run.stop().success());
+    let _ = std::fs::remove_file(&cfg);
+}
