@@ -43,6 +43,24 @@ enum Command {
         #[command(flatten)]
         opts: RunOpts,
     },
+    /// Attach, pin everything under /sys/fs/bpf/icmpxdp/<iface>/ and exit;
+    /// the program keeps answering until `icmpxdp detach`.
+    Attach {
+        #[arg(long = "iface", required = true)]
+        ifaces: Vec<String>,
+        #[command(flatten)]
+        opts: RunOpts,
+    },
+    /// Detach an `icmpxdp attach` and remove its pins.
+    Detach {
+        #[arg(long = "iface", required = true)]
+        ifaces: Vec<String>,
+    },
+    /// List attached instances: mode, program, owner, uptime, config.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
     /// Start a two-namespace lab, attach in it, show live counters until Ctrl-C.
     Lab {
         #[command(flatten)]
@@ -93,6 +111,9 @@ struct RunOpts {
     /// Override a config key: `--set rate_limit.burst=10` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
+    /// Replace an existing `icmpxdp attach` on the interface.
+    #[arg(long)]
+    replace: bool,
 }
 
 impl RunOpts {
@@ -114,9 +135,10 @@ struct Instance {
 }
 
 impl Instance {
-    fn start(iface: &str, netns: Option<&str>, mode: Mode, settings: &Settings) -> Result<Self> {
+    fn start(iface: &str, netns: Option<&str>, opts: &RunOpts, settings: &Settings, pid: Option<u32>) -> Result<Self> {
+        let mode = opts.mode;
         let name = pin::instance_name(iface, netns);
-        let lock = InstanceLock::acquire(&name)?;
+        let lock = pin::claim(&name, opts.replace)?;
         let found = interface_addrs(iface)?;
         let mut responder = Responder::load_with(settings.max_sources)?;
         responder.set_config(&settings.config)?;
@@ -128,9 +150,19 @@ impl Instance {
         for a in &found.dropped {
             log::warn!("{iface}: address set full, not answering for {a}");
         }
+        let program_id = responder.program_id()?;
+        pin::Meta {
+            iface: iface.to_owned(),
+            netns: netns.map(str::to_owned),
+            mode: attached.to_string(),
+            program_id,
+            started: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+            pid,
+            config: opts.config.as_ref().map(|p| p.display().to_string()),
+        }
+        .write(&name)?;
         println!(
-            "icmpxdp: attached to {iface} in {attached} mode (program id {}), counters pinned at {}",
-            responder.program_id()?,
+            "icmpxdp: attached to {iface} in {attached} mode (program id {program_id}), counters pinned at {}",
             pins.path().display()
         );
         Ok(Self {
@@ -246,7 +278,9 @@ fn run(ifaces: &[String], netns: Option<&str>, opts: &RunOpts) -> Result<()> {
     let mut instances = Vec::new();
     for iface in ifaces {
         // On error, the instances already started are dropped: detached.
-        instances.push(Instance::start(iface, netns, opts.mode, &cfg).with_context(|| format!("starting on {iface}"))?);
+        instances.push(
+            Instance::start(iface, netns, opts, &cfg, Some(std::process::id())).with_context(|| format!("starting on {iface}"))?,
+        );
     }
     serve(&mut instances, &sig, opts, cfg.max_sources, |_| {})?;
     for i in instances.drain(..).rev() {
@@ -271,7 +305,8 @@ fn run_lab(opts: &RunOpts) -> Result<()> {
     // Stay in the responder namespace while serving: the address refresh
     // reads the interface from there.
     let inside = netns::enter(&lab.responder_ns)?;
-    let mut instances = vec![Instance::start(&lab.responder_if, Some(&lab.responder_ns), opts.mode, &cfg)?];
+    let mut instances =
+        vec![Instance::start(&lab.responder_if, Some(&lab.responder_ns), opts, &cfg, Some(std::process::id()))?];
     println!(
         "\nLab ready: namespace {c} ({cv4}, {cv6}) ↔ namespace {r} ({rv4}, {rv6}).\n\
          The responder's kernel echo replies are off, so every reply below comes from XDP.\n\
@@ -311,6 +346,104 @@ fn run_lab(opts: &RunOpts) -> Result<()> {
     drop(lab);
     println!("icmpxdp: detached, lab removed");
     Ok(())
+}
+
+/// `icmpxdp attach`: every interface or none (a failure detaches those
+/// already attached by this call).
+fn attach(ifaces: &[String], netns: Option<&str>, opts: &RunOpts) -> Result<()> {
+    let cfg = opts.config()?;
+    require_privileges()?;
+    let mut done: Vec<Instance> = Vec::new();
+    for iface in ifaces {
+        let mut i = Instance::start(iface, netns, opts, &cfg, None).with_context(|| format!("attaching to {iface}"))?;
+        i.responder.pin_attachment(i._pins.path())?;
+        done.push(i);
+    }
+    for i in done {
+        println!("icmpxdp: {} stays attached after this process exits; `icmpxdp detach --iface {}` removes it", i.name, i.iface);
+        let Instance { _pins, .. } = i;
+        _pins.keep();
+    }
+    Ok(())
+}
+
+fn detach(ifaces: &[String], netns: Option<&str>) -> Result<()> {
+    require_privileges()?;
+    for iface in ifaces {
+        let name = pin::instance_name(iface, netns);
+        let _lock = InstanceLock::acquire(&name).map_err(|e| e.context("`icmpxdp detach` removes what `icmpxdp attach` left; stop a running `icmpxdp run` with SIGTERM instead"))?;
+        if !pin::instance_dir(&name).join(pin::LINK_PIN).exists() {
+            bail!("nothing attached to `{name}` by `icmpxdp attach` (see `icmpxdp status`)");
+        }
+        pin::detach_pinned(&name)?;
+        println!("icmpxdp: detached from {name}");
+    }
+    Ok(())
+}
+
+fn status(as_json: bool) -> Result<()> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let mut rows = Vec::new();
+    for name in pin::list_instances()? {
+        let meta = pin::Meta::read(&name);
+        let cfg = icmp_user::control::Pinned::open(&pin::instance_dir(&name)).and_then(|p| p.config()).ok();
+        rows.push((name, meta, cfg));
+    }
+    if as_json {
+        let v: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(name, m, c)| {
+                serde_json::json!({
+                    "instance": name,
+                    "meta": m,
+                    "uptime_s": m.as_ref().map(|m| now.saturating_sub(m.started)),
+                    "config": c.as_ref().map(|c| config_summary(c)),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(v));
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("no icmpxdp instance is attached");
+        return Ok(());
+    }
+    println!("{:<36} {:<7} {:>7} {:<14} {:>9}  config", "instance", "mode", "program", "owner", "uptime");
+    for (name, m, c) in rows {
+        let (mode, prog, owner, up) = match &m {
+            Some(m) => (
+                m.mode.clone(),
+                m.program_id.to_string(),
+                m.pid.map_or_else(|| "attach".to_owned(), |p| format!("run pid {p}")),
+                format!("{}s", now.saturating_sub(m.started)),
+            ),
+            None => ("?".into(), "?".into(), "?".into(), "?".into()),
+        };
+        let summary = c.as_ref().map_or_else(|| "unreadable".to_owned(), config_summary);
+        println!("{name:<36} {mode:<7} {prog:>7} {owner:<14} {up:>9}  {summary}");
+    }
+    Ok(())
+}
+
+fn config_summary(c: &icmp_common::Config) -> String {
+    use icmp_common::config::{FLAG_ECHO_V4, FLAG_ECHO_V6, FLAG_UNREACH_V4, FLAG_UNREACH_V6};
+    let on = |v4: u32, v6: u32| match (c.has(v4), c.has(v6)) {
+        (true, true) => "v4+v6",
+        (true, false) => "v4",
+        (false, true) => "v6",
+        (false, false) => "off",
+    };
+    let limit = |l: &icmp_common::ratelimit::Limit| {
+        if l.is_unlimited() { "off".to_owned() } else { format!("{}/s burst {}", 1_000_000_000 / l.interval_ns.max(1), l.burst()) }
+    };
+    format!(
+        "echo {}, unreachable {}, ttl {}, per-source {}, global {}",
+        on(FLAG_ECHO_V4, FLAG_ECHO_V6),
+        on(FLAG_UNREACH_V4, FLAG_UNREACH_V6),
+        c.ttl,
+        limit(&c.per_source),
+        limit(&c.global)
+    )
 }
 
 fn instances_named(iface: Option<&str>, netns: Option<&str>) -> Result<Vec<String>> {
@@ -365,11 +498,14 @@ fn main() {
         // Entered for the whole process lifetime: attach, addresses and
         // sysctls all refer to this namespace. Before any thread is spawned.
         let _inside = match (&cli.netns, &cli.command) {
-            (Some(ns), Command::Run { .. }) => Some(netns::enter(ns)?),
+            (Some(ns), Command::Run { .. } | Command::Attach { .. }) => Some(netns::enter(ns)?),
             _ => None,
         };
         match &cli.command {
             Command::Run { ifaces, opts } => run(ifaces, cli.netns.as_deref(), opts),
+            Command::Attach { ifaces, opts } => attach(ifaces, cli.netns.as_deref(), opts),
+            Command::Detach { ifaces } => detach(ifaces, cli.netns.as_deref()),
+            Command::Status { json } => status(*json),
             Command::Lab { opts } => run_lab(opts),
             Command::Stats { iface, json } => stats(iface.as_deref(), cli.netns.as_deref(), *json),
             Command::Bench { json, quick } => {

@@ -9,6 +9,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
+use serde::{Deserialize, Serialize};
 
 pub const BPFFS: &str = "/sys/fs/bpf";
 pub const PIN_ROOT: &str = "/sys/fs/bpf/icmpxdp";
@@ -82,6 +83,8 @@ impl Drop for InstanceLock {
 /// The pin directory of a running instance; removed (with its pins) on drop.
 pub struct PinDir {
     path: PathBuf,
+    /// `attach` keeps its pins when the process exits.
+    keep: bool,
 }
 
 impl PinDir {
@@ -95,7 +98,12 @@ impl PinDir {
             fs::remove_dir_all(&path).with_context(|| format!("removing {}", path.display()))?;
         }
         fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
-        Ok(Self { path })
+        Ok(Self { path, keep: false })
+    }
+
+    /// Leaves the pins in place when dropped (a completed `attach`).
+    pub fn keep(mut self) {
+        self.keep = true;
     }
 
     pub fn path(&self) -> &Path {
@@ -105,6 +113,12 @@ impl PinDir {
 
 impl Drop for PinDir {
     fn drop(&mut self) {
+        if self.keep {
+            return;
+        }
+        if let Some(name) = self.path.file_name().and_then(|n| n.to_str()) {
+            Meta::remove(name);
+        }
         if let Err(e) = fs::remove_dir_all(&self.path) {
             log::error!("removing {}: {e}", self.path.display());
         }
@@ -113,6 +127,82 @@ impl Drop for PinDir {
             let _ = fs::remove_dir(parent);
         }
     }
+}
+
+/// Pin of the XDP link of an `icmpxdp attach` (absent for `run`).
+pub const LINK_PIN: &str = "link";
+/// Pin of the program of an `icmpxdp attach`.
+pub const PROG_PIN: &str = "prog";
+
+/// What `icmpxdp status` shows about an instance, kept beside its lock in
+/// `/run/icmpxdp/<instance>.json` (bpffs holds only BPF objects).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Meta {
+    pub iface: String,
+    pub netns: Option<String>,
+    pub mode: String,
+    pub program_id: u32,
+    /// Unix seconds.
+    pub started: u64,
+    /// The `run` process serving it; `None` for `attach`.
+    pub pid: Option<u32>,
+    pub config: Option<String>,
+}
+
+impl Meta {
+    pub fn path(instance: &str) -> PathBuf {
+        Path::new(LOCK_ROOT).join(format!("{instance}.json"))
+    }
+
+    pub fn write(&self, instance: &str) -> Result<()> {
+        fs::create_dir_all(LOCK_ROOT)?;
+        fs::write(Self::path(instance), serde_json::to_string(self)?).context("writing instance metadata")
+    }
+
+    pub fn read(instance: &str) -> Option<Self> {
+        serde_json::from_str(&fs::read_to_string(Self::path(instance)).ok()?).ok()
+    }
+
+    pub fn remove(instance: &str) {
+        let _ = fs::remove_file(Self::path(instance));
+    }
+}
+
+/// Takes an instance name for a new `run` or `attach`: refuses one a live
+/// `run` owns; an existing `attach` is refused unless `replace`, in which
+/// case it is detached first; pins left by a killed run are cleared by
+/// [`PinDir::create`]. The returned lock is held for as long as the caller
+/// works on the instance.
+pub fn claim(instance: &str, replace: bool) -> Result<InstanceLock> {
+    let lock = InstanceLock::acquire(instance)?;
+    let dir = instance_dir(instance);
+    if dir.join(LINK_PIN).exists() {
+        if !replace {
+            let since = Meta::read(instance).map_or(String::new(), |m| format!(", program id {}", m.program_id));
+            bail!(
+                "`{instance}` already has icmpxdp attached (by `icmpxdp attach`{since}); \
+                 pass --replace to replace it, or remove it with `icmpxdp detach`"
+            );
+        }
+        detach_pinned(instance)?;
+        log::info!("{instance}: detached the previous attachment (--replace)");
+    }
+    Ok(lock)
+}
+
+/// Detaches an `icmpxdp attach` by unpinning its link (the last reference),
+/// and removes its pins and metadata.
+pub fn detach_pinned(instance: &str) -> Result<()> {
+    let dir = instance_dir(instance);
+    let link = dir.join(LINK_PIN);
+    let pinned = aya::programs::links::PinnedLink::from_pin(&link)
+        .with_context(|| format!("opening the pinned link {}", link.display()))?;
+    let fd_link = pinned.unpin().with_context(|| format!("unpinning {}", link.display()))?;
+    drop(fd_link); // the link's last fd: the program leaves the interface here
+    fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    let _ = fs::remove_dir(PIN_ROOT);
+    Meta::remove(instance);
+    Ok(())
 }
 
 /// Names of instances with a pin directory.

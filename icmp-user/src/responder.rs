@@ -6,7 +6,7 @@ use anyhow::{Context as _, Result, anyhow};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, MapData},
-    programs::{ProgramError, Xdp, XdpMode},
+    programs::{ProgramError, Xdp, XdpMode, links::FdLink, xdp::XdpLinkId},
 };
 use aya_log::EbpfLogger;
 use icmp_common::{AddrSet, Config};
@@ -54,6 +54,8 @@ impl fmt::Display for Attached {
 pub struct Responder {
     ebpf: Ebpf,
     name: &'static str,
+    /// The link made by the last [`Responder::attach`].
+    link: Option<XdpLinkId>,
     logger: Option<EbpfLogger<&'static dyn log::Log>>,
 }
 
@@ -92,7 +94,7 @@ impl Responder {
             ),
             e => anyhow!(e).context(format!("loading program `{name}`")),
         })?;
-        Ok(Self { ebpf, name, logger })
+        Ok(Self { ebpf, name, link: None, logger })
     }
 
     pub fn program(&mut self) -> &mut Xdp {
@@ -183,21 +185,36 @@ impl Responder {
     /// `Auto` tries driver mode and falls back to skb mode; a failed attempt
     /// leaves nothing attached.
     pub fn attach(&mut self, iface: &str, mode: Mode) -> Result<Attached> {
-        let attempt = |p: &mut Xdp, m: XdpMode| p.attach(iface, m).map(|_| ()).map_err(|e| explain_attach(iface, m, e));
-        match mode {
-            Mode::Driver => attempt(self.program(), XdpMode::Driver).map(|()| Attached::Driver),
-            Mode::Skb => attempt(self.program(), XdpMode::Skb).map(|()| Attached::Skb),
+        let attempt = |p: &mut Xdp, m: XdpMode| p.attach(iface, m).map_err(|e| explain_attach(iface, m, e));
+        let (link, got) = match mode {
+            Mode::Driver => (attempt(self.program(), XdpMode::Driver)?, Attached::Driver),
+            Mode::Skb => (attempt(self.program(), XdpMode::Skb)?, Attached::Skb),
             Mode::Auto => match attempt(self.program(), XdpMode::Driver) {
-                Ok(()) => Ok(Attached::Driver),
+                Ok(link) => (link, Attached::Driver),
                 Err(driver_err) => {
                     if is_unknown_interface(&driver_err) {
                         return Err(driver_err);
                     }
                     log::warn!("{driver_err:#}; falling back to skb (generic) mode");
-                    attempt(self.program(), XdpMode::Skb).map(|()| Attached::Skb)
+                    (attempt(self.program(), XdpMode::Skb)?, Attached::Skb)
                 }
             },
-        }
+        };
+        self.link = Some(link);
+        Ok(got)
+    }
+
+    /// Pins the program and the link of the last attach under `dir`, so the
+    /// attachment outlives this process (`icmpxdp attach`).
+    pub fn pin_attachment(&mut self, dir: &Path) -> Result<()> {
+        let link_id = self.link.take().context("not attached")?;
+        let link = self.program().take_link(link_id)?;
+        let fd_link = FdLink::try_from(link).map_err(|e| {
+            anyhow!(e).context("the kernel attached through netlink, not a BPF link, so the attachment cannot be pinned (needs Linux ≥ 5.9); use `icmpxdp run`")
+        })?;
+        self.program().pin(dir.join(crate::pin::PROG_PIN)).context("pinning the program")?;
+        let _pinned = fd_link.pin(dir.join(crate::pin::LINK_PIN)).context("pinning the link")?;
+        Ok(())
     }
 
     /// Forwards log records the program wrote (aya-log) to the `log` crate.

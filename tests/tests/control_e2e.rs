@@ -97,3 +97,53 @@ fn an_invalid_reload_changes_nothing_and_says_why() {
     assert!(run.stop().success());
     let _ = std::fs::remove_file(&cfg);
 }
+
+fn icmpxdp(args: &[&str]) -> (bool, String, String) {
+    output(Command::new(icmpxdp_bin()).args(args))
+}
+
+fn pings_answered(l: &Lab) -> u32 {
+    let mut cmd = l.client_command("ping");
+    cmd.args(["-c", "3", "-i", "0.2", "-W", "1", "-w", "3", "-n", &lab::RESPONDER_V4.to_string()]);
+    ping_counts(&output(&mut cmd).1).1
+}
+
+#[test]
+fn attach_outlives_its_process_until_detach() {
+    let l = unique_lab();
+    let (ns, iface, inst) = (l.responder_ns.as_str(), l.responder_if.as_str(), instance(&l));
+    let dir = std::path::Path::new("/sys/fs/bpf/icmpxdp").join(&inst);
+
+    let (ok, out, err) = icmpxdp(&["--netns", ns, "attach", "--iface", iface]);
+    assert!(ok, "{err}");
+    assert!(out.contains("stays attached"), "{out}");
+    assert!(dir.join("link").exists() && dir.join("prog").exists() && dir.join("VERDICTS").exists());
+    assert_eq!(pings_answered(&l), 3, "answered after the attaching process exited");
+
+    let (ok, st, _) = icmpxdp(&["status"]);
+    assert!(ok);
+    let line = st.lines().find(|x| x.starts_with(&inst)).unwrap_or_else(|| panic!("{inst} not in status: {st}"));
+    assert!(line.contains("driver") && line.contains("attach") && line.contains("echo v4+v6"), "{line}");
+    let (ok, js, _) = icmpxdp(&["status", "--json"]);
+    assert!(ok && js.contains(&inst), "{js}");
+    let (ok, stats, _) = icmpxdp(&["stats", "--iface", &inst, "--json"]);
+    assert!(ok && stats.contains("\"echo_reply\":3"), "{stats}");
+
+    // Over an existing attachment: refused, --replace offered; then replaced.
+    let (ok, _, err) = icmpxdp(&["--netns", ns, "attach", "--iface", iface]);
+    assert!(!ok && err.contains("--replace"), "{err}");
+    let (ok, _, err) = icmpxdp(&["--netns", ns, "run", "--iface", iface]);
+    assert!(!ok && err.contains("--replace"), "run over an attach is refused too: {err}");
+    let (ok, _, err) = icmpxdp(&["--netns", ns, "attach", "--iface", iface, "--replace", "--set", "ip.ttl=33"]);
+    assert!(ok, "{err}");
+    assert_eq!(reply_ttl(&l), 33, "the replacement answers");
+
+    let (ok, out, err) = icmpxdp(&["--netns", ns, "detach", "--iface", iface]);
+    assert!(ok && out.contains("detached"), "{out} {err}");
+    assert_eq!(pings_answered(&l), 0, "no answers after detach");
+    assert!(!dir.exists(), "no pins left");
+    let (_, links, _) = output(Command::new("ip").args(["-n", ns, "link", "show", iface]));
+    assert!(!links.contains("prog/xdp"), "{links}");
+    let (ok, _, err) = icmpxdp(&["--netns", ns, "detach", "--iface", iface]);
+    assert!(!ok && err.contains("nothing attached"), "{err}");
+}
