@@ -6,6 +6,7 @@ pub mod bench;
 pub mod config;
 pub mod control;
 pub mod lab;
+pub mod metrics;
 pub mod netns;
 pub mod packet;
 pub mod pin;

@@ -23,6 +23,22 @@ use icmp_user::{
     stats::Snapshot,
 };
 
+/// `println!` that ignores a closed stdout: a daemon must not die because
+/// whoever read its output went away (Rust ignores SIGPIPE, so `println!`
+/// would panic on EPIPE).
+macro_rules! say {
+    ($($t:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
+/// `print!` that ignores a closed stdout.
+macro_rules! say_raw {
+    ($($t:tt)*) => {{
+        let _ = write!(std::io::stdout(), $($t)*);
+    }};
+}
+
 #[derive(Parser)]
 #[command(name = "icmpxdp", version, about = "ICMP responder and rate limiter in XDP")]
 struct Cli {
@@ -86,6 +102,17 @@ enum Command {
         /// One JSON object instead of a table.
         #[arg(long)]
         json: bool,
+        /// Refresh every second with per-second rates, until Ctrl-C.
+        #[arg(long, conflicts_with = "json")]
+        watch: bool,
+    },
+    /// Serve Prometheus metrics of attached instances until SIGINT/SIGTERM.
+    ServeMetrics {
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9469")]
+        metrics_addr: std::net::SocketAddr,
+        /// Only these interfaces (default: every instance, as they come and go).
+        #[arg(long = "iface")]
+        ifaces: Vec<String>,
     },
     /// Validate a config file without attaching anything.
     CheckConfig { file: PathBuf },
@@ -114,6 +141,10 @@ struct RunOpts {
     /// Replace an existing `icmpxdp attach` on the interface.
     #[arg(long)]
     replace: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9469;
+    /// with --netns, inside that namespace).
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl RunOpts {
@@ -161,7 +192,7 @@ impl Instance {
             config: opts.config.as_ref().map(|p| p.display().to_string()),
         }
         .write(&name)?;
-        println!(
+        say!(
             "icmpxdp: attached to {iface} in {attached} mode (program id {program_id}), counters pinned at {}",
             pins.path().display()
         );
@@ -282,11 +313,15 @@ fn run(ifaces: &[String], netns: Option<&str>, opts: &RunOpts) -> Result<()> {
             Instance::start(iface, netns, opts, &cfg, Some(std::process::id())).with_context(|| format!("starting on {iface}"))?,
         );
     }
+    if let Some(addr) = opts.metrics_addr {
+        icmp_user::metrics::spawn_server(addr, Some(instances.iter().map(|i| i.name.clone()).collect()))?;
+        say!("icmpxdp: metrics at http://{addr}/metrics");
+    }
     serve(&mut instances, &sig, opts, cfg.max_sources, |_| {})?;
     for i in instances.drain(..).rev() {
         let name = i.name.clone();
         drop(i);
-        println!("icmpxdp: detached from {name}");
+        say!("icmpxdp: detached from {name}");
     }
     Ok(())
 }
@@ -298,7 +333,7 @@ fn run_lab(opts: &RunOpts) -> Result<()> {
     require_privileges()?;
     let sig = signals()?;
     if Lab::exists(LAB_NAME) {
-        println!("icmpxdp: removing a lab left over by an earlier run");
+        say!("icmpxdp: removing a lab left over by an earlier run");
         Lab::remove_stale(LAB_NAME);
     }
     let lab = Lab::create(LAB_NAME)?;
@@ -307,7 +342,7 @@ fn run_lab(opts: &RunOpts) -> Result<()> {
     let inside = netns::enter(&lab.responder_ns)?;
     let mut instances =
         vec![Instance::start(&lab.responder_if, Some(&lab.responder_ns), opts, &cfg, Some(std::process::id()))?];
-    println!(
+    say!(
         "\nLab ready: namespace {c} ({cv4}, {cv6}) ↔ namespace {r} ({rv4}, {rv6}).\n\
          The responder's kernel echo replies are off, so every reply below comes from XDP.\n\
          Try, in another terminal:\n  \
@@ -323,11 +358,15 @@ fn run_lab(opts: &RunOpts) -> Result<()> {
         rv4 = lab::RESPONDER_V4,
         rv6 = lab::RESPONDER_V6,
     );
+    if let Some(addr) = opts.metrics_addr {
+        icmp_user::metrics::spawn_server(addr, Some(vec![instances[0].name.clone()]))?;
+        say!("icmpxdp: metrics at http://{addr}/metrics (in the responder namespace)");
+    }
     let mut prev = instances[0].responder.snapshot()?;
     serve(&mut instances, &sig, opts, cfg.max_sources, |inst| {
         let Ok(now) = inst[0].responder.snapshot() else { return };
         let d = now.since(&prev);
-        println!(
+        say!(
             "echo requests/s v4 {:>6} v6 {:>6} | replies/s v4 {:>6} v6 {:>6} | unreachables/s {:>6} | totals: tx {} pass {} suppressed {}",
             d.received(Family::V4, 8),
             d.received(Family::V6, 128),
@@ -344,7 +383,7 @@ fn run_lab(opts: &RunOpts) -> Result<()> {
     drop(instances);
     drop(inside);
     drop(lab);
-    println!("icmpxdp: detached, lab removed");
+    say!("icmpxdp: detached, lab removed");
     Ok(())
 }
 
@@ -360,7 +399,7 @@ fn attach(ifaces: &[String], netns: Option<&str>, opts: &RunOpts) -> Result<()> 
         done.push(i);
     }
     for i in done {
-        println!("icmpxdp: {} stays attached after this process exits; `icmpxdp detach --iface {}` removes it", i.name, i.iface);
+        say!("icmpxdp: {} stays attached after this process exits; `icmpxdp detach --iface {}` removes it", i.name, i.iface);
         let Instance { _pins, .. } = i;
         _pins.keep();
     }
@@ -371,12 +410,17 @@ fn detach(ifaces: &[String], netns: Option<&str>) -> Result<()> {
     require_privileges()?;
     for iface in ifaces {
         let name = pin::instance_name(iface, netns);
-        let _lock = InstanceLock::acquire(&name).map_err(|e| e.context("`icmpxdp detach` removes what `icmpxdp attach` left; stop a running `icmpxdp run` with SIGTERM instead"))?;
+        let lock = InstanceLock::acquire(&name).map_err(|e| e.context("`icmpxdp detach` removes what `icmpxdp attach` left; stop a running `icmpxdp run` with SIGTERM instead"))?;
         if !pin::instance_dir(&name).join(pin::LINK_PIN).exists() {
+            if pin::instance_dir(&name).exists() {
+                pin::remove_stale(&name, &lock)?;
+                say!("icmpxdp: removed stale pins of {name} (left by a killed run)");
+                continue;
+            }
             bail!("nothing attached to `{name}` by `icmpxdp attach` (see `icmpxdp status`)");
         }
         pin::detach_pinned(&name)?;
-        println!("icmpxdp: detached from {name}");
+        say!("icmpxdp: detached from {name}");
     }
     Ok(())
 }
@@ -395,22 +439,24 @@ fn status(as_json: bool) -> Result<()> {
             .map(|(name, m, c)| {
                 serde_json::json!({
                     "instance": name,
+                    "live": pin::is_live(name),
                     "meta": m,
                     "uptime_s": m.as_ref().map(|m| now.saturating_sub(m.started)),
                     "config": c.as_ref().map(|c| config_summary(c)),
                 })
             })
             .collect();
-        println!("{}", serde_json::Value::Array(v));
+        say!("{}", serde_json::Value::Array(v));
         return Ok(());
     }
     if rows.is_empty() {
-        println!("no icmpxdp instance is attached");
+        say!("no icmpxdp instance is attached");
         return Ok(());
     }
-    println!("{:<36} {:<7} {:>7} {:<14} {:>9}  config", "instance", "mode", "program", "owner", "uptime");
+    say!("{:<36} {:<7} {:>7} {:<14} {:>9}  config", "instance", "mode", "program", "owner", "uptime");
     for (name, m, c) in rows {
         let (mode, prog, owner, up) = match &m {
+            _ if !pin::is_live(&name) => ("-".into(), "-".into(), "stale".into(), "-".into()),
             Some(m) => (
                 m.mode.clone(),
                 m.program_id.to_string(),
@@ -419,8 +465,12 @@ fn status(as_json: bool) -> Result<()> {
             ),
             None => ("?".into(), "?".into(), "?".into(), "?".into()),
         };
-        let summary = c.as_ref().map_or_else(|| "unreadable".to_owned(), config_summary);
-        println!("{name:<36} {mode:<7} {prog:>7} {owner:<14} {up:>9}  {summary}");
+        let summary = if pin::is_live(&name) {
+            c.as_ref().map_or_else(|| "unreadable".to_owned(), config_summary)
+        } else {
+            "pins left by a killed run: the next start on it, or `icmpxdp detach`, removes them".to_owned()
+        };
+        say!("{name:<36} {mode:<7} {prog:>7} {owner:<14} {up:>9}  {summary}");
     }
     Ok(())
 }
@@ -449,7 +499,8 @@ fn config_summary(c: &icmp_common::Config) -> String {
 fn instances_named(iface: Option<&str>, netns: Option<&str>) -> Result<Vec<String>> {
     let names = match iface {
         Some(i) => vec![pin::instance_name(i, netns)],
-        None => pin::list_instances()?,
+        // Every live instance; stale pins (a killed run) are not counters anyone serves.
+        None => pin::list_instances()?.into_iter().filter(|n| pin::is_live(n)).collect(),
     };
     if names.is_empty() {
         bail!("no running icmpxdp instance (nothing pinned under {}); start one with `icmpxdp run --iface IF`", pin::PIN_ROOT);
@@ -470,7 +521,32 @@ fn reload(iface: Option<&str>, netns: Option<&str>, config: Option<&std::path::P
     for name in instances_named(iface, netns)? {
         let mut maps = icmp_user::control::Pinned::open(&pin::instance_dir(&name))?;
         maps.apply(&settings).with_context(|| format!("reloading {name}"))?;
-        println!("icmpxdp: {name}: config reloaded");
+        say!("icmpxdp: {name}: config reloaded");
+    }
+    Ok(())
+}
+
+/// `stats --watch`: per-second rates, refreshed in place on a terminal.
+fn watch(iface: Option<&str>, netns: Option<&str>) -> Result<()> {
+    use std::io::IsTerminal as _;
+    let sig = signals()?;
+    let names = instances_named(iface, netns)?;
+    let read = |n: &str| Snapshot::from_pins(&pin::instance_dir(n));
+    let mut prev: Vec<Snapshot> = names.iter().map(|n| read(n)).collect::<Result<_>>()?;
+    let tty = std::io::stdout().is_terminal();
+    while !sig.stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_secs(1));
+        let mut screen = String::new();
+        for (i, name) in names.iter().enumerate() {
+            let now = read(name)?;
+            screen.push_str(&now.since(&prev[i]).to_table(&format!("{name} (per second)")));
+            prev[i] = now;
+        }
+        if tty {
+            say_raw!("\x1b[2J\x1b[H");
+        }
+        say_raw!("{screen}");
+        let _ = std::io::stdout().flush();
     }
     Ok(())
 }
@@ -483,9 +559,9 @@ fn stats(iface: Option<&str>, netns: Option<&str>, as_json: bool) -> Result<()> 
     for name in names {
         let snap = Snapshot::from_pins(&pin::instance_dir(&name))?;
         if as_json {
-            println!("{}", snap.to_json(&name));
+            say!("{}", snap.to_json(&name));
         } else {
-            print!("{}", snap.to_table(&name));
+            say_raw!("{}", snap.to_table(&name));
         }
     }
     Ok(())
@@ -498,7 +574,9 @@ fn main() {
         // Entered for the whole process lifetime: attach, addresses and
         // sysctls all refer to this namespace. Before any thread is spawned.
         let _inside = match (&cli.netns, &cli.command) {
-            (Some(ns), Command::Run { .. } | Command::Attach { .. }) => Some(netns::enter(ns)?),
+            (Some(ns), Command::Run { .. } | Command::Attach { .. } | Command::ServeMetrics { .. }) => {
+                Some(netns::enter(ns)?)
+            }
             _ => None,
         };
         match &cli.command {
@@ -507,21 +585,33 @@ fn main() {
             Command::Detach { ifaces } => detach(ifaces, cli.netns.as_deref()),
             Command::Status { json } => status(*json),
             Command::Lab { opts } => run_lab(opts),
-            Command::Stats { iface, json } => stats(iface.as_deref(), cli.netns.as_deref(), *json),
+            Command::Stats { iface, json, watch: false } => stats(iface.as_deref(), cli.netns.as_deref(), *json),
+            Command::Stats { iface, watch: true, .. } => watch(iface.as_deref(), cli.netns.as_deref()),
+            Command::ServeMetrics { metrics_addr, ifaces } => {
+                let names = (!ifaces.is_empty())
+                    .then(|| ifaces.iter().map(|i| pin::instance_name(i, cli.netns.as_deref())).collect());
+                let sig = signals()?;
+                icmp_user::metrics::spawn_server(*metrics_addr, names)?;
+                say!("icmpxdp: metrics at http://{metrics_addr}/metrics");
+                while !sig.stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Ok(())
+            }
             Command::Bench { json, quick } => {
                 require_privileges()?;
                 let report = icmp_user::bench::run(if *quick { icmp_user::bench::Options::QUICK } else { icmp_user::bench::Options::FULL })?;
                 if *json {
-                    println!("{}", serde_json::to_string(&report)?);
+                    say!("{}", serde_json::to_string(&report)?);
                 } else {
-                    print!("{}", report.markdown());
+                    say_raw!("{}", report.markdown());
                 }
                 Ok(())
             }
             Command::Reload { iface, config, sets } => reload(iface.as_deref(), cli.netns.as_deref(), config.as_deref(), sets),
             Command::CheckConfig { file } => {
                 FileConfig::from_file(file)?.settings()?;
-                println!("{}: ok", file.display());
+                say!("{}: ok", file.display());
                 Ok(())
             }
         }

@@ -205,6 +205,35 @@ pub fn detach_pinned(instance: &str) -> Result<()> {
     Ok(())
 }
 
+/// Whether an instance is served: an `attach` (its link is pinned) or a
+/// live `run` (it holds the instance lock). Otherwise its pins are stale,
+/// left by a run that was killed.
+pub fn is_live(instance: &str) -> bool {
+    if instance_dir(instance).join(LINK_PIN).exists() {
+        return true;
+    }
+    let path = Path::new(LOCK_ROOT).join(format!("{instance}.lock"));
+    let Ok(file) = File::open(&path) else {
+        return false;
+    };
+    // SAFETY: flock on an fd we own; a shared, non-blocking probe.
+    let free = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0;
+    !free
+}
+
+/// Removes the pins of an instance with no attachment, under its lock (so
+/// no `run` owns it).
+pub fn remove_stale(instance: &str, _lock: &InstanceLock) -> Result<()> {
+    let dir = instance_dir(instance);
+    if dir.join(LINK_PIN).exists() {
+        bail!("`{instance}` is attached; use `icmpxdp detach`");
+    }
+    fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    let _ = fs::remove_dir(PIN_ROOT);
+    Meta::remove(instance);
+    Ok(())
+}
+
 /// Names of instances with a pin directory.
 pub fn list_instances() -> Result<Vec<String>> {
     let Ok(entries) = fs::read_dir(PIN_ROOT) else {

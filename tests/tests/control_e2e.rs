@@ -147,3 +147,79 @@ fn attach_outlives_its_process_until_detach() {
     let (ok, _, err) = icmpxdp(&["--netns", ns, "detach", "--iface", iface]);
     assert!(!ok && err.contains("nothing attached"), "{err}");
 }
+
+/// Fetches `url` from inside namespace `ns` with Python's urllib and parses
+/// it with prometheus_client's OpenMetrics parser; returns
+/// (content type, [(name, labels, value)]).
+fn scrape(ns: &str, url: &str) -> (String, Vec<(String, serde_json::Map<String, serde_json::Value>, f64)>) {
+    let script = r#"
+import json, sys, urllib.request
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+r = urllib.request.urlopen(sys.argv[1], timeout=5)
+body = r.read().decode()
+out = [[s.name, s.labels, s.value] for f in text_string_to_metric_families(body) for s in f.samples]
+print(json.dumps({"content_type": r.headers["Content-Type"], "samples": out}))
+"#;
+    let (ok, out, err) = output(Command::new("ip").args(["netns", "exec", ns, "python3", "-c", script, url]));
+    assert!(ok, "scrape failed: {err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let samples = v["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s[0].as_str().unwrap().to_owned(), s[1].as_object().unwrap().clone(), s[2].as_f64().unwrap()))
+        .collect();
+    (v["content_type"].as_str().unwrap().to_owned(), samples)
+}
+
+#[test]
+fn metrics_count_what_ping_received() {
+    let l = unique_lab();
+    let inst = instance(&l);
+    let addr = "127.0.0.1:9469"; // inside the lab's responder namespace
+    let _run = Running::start(&[
+        "--netns",
+        &l.responder_ns,
+        "run",
+        "--iface",
+        &l.responder_if,
+        "--metrics-addr",
+        addr,
+    ]);
+    let mut cmd = l.client_command("ping");
+    cmd.args(["-c", "5", "-i", "0.2", "-W", "1", "-w", "5", "-n", &lab::RESPONDER_V4.to_string()]);
+    let (_, v4_received) = ping_counts(&output(&mut cmd).1);
+    let mut cmd = l.client_command("ping");
+    cmd.args(["-6", "-c", "3", "-i", "0.2", "-W", "1", "-w", "5", "-n", &lab::RESPONDER_V6.to_string()]);
+    let (_, v6_received) = ping_counts(&output(&mut cmd).1);
+    assert_eq!((v4_received, v6_received), (5, 3));
+
+    let (ctype, samples) = scrape(&l.responder_ns, &format!("http://{addr}/metrics"));
+    assert!(ctype.starts_with("application/openmetrics-text"), "{ctype}");
+    let value = |name: &str, want: &[(&str, &str)]| -> f64 {
+        samples
+            .iter()
+            .find(|(n, labels, _)| n == name && want.iter().all(|(k, v)| labels.get(*k).and_then(|x| x.as_str()) == Some(*v)))
+            .unwrap_or_else(|| panic!("no sample {name} {want:?} in {samples:?}"))
+            .2
+    };
+    let i = inst.as_str();
+    assert_eq!(value("icmpxdp_sent_messages_total", &[("iface", i), ("family", "ipv4"), ("type", "echo_reply")]), 5.0);
+    assert_eq!(value("icmpxdp_sent_messages_total", &[("iface", i), ("family", "ipv6"), ("type", "echo_reply")]), 3.0);
+    assert_eq!(value("icmpxdp_received_messages_total", &[("iface", i), ("family", "ipv4"), ("type", "echo_request")]), 5.0);
+    assert_eq!(value("icmpxdp_netstat", &[("iface", i), ("counter", "Icmp_OutEchoReps")]), 5.0);
+    assert_eq!(value("icmpxdp_netstat", &[("iface", i), ("counter", "Icmp6_OutEchoReplies")]), 3.0);
+    assert_eq!(value("icmpxdp_verdicts_total", &[("iface", i), ("reason", "echo_answered")]), 8.0);
+    assert_eq!(value("icmpxdp_actions_total", &[("iface", i), ("action", "tx")]), 8.0);
+    assert_eq!(value("icmpxdp_suppressed_errors_total", &[("iface", i), ("reason", "bad_source")]), 0.0);
+    let frames = value("icmpxdp_frames_total", &[("iface", i)]);
+    let by_action: f64 = samples.iter().filter(|(n, _, _)| n == "icmpxdp_actions_total").map(|s| s.2).sum();
+    assert_eq!(frames, by_action, "actions add up to frames");
+    // Never a per-address label.
+    for (n, labels, _) in &samples {
+        for (k, v) in labels {
+            let v = v.as_str().unwrap();
+            assert!(v.parse::<std::net::IpAddr>().is_err() && k != "addr", "{n} has an address label {k}={v}");
+        }
+    }
+}

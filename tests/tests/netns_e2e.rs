@@ -111,6 +111,11 @@ fn a_killed_run_leaves_stale_pins_that_the_next_run_clears() {
     // The link died with the process: nothing answers.
     let (_, links, _) = output(Command::new("ip").args(["-n", ns, "link", "show", &l.responder_if]));
     assert!(!links.contains("prog/xdp"), "{links}");
+    let (ok, st, _) = output(Command::new(icmpxdp_bin()).arg("status"));
+    let line = st.lines().find(|x| x.starts_with(&instance)).unwrap_or_else(|| panic!("{st}"));
+    assert!(ok && line.contains("stale"), "status says the pins are stale: {line}");
+    let (ok, _, err) = output(Command::new(icmpxdp_bin()).args(["stats", "--iface", &instance]));
+    assert!(ok, "stale counters are still readable by name: {err}");
 
     let mut second = Running::start(&["--netns", ns, "run", "--iface", &l.responder_if]);
     let mut cmd = l.client_command("ping");

@@ -80,6 +80,10 @@ fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
+fn succeeds(cmd: &mut Command) -> bool {
+    cmd.output().is_ok_and(|o| o.status.success())
+}
+
 fn stdout_of(cmd: &mut Command) -> Option<String> {
     let o = cmd.output().ok()?;
     o.status.success().then(|| String::from_utf8_lossy(&o.stdout).trim().to_owned())
@@ -162,6 +166,13 @@ fn setup() -> Result<()> {
     }
     missing.dedup();
     apt_install(&missing)?;
+
+    // The metrics test parses /metrics with the Python Prometheus client's
+    // own OpenMetrics parser.
+    if !succeeds(Command::new("python3").args(["-c", "import prometheus_client"])) {
+        println!("setup: python3 -m pip install prometheus-client");
+        run(Command::new("python3").args(["-m", "pip", "install", "--quiet", "prometheus-client"]))?;
+    }
 
     if !nightly && !has_core_src(DEB_TOOLCHAIN) {
         println!("setup: rustup toolchain link {DEB_TOOLCHAIN} /usr");
