@@ -11,10 +11,7 @@
 //! checked first (XDP action, checksums), so the bench cannot time the wrong
 //! path.
 
-use std::{
-    fmt::Write as _,
-    net::{Ipv4Addr, Ipv6Addr},
-};
+use std::{fmt::Write as _, net::Ipv4Addr};
 
 use anyhow::{Context as _, Result, bail, ensure};
 use aya::programs::{TestRun as _, TestRunOptions};
@@ -22,7 +19,7 @@ use icmp_common::{Config, ratelimit::Limit};
 use serde::Serialize;
 
 use crate::{
-    packet::{Frame, checksum_ok, icmp4, icmp6, icmp6_checksum_ok, ipv4, ipv6, udp4, udp6},
+    packet::{ETH_P_IP, ETH_P_IPV6, Frame, PEER4, PEER6, US4, US6, checksum_ok, icmp4, icmp6, icmp6_checksum_ok, ipv4, ipv6, udp4, udp6},
     responder::Responder,
 };
 
@@ -30,10 +27,6 @@ const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
 const XDP_TX: u32 = 3;
 
-const US4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
-const PEER4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
-const US6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
-const PEER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
 /// One 64-byte frame at 10 GbE line rate (84 bytes on the wire at 10 Gb/s).
 const LINE_RATE_NS: f64 = 67.2;
 
@@ -171,11 +164,11 @@ impl Bench {
 }
 
 fn frame4(l3: Vec<u8>) -> Vec<u8> {
-    Frame::new(0x0800, l3).bytes()
+    Frame::new(ETH_P_IP, l3).bytes()
 }
 
 fn frame6(l3: Vec<u8>) -> Vec<u8> {
-    Frame::new(0x86dd, l3).bytes()
+    Frame::new(ETH_P_IPV6, l3).bytes()
 }
 
 /// Checks one run of `frame` ends in `action` (and, for XDP_TX, that the

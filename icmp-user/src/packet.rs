@@ -10,6 +10,16 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 pub const MAC_US: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 pub const MAC_PEER: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
 
+/// Addresses of test and benchmark frames (documentation prefixes): the
+/// responder, its peer, and the directed broadcast of their /24.
+pub const US4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+pub const PEER4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+pub const BCAST4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 255);
+pub const US6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+pub const PEER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+pub const ETH_P_IP: u16 = 0x0800;
+pub const ETH_P_IPV6: u16 = 0x86dd;
+
 /// RFC 1071 checksum over big-endian words.
 pub fn inet_checksum(parts: &[&[u8]]) -> u16 {
     let mut sum: u64 = 0;
@@ -164,9 +174,9 @@ pub fn ipv6(src: Ipv6Addr, dst: Ipv6Addr, next: u8, hop_limit: u8, body: &[u8]) 
     h
 }
 
-/// UDP datagram (header + payload) with a correct checksum over the IPv4
-/// pseudo-header.
-pub fn udp4(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+/// UDP header + payload, checksummed over `pseudo` (the IP pseudo-header)
+/// and the datagram; a computed 0 is sent as 0xFFFF (RFC 768).
+fn udp(pseudo: &[u8], sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
     let len = 8 + payload.len();
     let mut u = Vec::with_capacity(len);
     u.extend_from_slice(&sport.to_be_bytes());
@@ -174,33 +184,25 @@ pub fn udp4(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, payload: &[u8]
     u.extend_from_slice(&(len as u16).to_be_bytes());
     u.extend_from_slice(&[0, 0]);
     u.extend_from_slice(payload);
-    let mut pseudo = Vec::new();
-    pseudo.extend_from_slice(&src.octets());
-    pseudo.extend_from_slice(&dst.octets());
-    pseudo.extend_from_slice(&[0, 17]);
-    pseudo.extend_from_slice(&(len as u16).to_be_bytes());
-    let c = match inet_checksum(&[&pseudo, &u]) {
+    let c = match inet_checksum(&[pseudo, &u]) {
         0 => 0xffff,
         c => c,
     };
     u[6..8].copy_from_slice(&c.to_be_bytes());
     u
+}
+
+/// UDP datagram with a correct checksum over the IPv4 pseudo-header.
+pub fn udp4(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut pseudo = Vec::with_capacity(12);
+    pseudo.extend_from_slice(&src.octets());
+    pseudo.extend_from_slice(&dst.octets());
+    pseudo.extend_from_slice(&[0, 17]);
+    pseudo.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    udp(&pseudo, sport, dport, payload)
 }
 
 /// UDP datagram with a correct checksum over the IPv6 pseudo-header.
 pub fn udp6(src: &Ipv6Addr, dst: &Ipv6Addr, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    let len = 8 + payload.len();
-    let mut u = Vec::with_capacity(len);
-    u.extend_from_slice(&sport.to_be_bytes());
-    u.extend_from_slice(&dport.to_be_bytes());
-    u.extend_from_slice(&(len as u16).to_be_bytes());
-    u.extend_from_slice(&[0, 0]);
-    u.extend_from_slice(payload);
-    let c = match inet_checksum(&[&v6_pseudo(src, dst, len, 17), &u]) {
-        0 => 0xffff,
-        c => c,
-    };
-    u[6..8].copy_from_slice(&c.to_be_bytes());
-    u
+    udp(&v6_pseudo(src, dst, 8 + payload.len(), 17), sport, dport, payload)
 }
-

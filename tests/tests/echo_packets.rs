@@ -9,17 +9,11 @@ use icmp_common::{
     config::{FLAG_ANSWER_ANY_DST, FLAG_ECHO_V4},
 };
 use icmpxdp_tests::{
+    BCAST4, ETH_P_IP, ETH_P_IPV6, PEER4, PEER6, US4, US6,
     Frame, MAC_PEER, MAC_US, XDP_PASS, XDP_TX, Xdp, checksum_ok, icmp4, icmp6, icmp6_checksum_ok, inet_checksum,
     ipv4, ipv6, payload,
 };
 
-const US4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
-const PEER4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
-const BCAST4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 255);
-const US6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
-const PEER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
-const ETH_IP: u16 = 0x0800;
-const ETH_IPV6: u16 = 0x86dd;
 
 fn xdp() -> Xdp {
     Xdp::load(Config::default(), &[US4], &[BCAST4], &[US6])
@@ -55,7 +49,7 @@ fn ipv4_echo_is_answered_exactly() {
     for vlans in 0..=2 {
         for (i, size) in [0usize, 1, 56, 57, 1472].into_iter().enumerate() {
             let data = payload(size, i as u8);
-            let req = Frame::new(ETH_IP, echo4(PEER4, US4, 17, &data)).with_vlans(vlans);
+            let req = Frame::new(ETH_P_IP, echo4(PEER4, US4, 17, &data)).with_vlans(vlans);
             let (action, out) = x.run(&req.bytes());
             assert_eq!(action, XDP_TX, "vlans {vlans} size {size}");
             assert_eq!(out, expected_reply4(&req, &data, 64), "vlans {vlans} size {size}");
@@ -79,7 +73,7 @@ fn ipv6_echo_is_answered_exactly() {
     for vlans in 0..=2 {
         for (i, size) in [0usize, 1, 56, 1452].into_iter().enumerate() {
             let data = payload(size, 100 + i as u8);
-            let req = Frame::new(ETH_IPV6, echo6(PEER6, US6, 9, &data)).with_vlans(vlans);
+            let req = Frame::new(ETH_P_IPV6, echo6(PEER6, US6, 9, &data)).with_vlans(vlans);
             let (action, out) = x.run(&req.bytes());
             assert_eq!(action, XDP_TX, "vlans {vlans} size {size}");
             let mut want = req.clone();
@@ -112,7 +106,7 @@ fn all_zero_echo_reply_gets_ffff_checksum() {
     // 0xFFFF verifies (RFC 1624 §3).
     let mut x = xdp();
     let l3 = ipv4(PEER4, US4, 1, 64, &[], &icmp4(8, 0, [0; 4], &[]));
-    let (action, out) = x.run(&Frame::new(ETH_IP, l3).bytes());
+    let (action, out) = x.run(&Frame::new(ETH_P_IP, l3).bytes());
     assert_eq!(action, XDP_TX);
     assert_eq!(&out[14 + 20..], &[0, 0, 0xff, 0xff, 0, 0, 0, 0]);
     assert!(checksum_ok(&[&out[14 + 20..]]));
@@ -122,11 +116,11 @@ fn all_zero_echo_reply_gets_ffff_checksum() {
 fn configured_ttl_and_hop_limit_are_used() {
     let cfg = Config { ttl: 200, hop_limit: 7, ..Config::default() };
     let mut x = Xdp::load(cfg, &[US4], &[], &[US6]);
-    let (a, out) = x.run(&Frame::new(ETH_IP, echo4(PEER4, US4, 64, b"abc")).bytes());
+    let (a, out) = x.run(&Frame::new(ETH_P_IP, echo4(PEER4, US4, 64, b"abc")).bytes());
     assert_eq!(a, XDP_TX);
     assert_eq!(out[14 + 8], 200);
     assert!(checksum_ok(&[&out[14..34]]));
-    let (a, out) = x.run(&Frame::new(ETH_IPV6, echo6(PEER6, US6, 64, b"abc")).bytes());
+    let (a, out) = x.run(&Frame::new(ETH_P_IPV6, echo6(PEER6, US6, 64, b"abc")).bytes());
     assert_eq!(a, XDP_TX);
     assert_eq!(out[14 + 7], 7);
 }
@@ -144,7 +138,7 @@ fn assert_passed(x: &mut Xdp, frame: &[u8], reason: Reason, what: &str) {
 #[test]
 fn not_ours_broadcast_and_bad_sources_are_passed() {
     let mut x = xdp();
-    let f4 = |src, dst| Frame::new(ETH_IP, echo4(src, dst, 64, b"x")).bytes();
+    let f4 = |src, dst| Frame::new(ETH_P_IP, echo4(src, dst, 64, b"x")).bytes();
     assert_passed(&mut x, &f4(PEER4, Ipv4Addr::new(192, 0, 2, 99)), Reason::NotOurs, "other host");
     for dst in [Ipv4Addr::BROADCAST, BCAST4, Ipv4Addr::new(224, 0, 0, 1)] {
         assert_passed(&mut x, &f4(PEER4, dst), Reason::BroadcastDestination, &format!("to {dst}"));
@@ -152,11 +146,11 @@ fn not_ours_broadcast_and_bad_sources_are_passed() {
     for src in [Ipv4Addr::new(127, 0, 0, 1), Ipv4Addr::UNSPECIFIED, Ipv4Addr::new(240, 0, 0, 1), BCAST4] {
         assert_passed(&mut x, &f4(src, US4), Reason::BadSource, &format!("from {src}"));
     }
-    let mut l2b = Frame::new(ETH_IP, echo4(PEER4, US4, 64, b"x"));
+    let mut l2b = Frame::new(ETH_P_IP, echo4(PEER4, US4, 64, b"x"));
     l2b.dst_mac = [0xff; 6];
     assert_passed(&mut x, &l2b.bytes(), Reason::LinkBroadcast, "link-layer broadcast");
 
-    let f6 = |src, dst| Frame::new(ETH_IPV6, echo6(src, dst, 64, b"x")).bytes();
+    let f6 = |src, dst| Frame::new(ETH_P_IPV6, echo6(src, dst, 64, b"x")).bytes();
     assert_passed(&mut x, &f6(PEER6, Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 9)), Reason::NotOurs, "other v6");
     let all_nodes: Ipv6Addr = "ff02::1".parse().unwrap();
     assert_passed(&mut x, &f6(PEER6, all_nodes), Reason::BroadcastDestination, "ff02::1");
@@ -171,29 +165,29 @@ fn options_fragments_and_other_traffic_are_passed() {
     let icmp = icmp4(8, 0, [0, 1, 0, 1], b"hello");
     // Record Route option (7), padded with End of Options.
     let rr = [7, 7, 4, 0, 0, 0, 0, 0];
-    assert_passed(&mut x, &Frame::new(ETH_IP, ipv4(PEER4, US4, 1, 64, &rr, &icmp)).bytes(), Reason::IpOptions, "IPv4 options");
+    assert_passed(&mut x, &Frame::new(ETH_P_IP, ipv4(PEER4, US4, 1, 64, &rr, &icmp)).bytes(), Reason::IpOptions, "IPv4 options");
     let mut frag = ipv4(PEER4, US4, 1, 64, &[], &icmp);
     frag[6] = 0x20; // MF
     frag[10..12].copy_from_slice(&[0, 0]);
     let c = inet_checksum(&[&frag[..20]]);
     frag[10..12].copy_from_slice(&c.to_be_bytes());
-    assert_passed(&mut x, &Frame::new(ETH_IP, frag).bytes(), Reason::Fragment, "first fragment");
+    assert_passed(&mut x, &Frame::new(ETH_P_IP, frag).bytes(), Reason::Fragment, "first fragment");
     let tcp = ipv4(PEER4, US4, 6, 64, &[], &[0; 20]);
-    assert_passed(&mut x, &Frame::new(ETH_IP, tcp).bytes(), Reason::OtherProtocol, "TCP");
+    assert_passed(&mut x, &Frame::new(ETH_P_IP, tcp).bytes(), Reason::OtherProtocol, "TCP");
     assert_passed(&mut x, &Frame::new(0x0806, vec![0; 28]).bytes(), Reason::OtherProtocol, "ARP");
     let reply = ipv4(PEER4, US4, 1, 64, &[], &icmp4(0, 0, [0, 1, 0, 1], b"x"));
-    assert_passed(&mut x, &Frame::new(ETH_IP, reply).bytes(), Reason::NotEchoRequest, "echo reply");
+    assert_passed(&mut x, &Frame::new(ETH_P_IP, reply).bytes(), Reason::NotEchoRequest, "echo reply");
 
     // Hop-by-hop options header before ICMPv6.
     let mut hbh = vec![58, 0, 1, 4, 0, 0, 0, 0];
     hbh.extend_from_slice(&icmp6(&PEER6, &US6, 128, 0, [0; 4], b"x"));
-    assert_passed(&mut x, &Frame::new(ETH_IPV6, ipv6(PEER6, US6, 0, 64, &hbh)).bytes(), Reason::IpOptions, "v6 HBH");
+    assert_passed(&mut x, &Frame::new(ETH_P_IPV6, ipv6(PEER6, US6, 0, 64, &hbh)).bytes(), Reason::IpOptions, "v6 HBH");
     let frag6 = ipv6(PEER6, US6, 44, 64, &[58, 0, 0, 1, 0, 0, 0, 1, 128, 0, 0, 0, 0, 0, 0, 0]);
-    assert_passed(&mut x, &Frame::new(ETH_IPV6, frag6).bytes(), Reason::Fragment, "v6 fragment");
+    assert_passed(&mut x, &Frame::new(ETH_P_IPV6, frag6).bytes(), Reason::Fragment, "v6 fragment");
     let ns = ipv6(PEER6, US6, 58, 255, &icmp6(&PEER6, &US6, 135, 0, [0; 4], &US6.octets()));
-    assert_passed(&mut x, &Frame::new(ETH_IPV6, ns).bytes(), Reason::NotEchoRequest, "neighbor solicitation");
+    assert_passed(&mut x, &Frame::new(ETH_P_IPV6, ns).bytes(), Reason::NotEchoRequest, "neighbor solicitation");
     // Three VLAN tags: beyond what we parse, so not IP to us.
-    let mut three = Frame::new(ETH_IP, echo4(PEER4, US4, 64, b"x")).with_vlans(2);
+    let mut three = Frame::new(ETH_P_IP, echo4(PEER4, US4, 64, b"x")).with_vlans(2);
     three.vlans.push((0x8100, 7));
     assert_passed(&mut x, &three.bytes(), Reason::OtherProtocol, "three VLAN tags");
 }
@@ -202,7 +196,7 @@ fn options_fragments_and_other_traffic_are_passed() {
 fn malformed_and_truncated_frames_are_passed() {
     let mut x = xdp();
     let good = echo4(PEER4, US4, 64, &payload(32, 1));
-    let frame = |l3: Vec<u8>| Frame::new(ETH_IP, l3).bytes();
+    let frame = |l3: Vec<u8>| Frame::new(ETH_P_IP, l3).bytes();
     let with_header = |mut l3: Vec<u8>, f: &dyn Fn(&mut Vec<u8>)| {
         f(&mut l3);
         l3[10..12].copy_from_slice(&[0, 0]);
@@ -223,9 +217,9 @@ fn malformed_and_truncated_frames_are_passed() {
             l[10] ^= 0xff;
             l
         })),
-        ("only an Ethernet header", Frame::new(ETH_IP, vec![]).bytes()),
+        ("only an Ethernet header", Frame::new(ETH_P_IP, vec![]).bytes()),
         ("VLAN tag cut short", {
-            let mut f = Frame::new(ETH_IP, vec![]).with_vlans(1).bytes();
+            let mut f = Frame::new(ETH_P_IP, vec![]).with_vlans(1).bytes();
             f.truncate(16);
             f
         }),
@@ -236,11 +230,11 @@ fn malformed_and_truncated_frames_are_passed() {
     let e6 = echo6(PEER6, US6, 64, &payload(16, 2));
     let mut lying = e6.clone();
     lying[4..6].copy_from_slice(&500u16.to_be_bytes());
-    assert_passed(&mut x, &Frame::new(ETH_IPV6, lying).bytes(), Reason::Malformed, "v6 payload length beyond frame");
-    assert_passed(&mut x, &Frame::new(ETH_IPV6, e6[..30].to_vec()).bytes(), Reason::Malformed, "v6 header cut");
+    assert_passed(&mut x, &Frame::new(ETH_P_IPV6, lying).bytes(), Reason::Malformed, "v6 payload length beyond frame");
+    assert_passed(&mut x, &Frame::new(ETH_P_IPV6, e6[..30].to_vec()).bytes(), Reason::Malformed, "v6 header cut");
     let mut short = ipv6(PEER6, US6, 58, 64, &[128, 0, 0, 0]);
     short[4..6].copy_from_slice(&4u16.to_be_bytes());
-    assert_passed(&mut x, &Frame::new(ETH_IPV6, short).bytes(), Reason::Malformed, "v6 ICMP header cut");
+    assert_passed(&mut x, &Frame::new(ETH_P_IPV6, short).bytes(), Reason::Malformed, "v6 ICMP header cut");
     let snap = x.responder.snapshot().unwrap();
     assert_eq!(snap.action(icmp_common::counters::Action::Tx), 0);
 }
@@ -250,17 +244,17 @@ fn answer_any_destination_and_disabled_families() {
     let cfg = Config { flags: Config::default().flags | FLAG_ANSWER_ANY_DST, ..Config::default() };
     let mut x = Xdp::load(cfg, &[US4], &[], &[US6]);
     let elsewhere = Ipv4Addr::new(198, 51, 100, 7);
-    let (a, out) = x.run(&Frame::new(ETH_IP, echo4(PEER4, elsewhere, 64, b"x")).bytes());
+    let (a, out) = x.run(&Frame::new(ETH_P_IP, echo4(PEER4, elsewhere, 64, b"x")).bytes());
     assert_eq!(a, XDP_TX);
     assert_eq!(&out[14 + 12..14 + 16], &elsewhere.octets(), "reply comes from the address asked");
 
     let cfg = Config { flags: Config::default().flags & !FLAG_ECHO_V4, ..Config::default() };
     let mut x = Xdp::load(cfg, &[US4], &[], &[US6]);
-    assert_passed(&mut x, &Frame::new(ETH_IP, echo4(PEER4, US4, 64, b"x")).bytes(), Reason::Disabled, "v4 echo off");
-    let (a, _) = x.run(&Frame::new(ETH_IPV6, echo6(PEER6, US6, 64, b"x")).bytes());
+    assert_passed(&mut x, &Frame::new(ETH_P_IP, echo4(PEER4, US4, 64, b"x")).bytes(), Reason::Disabled, "v4 echo off");
+    let (a, _) = x.run(&Frame::new(ETH_P_IPV6, echo6(PEER6, US6, 64, b"x")).bytes());
     assert_eq!(a, XDP_TX, "v6 still on");
 
     let off = Config { flags: 0, ..Config::default() };
     let mut x = Xdp::load(off, &[US4], &[], &[US6]);
-    assert_passed(&mut x, &Frame::new(ETH_IP, echo4(PEER4, US4, 64, b"x")).bytes(), Reason::Disabled, "program disabled");
+    assert_passed(&mut x, &Frame::new(ETH_P_IP, echo4(PEER4, US4, 64, b"x")).bytes(), Reason::Disabled, "program disabled");
 }

@@ -10,10 +10,9 @@ use icmp_common::{
     config::{FLAG_INBOUND_DROP, FLAG_OVER_LIMIT_DROP},
     ratelimit::{DEFAULT_RATEMASK_V4, Limit, Scope},
 };
-use icmpxdp_tests::{Frame, XDP_DROP, XDP_PASS, XDP_TX, Xdp, icmp4, icmp6, ipv4, ipv6, udp4, udp6};
+use icmpxdp_tests::{
+    ETH_P_IP, ETH_P_IPV6, US4, US6, Frame, XDP_DROP, XDP_PASS, XDP_TX, Xdp, icmp4, icmp6, ipv4, ipv6, udp4, udp6};
 
-const US4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
-const US6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
 const TEN_S: u64 = 10_000_000_000;
 const CLOSED: u16 = 33434;
 
@@ -26,15 +25,15 @@ fn load(c: Config) -> Xdp {
 }
 
 fn udp_from(src: Ipv4Addr) -> Vec<u8> {
-    Frame::new(0x0800, ipv4(src, US4, 17, 64, &[], &udp4(src, US4, 5000, CLOSED, b"x"))).bytes()
+    Frame::new(ETH_P_IP, ipv4(src, US4, 17, 64, &[], &udp4(src, US4, 5000, CLOSED, b"x"))).bytes()
 }
 
 fn udp6_from(src: Ipv6Addr) -> Vec<u8> {
-    Frame::new(0x86dd, ipv6(src, US6, 17, 64, &udp6(&src, &US6, 5000, CLOSED, b"x"))).bytes()
+    Frame::new(ETH_P_IPV6, ipv6(src, US6, 17, 64, &udp6(&src, &US6, 5000, CLOSED, b"x"))).bytes()
 }
 
 fn echo_from(src: Ipv4Addr) -> Vec<u8> {
-    Frame::new(0x0800, ipv4(src, US4, 1, 64, &[], &icmp4(8, 0, [0, 1, 0, 1], b"ping"))).bytes()
+    Frame::new(ETH_P_IP, ipv4(src, US4, 1, 64, &[], &icmp4(8, 0, [0, 1, 0, 1], b"ping"))).bytes()
 }
 
 /// Sends `n` frames, returns how many came back XDP_TX; every other one
@@ -118,7 +117,7 @@ fn echo_replies_are_limited_only_when_the_ratemask_says_so() {
     mask6[129 / 32] |= 1 << (129 % 32);
     let mut x = load(Config { ratemask_v6: mask6, ..tight });
     let p6: Ipv6Addr = "2001:db8::2".parse().unwrap();
-    let e6 = Frame::new(0x86dd, ipv6(p6, US6, 58, 64, &icmp6(&p6, &US6, 128, 0, [0; 4], b"x"))).bytes();
+    let e6 = Frame::new(ETH_P_IPV6, ipv6(p6, US6, 58, 64, &icmp6(&p6, &US6, 128, 0, [0; 4], b"x"))).bytes();
     assert_eq!(sent_of(&mut x, &e6, 5, XDP_DROP), 2);
 }
 

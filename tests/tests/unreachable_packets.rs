@@ -12,17 +12,11 @@ use icmp_common::{
 };
 use icmp_user::config::PortBitmaps;
 use icmpxdp_tests::{
+    BCAST4, ETH_P_IP, ETH_P_IPV6, PEER4, PEER6, US4, US6,
     Frame, XDP_DROP, XDP_PASS, XDP_TX, Xdp, checksum_ok, icmp4, icmp6_checksum_ok, inet_checksum, ipv4, ipv6,
     payload, udp4, udp6,
 };
 
-const US4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
-const PEER4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
-const BCAST4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 255);
-const US6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
-const PEER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
-const ETH_IP: u16 = 0x0800;
-const ETH_IPV6: u16 = 0x86dd;
 /// The traceroute range start: nothing listens there.
 const CLOSED: u16 = 33434;
 
@@ -102,7 +96,7 @@ fn ipv4_port_unreachable_exact_bytes() {
             let ihl = 20 + options.len();
             let c = inet_checksum(&[&l3[..ihl]]);
             l3[10..12].copy_from_slice(&c.to_be_bytes());
-            let req = Frame::new(ETH_IP, l3).with_vlans(vlans);
+            let req = Frame::new(ETH_P_IP, l3).with_vlans(vlans);
             let (action, out) = x.run(&req.bytes());
             assert_eq!(action, XDP_TX, "vlans {vlans} size {size} options {}", options.len());
             let quote = req.l3.len().min(576 - 28);
@@ -125,7 +119,7 @@ fn ipv6_port_unreachable_exact_bytes() {
     let mut sent = 0;
     for vlans in 0..=2 {
         for size in [0usize, 1, 200, 1184, 1185, 1400] {
-            let req = Frame::new(ETH_IPV6, dgram6(PEER6, US6, CLOSED, &payload(size, 3))).with_vlans(vlans);
+            let req = Frame::new(ETH_P_IPV6, dgram6(PEER6, US6, CLOSED, &payload(size, 3))).with_vlans(vlans);
             let (action, out) = x.run(&req.bytes());
             assert_eq!(action, XDP_TX, "vlans {vlans} size {size}");
             let quote = req.l3.len().min(1280 - 48);
@@ -143,17 +137,17 @@ fn ipv6_port_unreachable_exact_bytes() {
 fn quote_length_is_configurable_down_to_header_plus_8() {
     let cfg = Config { v4_error_size: 56, v6_error_size: 96, ..unlimited() };
     let mut x = xdp_with(cfg);
-    let req = Frame::new(ETH_IP, dgram4(PEER4, US4, CLOSED, &payload(300, 1)));
+    let req = Frame::new(ETH_P_IP, dgram4(PEER4, US4, CLOSED, &payload(300, 1)));
     let (a, out) = x.run(&req.bytes());
     assert_eq!(a, XDP_TX);
     assert_eq!(out, expected_error4(&req, 28, &out), "IP header + 8 bytes");
     // With options the minimum quote grows with the header (RFC 792).
     let opts = [7, 7, 4, 0, 0, 0, 0, 1];
-    let with_opts = Frame::new(ETH_IP, ipv4(PEER4, US4, 17, 64, &opts, &udp4(PEER4, US4, 1, CLOSED, &payload(300, 2))));
+    let with_opts = Frame::new(ETH_P_IP, ipv4(PEER4, US4, 17, 64, &opts, &udp4(PEER4, US4, 1, CLOSED, &payload(300, 2))));
     let (a, out) = x.run(&with_opts.bytes());
     assert_eq!(a, XDP_TX);
     assert_eq!(out, expected_error4(&with_opts, 28 + 8, &out));
-    let req6 = Frame::new(ETH_IPV6, dgram6(PEER6, US6, CLOSED, &payload(300, 1)));
+    let req6 = Frame::new(ETH_P_IPV6, dgram6(PEER6, US6, CLOSED, &payload(300, 1)));
     let (a, out) = x.run(&req6.bytes());
     assert_eq!(a, XDP_TX);
     assert_eq!(out, expected_error6(&req6, 48));
@@ -177,7 +171,7 @@ fn socket_policy_follows_real_sockets() {
     // socket bound here is what bpf_sk_lookup_udp finds.
     let sock = UdpSocket::bind("0.0.0.0:0").unwrap();
     let port = sock.local_addr().unwrap().port();
-    let frame = Frame::new(ETH_IP, dgram4(PEER4, US4, port, b"hello")).bytes();
+    let frame = Frame::new(ETH_P_IP, dgram4(PEER4, US4, port, b"hello")).bytes();
     assert_not_answered(&mut x, &frame, Reason::PortOpen, XDP_PASS, "bound v4 port");
     drop(sock);
     let (a, _) = x.run(&frame);
@@ -185,7 +179,7 @@ fn socket_policy_follows_real_sockets() {
 
     let sock6 = UdpSocket::bind("[::]:0").unwrap();
     let port6 = sock6.local_addr().unwrap().port();
-    let frame6 = Frame::new(ETH_IPV6, dgram6(PEER6, US6, port6, b"hello")).bytes();
+    let frame6 = Frame::new(ETH_P_IPV6, dgram6(PEER6, US6, port6, b"hello")).bytes();
     assert_not_answered(&mut x, &frame6, Reason::PortOpen, XDP_PASS, "bound v6 port");
     drop(sock6);
     assert_eq!(x.run(&frame6).0, XDP_TX);
@@ -203,7 +197,7 @@ fn static_port_lists_and_their_precedence() {
     ports.0 = file.port_bitmaps().unwrap().0;
     let mut x = xdp();
     x.responder.set_ports(&ports).unwrap();
-    let f = |port| Frame::new(ETH_IP, dgram4(PEER4, US4, port, b"x")).bytes();
+    let f = |port| Frame::new(ETH_P_IP, dgram4(PEER4, US4, port, b"x")).bytes();
     assert_eq!(x.run(&f(bound)).0, XDP_TX, "listed closed wins over a bound socket");
     assert_eq!(x.run(&f(33434)).0, XDP_TX);
     assert_not_answered(&mut x, &f(33500), Reason::PortOpen, XDP_PASS, "listed open wins over listed closed");
@@ -221,10 +215,10 @@ fn static_port_lists_and_their_precedence() {
 fn rule2_no_error_about_broadcast_or_multicast_destinations() {
     let mut x = xdp();
     for dst in [Ipv4Addr::BROADCAST, BCAST4, Ipv4Addr::new(224, 0, 0, 251), Ipv4Addr::new(239, 1, 2, 3)] {
-        let f = Frame::new(ETH_IP, dgram4(PEER4, dst, CLOSED, b"x")).bytes();
+        let f = Frame::new(ETH_P_IP, dgram4(PEER4, dst, CLOSED, b"x")).bytes();
         assert_not_answered(&mut x, &f, Reason::SuppressedBroadcastDestination, XDP_PASS, &format!("to {dst}"));
     }
-    let f6 = Frame::new(ETH_IPV6, dgram6(PEER6, "ff02::1".parse().unwrap(), CLOSED, b"x")).bytes();
+    let f6 = Frame::new(ETH_P_IPV6, dgram6(PEER6, "ff02::1".parse().unwrap(), CLOSED, b"x")).bytes();
     assert_not_answered(&mut x, &f6, Reason::SuppressedBroadcastDestination, XDP_PASS, "to ff02::1");
     assert_eq!(x.responder.snapshot().unwrap().action(Action::Tx), 0);
 }
@@ -232,12 +226,12 @@ fn rule2_no_error_about_broadcast_or_multicast_destinations() {
 #[test]
 fn rule3_no_error_about_link_layer_broadcast_frames() {
     let mut x = xdp();
-    let mut f = Frame::new(ETH_IP, dgram4(PEER4, US4, CLOSED, b"x"));
+    let mut f = Frame::new(ETH_P_IP, dgram4(PEER4, US4, CLOSED, b"x"));
     f.dst_mac = [0xff; 6];
     assert_not_answered(&mut x, &f.bytes(), Reason::SuppressedLinkBroadcast, XDP_PASS, "ff:ff:ff:ff:ff:ff");
     f.dst_mac = [0x01, 0x00, 0x5e, 0, 0, 1];
     assert_not_answered(&mut x, &f.bytes(), Reason::SuppressedLinkBroadcast, XDP_PASS, "IPv4 multicast MAC");
-    let mut f6 = Frame::new(ETH_IPV6, dgram6(PEER6, US6, CLOSED, b"x"));
+    let mut f6 = Frame::new(ETH_P_IPV6, dgram6(PEER6, US6, CLOSED, b"x"));
     f6.dst_mac = [0x33, 0x33, 0, 0, 0, 1];
     assert_not_answered(&mut x, &f6.bytes(), Reason::SuppressedLinkBroadcast, XDP_PASS, "IPv6 multicast MAC");
 }
@@ -250,7 +244,7 @@ fn rule4_no_error_about_non_first_fragments() {
     l3[10..12].copy_from_slice(&[0, 0]);
     let c = inet_checksum(&[&l3[..20]]);
     l3[10..12].copy_from_slice(&c.to_be_bytes());
-    let f = Frame::new(ETH_IP, l3).bytes();
+    let f = Frame::new(ETH_P_IP, l3).bytes();
     assert_not_answered(&mut x, &f, Reason::SuppressedNonFirstFragment, XDP_PASS, "v4 offset 185");
     // The first fragment is the kernel's to reassemble (not a suppression).
     let mut first = dgram4(PEER4, US4, CLOSED, &payload(64, 1));
@@ -258,7 +252,7 @@ fn rule4_no_error_about_non_first_fragments() {
     first[10..12].copy_from_slice(&[0, 0]);
     let c = inet_checksum(&[&first[..20]]);
     first[10..12].copy_from_slice(&c.to_be_bytes());
-    assert_not_answered(&mut x, &Frame::new(ETH_IP, first).bytes(), Reason::Fragment, XDP_PASS, "v4 first fragment");
+    assert_not_answered(&mut x, &Frame::new(ETH_P_IP, first).bytes(), Reason::Fragment, XDP_PASS, "v4 first fragment");
 
     let frag_hdr = |offset: u16| {
         let mut h = vec![17, 0];
@@ -268,11 +262,11 @@ fn rule4_no_error_about_non_first_fragments() {
     };
     let mut body = frag_hdr(100);
     body.extend_from_slice(&payload(64, 1));
-    let f6 = Frame::new(ETH_IPV6, ipv6(PEER6, US6, 44, 64, &body)).bytes();
+    let f6 = Frame::new(ETH_P_IPV6, ipv6(PEER6, US6, 44, 64, &body)).bytes();
     assert_not_answered(&mut x, &f6, Reason::SuppressedNonFirstFragment, XDP_PASS, "v6 offset 100");
     let mut body = frag_hdr(0);
     body.extend_from_slice(&udp6(&PEER6, &US6, 1, CLOSED, b"x"));
-    let f6 = Frame::new(ETH_IPV6, ipv6(PEER6, US6, 44, 64, &body)).bytes();
+    let f6 = Frame::new(ETH_P_IPV6, ipv6(PEER6, US6, 44, 64, &body)).bytes();
     assert_not_answered(&mut x, &f6, Reason::Fragment, XDP_PASS, "v6 first fragment");
     // Even when suppressed datagrams are dropped, fragments pass: their port
     // is unknown and they may belong to a datagram for an open port.
@@ -292,31 +286,31 @@ fn rule5_no_error_about_sources_that_are_not_single_hosts() {
         Ipv4Addr::BROADCAST,
         BCAST4,
     ] {
-        let f = Frame::new(ETH_IP, dgram4(src, US4, CLOSED, b"x")).bytes();
+        let f = Frame::new(ETH_P_IP, dgram4(src, US4, CLOSED, b"x")).bytes();
         assert_not_answered(&mut x, &f, Reason::SuppressedBadSource, XDP_PASS, &format!("from {src}"));
     }
     for src in [Ipv6Addr::UNSPECIFIED, Ipv6Addr::LOCALHOST, "ff02::1".parse().unwrap()] {
-        let f = Frame::new(ETH_IPV6, dgram6(src, US6, CLOSED, b"x")).bytes();
+        let f = Frame::new(ETH_P_IPV6, dgram6(src, US6, CLOSED, b"x")).bytes();
         assert_not_answered(&mut x, &f, Reason::SuppressedBadSource, XDP_PASS, &format!("from {src}"));
     }
     // 240.0.0.0/4 is configurable (RFC 1812 §4.2.2.11 (e)).
     let lax = Config { flags: unlimited().flags & !FLAG_RESERVED_SOURCE_INVALID, ..unlimited() };
     let mut x = xdp_with(lax);
-    let f = Frame::new(ETH_IP, dgram4(Ipv4Addr::new(240, 0, 0, 1), US4, CLOSED, b"x")).bytes();
+    let f = Frame::new(ETH_P_IP, dgram4(Ipv4Addr::new(240, 0, 0, 1), US4, CLOSED, b"x")).bytes();
     assert_eq!(x.run(&f).0, XDP_TX, "240/4 treated as hosts when configured");
 }
 
 #[test]
 fn suppressed_datagrams_can_be_dropped() {
     let mut x = xdp_with(Config { flags: unlimited().flags | FLAG_DROP_SUPPRESSED, ..unlimited() });
-    let f = Frame::new(ETH_IP, dgram4(PEER4, Ipv4Addr::BROADCAST, CLOSED, b"x")).bytes();
+    let f = Frame::new(ETH_P_IP, dgram4(PEER4, Ipv4Addr::BROADCAST, CLOSED, b"x")).bytes();
     assert_not_answered(&mut x, &f, Reason::SuppressedBroadcastDestination, XDP_DROP, "dropped");
-    let f = Frame::new(ETH_IP, dgram4(Ipv4Addr::LOCALHOST, US4, CLOSED, b"x")).bytes();
+    let f = Frame::new(ETH_P_IP, dgram4(Ipv4Addr::LOCALHOST, US4, CLOSED, b"x")).bytes();
     assert_not_answered(&mut x, &f, Reason::SuppressedBadSource, XDP_DROP, "dropped");
     // A broadcast to an open port is not a suppression at all: delivered.
     let sock = UdpSocket::bind("0.0.0.0:0").unwrap();
     let port = sock.local_addr().unwrap().port();
-    let f = Frame::new(ETH_IP, dgram4(PEER4, Ipv4Addr::BROADCAST, port, b"x")).bytes();
+    let f = Frame::new(ETH_P_IP, dgram4(PEER4, Ipv4Addr::BROADCAST, port, b"x")).bytes();
     assert_not_answered(&mut x, &f, Reason::PortOpen, XDP_PASS, "broadcast to an open port");
     assert_eq!(x.responder.snapshot().unwrap().action(Action::Drop), 2);
 }
@@ -347,25 +341,25 @@ fn malformed_udp_is_never_answered() {
         ("UDP header cut short", cut),
         ("datagram shorter than its IP header claims", ip_lies),
     ] {
-        assert_not_answered(&mut x, &Frame::new(ETH_IP, l3).bytes(), Reason::Malformed, XDP_PASS, what);
+        assert_not_answered(&mut x, &Frame::new(ETH_P_IP, l3).bytes(), Reason::Malformed, XDP_PASS, what);
     }
     let mut l3 = dgram6(PEER6, US6, CLOSED, &payload(40, 1));
     l3[44..46].copy_from_slice(&300u16.to_be_bytes());
-    assert_not_answered(&mut x, &Frame::new(ETH_IPV6, l3).bytes(), Reason::Malformed, XDP_PASS, "v6 UDP length lies");
+    assert_not_answered(&mut x, &Frame::new(ETH_P_IPV6, l3).bytes(), Reason::Malformed, XDP_PASS, "v6 UDP length lies");
     let cut6 = ipv6(PEER6, US6, 17, 64, &[0x9c, 0x40, 0x82]);
-    assert_not_answered(&mut x, &Frame::new(ETH_IPV6, cut6).bytes(), Reason::Malformed, XDP_PASS, "v6 UDP header cut");
+    assert_not_answered(&mut x, &Frame::new(ETH_P_IPV6, cut6).bytes(), Reason::Malformed, XDP_PASS, "v6 UDP header cut");
     assert_eq!(x.responder.snapshot().unwrap().action(Action::Tx), 0);
 }
 
 #[test]
 fn not_ours_and_disabled() {
     let mut x = xdp();
-    let f = Frame::new(ETH_IP, dgram4(PEER4, Ipv4Addr::new(192, 0, 2, 50), CLOSED, b"x")).bytes();
+    let f = Frame::new(ETH_P_IP, dgram4(PEER4, Ipv4Addr::new(192, 0, 2, 50), CLOSED, b"x")).bytes();
     assert_not_answered(&mut x, &f, Reason::NotOurs, XDP_PASS, "another host's datagram");
     let mut x = xdp_with(Config { flags: unlimited().flags & !FLAG_UNREACH_V4, ..unlimited() });
-    let f = Frame::new(ETH_IP, dgram4(PEER4, US4, CLOSED, b"x")).bytes();
+    let f = Frame::new(ETH_P_IP, dgram4(PEER4, US4, CLOSED, b"x")).bytes();
     assert_not_answered(&mut x, &f, Reason::Disabled, XDP_PASS, "unreachables off");
     // An ICMP error to us is never a candidate: the kernel gets it.
     let err = ipv4(PEER4, US4, 1, 64, &[], &icmp4(3, 3, [0; 4], &dgram4(US4, PEER4, 9, b"q")));
-    assert_not_answered(&mut x, &Frame::new(ETH_IP, err).bytes(), Reason::NotEchoRequest, XDP_PASS, "ICMP error");
+    assert_not_answered(&mut x, &Frame::new(ETH_P_IP, err).bytes(), Reason::NotEchoRequest, XDP_PASS, "ICMP error");
 }
