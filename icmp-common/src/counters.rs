@@ -206,9 +206,7 @@ pub const fn action_for(reason: Reason, cfg: &crate::Config) -> Action {
     match reason {
         Reason::EchoAnswered | Reason::UnreachableSent => Action::Tx,
         Reason::SuppressedNonFirstFragment => Action::Pass,
-        Reason::RateLimitedPerSource | Reason::RateLimitedGlobal
-            if cfg.has(crate::config::FLAG_OVER_LIMIT_DROP) =>
-        {
+        Reason::RateLimitedPerSource | Reason::RateLimitedGlobal if cfg.has(crate::config::FLAG_OVER_LIMIT_DROP) => {
             Action::Drop
         }
         Reason::RateLimitedInbound if cfg.has(crate::config::FLAG_INBOUND_DROP) => Action::Drop,
@@ -269,15 +267,28 @@ mod tests {
     #[test]
     fn rate_limit_actions_follow_config() {
         use crate::config::{FLAG_INBOUND_DROP, FLAG_OVER_LIMIT_DROP};
-        let none = crate::Config { flags: 0, ..crate::Config::default() };
-        for r in [Reason::RateLimitedPerSource, Reason::RateLimitedGlobal, Reason::RateLimitedInbound] {
+        let none = crate::Config {
+            flags: 0,
+            ..crate::Config::default()
+        };
+        for r in [
+            Reason::RateLimitedPerSource,
+            Reason::RateLimitedGlobal,
+            Reason::RateLimitedInbound,
+        ] {
             assert_eq!(action_for(r, &none), Action::Pass);
         }
-        let out = crate::Config { flags: FLAG_OVER_LIMIT_DROP, ..none };
+        let out = crate::Config {
+            flags: FLAG_OVER_LIMIT_DROP,
+            ..none
+        };
         assert_eq!(action_for(Reason::RateLimitedPerSource, &out), Action::Drop);
         assert_eq!(action_for(Reason::RateLimitedGlobal, &out), Action::Drop);
         assert_eq!(action_for(Reason::RateLimitedInbound, &out), Action::Pass);
-        let inb = crate::Config { flags: FLAG_INBOUND_DROP, ..none };
+        let inb = crate::Config {
+            flags: FLAG_INBOUND_DROP,
+            ..none
+        };
         assert_eq!(action_for(Reason::RateLimitedInbound, &inb), Action::Drop);
         assert_eq!(action_for(Reason::RateLimitedGlobal, &inb), Action::Pass);
     }
@@ -285,13 +296,32 @@ mod tests {
     #[test]
     fn actions_follow_config() {
         use crate::config::{FLAG_DROP_SUPPRESSED, FLAG_INBOUND_DROP, FLAG_OVER_LIMIT_DROP};
-        let pass = crate::Config { flags: crate::Config::default().flags & !(FLAG_OVER_LIMIT_DROP | FLAG_INBOUND_DROP), ..crate::Config::default() };
-        let drop = crate::Config { flags: pass.flags | FLAG_DROP_SUPPRESSED, ..pass };
-        for r in Reason::ALL.into_iter().filter(|r| !r.label().starts_with("rate_limited")) {
+        let pass = crate::Config {
+            flags: crate::Config::default().flags & !(FLAG_OVER_LIMIT_DROP | FLAG_INBOUND_DROP),
+            ..crate::Config::default()
+        };
+        let drop = crate::Config {
+            flags: pass.flags | FLAG_DROP_SUPPRESSED,
+            ..pass
+        };
+        for r in Reason::ALL
+            .into_iter()
+            .filter(|r| !r.label().starts_with("rate_limited"))
+        {
             let tx = matches!(r, Reason::EchoAnswered | Reason::UnreachableSent);
             let want_drop = r.is_suppression() && r != Reason::SuppressedNonFirstFragment;
-            assert_eq!(action_for(r, &pass), if tx { Action::Tx } else { Action::Pass }, "{r:?}");
-            let expect = if tx { Action::Tx } else if want_drop { Action::Drop } else { Action::Pass };
+            assert_eq!(
+                action_for(r, &pass),
+                if tx { Action::Tx } else { Action::Pass },
+                "{r:?}"
+            );
+            let expect = if tx {
+                Action::Tx
+            } else if want_drop {
+                Action::Drop
+            } else {
+                Action::Pass
+            };
             assert_eq!(action_for(r, &drop), expect, "{r:?}");
         }
     }

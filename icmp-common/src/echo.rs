@@ -5,8 +5,8 @@
 
 use crate::{
     addr::{
-        mac_is_group, v4_is_limited_broadcast, v4_is_multicast, v4_is_single_host_source,
-        v6_is_multicast, v6_is_single_host_source,
+        mac_is_group, v4_is_limited_broadcast, v4_is_multicast, v4_is_single_host_source, v6_is_multicast,
+        v6_is_single_host_source,
     },
     config::{AddrSet, Config, FLAG_ANSWER_ANY_DST, FLAG_ECHO_V4, FLAG_ECHO_V6, FLAG_RESERVED_SOURCE_INVALID},
     counters::Reason,
@@ -103,7 +103,15 @@ mod tests {
     }
 
     fn v4(eth: [u8; 6], src: [u8; 4], dst: [u8; 4], cfg: &Config, a: &AddrSet) -> Verdict {
-        decide_v4(&EchoV4 { eth_dst: &eth, src: &src, dst: &dst }, cfg, a)
+        decide_v4(
+            &EchoV4 {
+                eth_dst: &eth,
+                src: &src,
+                dst: &dst,
+            },
+            cfg,
+            a,
+        )
     }
 
     #[test]
@@ -111,18 +119,37 @@ mod tests {
         let (cfg, a) = setup();
         assert_eq!(v4(MAC, PEER, OURS, &cfg, &a), Verdict::Answer);
         assert_eq!(v4(MAC, PEER, [192, 0, 2, 9], &cfg, &a), Verdict::Pass(Reason::NotOurs));
-        assert_eq!(v4([0xff; 6], PEER, OURS, &cfg, &a), Verdict::Pass(Reason::LinkBroadcast));
+        assert_eq!(
+            v4([0xff; 6], PEER, OURS, &cfg, &a),
+            Verdict::Pass(Reason::LinkBroadcast)
+        );
         for dst in [[255; 4], BCAST, [224, 0, 0, 1], [239, 1, 2, 3]] {
-            assert_eq!(v4(MAC, PEER, dst, &cfg, &a), Verdict::Pass(Reason::BroadcastDestination));
+            assert_eq!(
+                v4(MAC, PEER, dst, &cfg, &a),
+                Verdict::Pass(Reason::BroadcastDestination)
+            );
         }
         for src in [[0, 0, 0, 0], [127, 0, 0, 1], [224, 0, 0, 5], [240, 0, 0, 1], BCAST] {
-            assert_eq!(v4(MAC, src, OURS, &cfg, &a), Verdict::Pass(Reason::BadSource), "{src:?}");
+            assert_eq!(
+                v4(MAC, src, OURS, &cfg, &a),
+                Verdict::Pass(Reason::BadSource),
+                "{src:?}"
+            );
         }
-        let any = Config { flags: cfg.flags | FLAG_ANSWER_ANY_DST, ..cfg };
+        let any = Config {
+            flags: cfg.flags | FLAG_ANSWER_ANY_DST,
+            ..cfg
+        };
         assert_eq!(v4(MAC, PEER, [198, 51, 100, 7], &any, &a), Verdict::Answer);
         // answer-any never makes a broadcast answerable
-        assert_eq!(v4(MAC, PEER, BCAST, &any, &a), Verdict::Pass(Reason::BroadcastDestination));
-        let off = Config { flags: cfg.flags & !FLAG_ECHO_V4, ..cfg };
+        assert_eq!(
+            v4(MAC, PEER, BCAST, &any, &a),
+            Verdict::Pass(Reason::BroadcastDestination)
+        );
+        let off = Config {
+            flags: cfg.flags & !FLAG_ECHO_V4,
+            ..cfg
+        };
         assert_eq!(v4(MAC, PEER, OURS, &off, &a), Verdict::Pass(Reason::Disabled));
     }
 
@@ -130,11 +157,22 @@ mod tests {
     fn v6_rules() {
         let (cfg, a) = setup();
         let d = |eth: [u8; 6], src: [u8; 16], dst: [u8; 16]| {
-            decide_v6(&EchoV6 { eth_dst: &eth, src: &src, dst: &dst }, &cfg, &a)
+            decide_v6(
+                &EchoV6 {
+                    eth_dst: &eth,
+                    src: &src,
+                    dst: &dst,
+                },
+                &cfg,
+                &a,
+            )
         };
         assert_eq!(d(MAC, v6(2), v6(1)), Verdict::Answer);
         assert_eq!(d(MAC, v6(2), v6(3)), Verdict::Pass(Reason::NotOurs));
-        assert_eq!(d([0x33, 0x33, 0, 0, 0, 1], v6(2), v6(1)), Verdict::Pass(Reason::LinkBroadcast));
+        assert_eq!(
+            d([0x33, 0x33, 0, 0, 0, 1], v6(2), v6(1)),
+            Verdict::Pass(Reason::LinkBroadcast)
+        );
         let mut mc = [0u8; 16];
         mc[0] = 0xff;
         mc[1] = 0x02;

@@ -26,22 +26,36 @@ pub struct Limit {
 }
 
 impl Limit {
-    pub const UNLIMITED: Self = Self { interval_ns: 0, tolerance_ns: 0 };
+    pub const UNLIMITED: Self = Self {
+        interval_ns: 0,
+        tolerance_ns: 0,
+    };
 
     /// `burst` 0 behaves as 1.
     pub const fn new(interval_ns: u64, burst: u32) -> Self {
         let extra = if burst == 0 { 0 } else { burst as u64 - 1 };
-        Self { interval_ns, tolerance_ns: interval_ns.saturating_mul(extra) }
+        Self {
+            interval_ns,
+            tolerance_ns: interval_ns.saturating_mul(extra),
+        }
     }
 
     /// The burst this limit was made with.
     pub const fn burst(&self) -> u64 {
-        if self.interval_ns == 0 { 0 } else { self.tolerance_ns / self.interval_ns + 1 }
+        if self.interval_ns == 0 {
+            0
+        } else {
+            self.tolerance_ns / self.interval_ns + 1
+        }
     }
 
     /// `per_sec` messages a second (0: unlimited).
     pub const fn per_second(per_sec: u32, burst: u32) -> Self {
-        if per_sec == 0 { Self::UNLIMITED } else { Self::new(1_000_000_000 / per_sec as u64, burst) }
+        if per_sec == 0 {
+            Self::UNLIMITED
+        } else {
+            Self::new(1_000_000_000 / per_sec as u64, burst)
+        }
     }
 
     pub const fn is_unlimited(&self) -> bool {
@@ -58,7 +72,11 @@ impl Limit {
         }
         let base = if tat > now { tat } else { now };
         // Conforming while the backlog is at most burst - 1 intervals.
-        if base - now > self.tolerance_ns { None } else { Some(base.saturating_add(self.interval_ns)) }
+        if base - now > self.tolerance_ns {
+            None
+        } else {
+            Some(base.saturating_add(self.interval_ns))
+        }
     }
 }
 
@@ -237,7 +255,16 @@ mod tests {
     #[test]
     fn per_source_first() {
         let mut global_asked = false;
-        assert_eq!(outgoing(|| false, || { global_asked = true; true }), Err(Scope::PerSource));
+        assert_eq!(
+            outgoing(
+                || false,
+                || {
+                    global_asked = true;
+                    true
+                }
+            ),
+            Err(Scope::PerSource)
+        );
         assert!(!global_asked, "no global credit spent for a peer over its limit");
         assert_eq!(outgoing(|| true, || false), Err(Scope::Global));
         assert_eq!(outgoing(|| true, || true), Ok(()));

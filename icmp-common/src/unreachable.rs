@@ -15,8 +15,8 @@
 
 use crate::{
     addr::{
-        mac_is_group, v4_is_limited_broadcast, v4_is_multicast, v4_is_single_host_source,
-        v6_is_multicast, v6_is_single_host_source,
+        mac_is_group, v4_is_limited_broadcast, v4_is_multicast, v4_is_single_host_source, v6_is_multicast,
+        v6_is_single_host_source,
     },
     config::{AddrSet, Config, FLAG_ANSWER_ANY_DST, FLAG_PORTS_BY_SOCKET, FLAG_RESERVED_SOURCE_INVALID},
     counters::Reason,
@@ -222,13 +222,22 @@ mod tests {
     }
 
     fn d4<'a>(eth: &'a [u8; 6], src: &'a [u8; 4], dst: &'a [u8; 4], off: u16, p: Payload) -> DatagramV4<'a> {
-        DatagramV4 { eth_dst: eth, src, dst, frag_offset: off, payload: p }
+        DatagramV4 {
+            eth_dst: eth,
+            src,
+            dst,
+            frag_offset: off,
+            payload: p,
+        }
     }
 
     #[test]
     fn v4_plain_udp_is_allowed() {
         let cfg = Config::default();
-        assert_eq!(suppress_v4(&d4(&MAC, &PEER, &OURS, 0, Payload::Udp), &cfg, &addrs()), None);
+        assert_eq!(
+            suppress_v4(&d4(&MAC, &PEER, &OURS, 0, Payload::Udp), &cfg, &addrs()),
+            None
+        );
     }
 
     #[test]
@@ -243,27 +252,58 @@ mod tests {
             }
         }
         for kind in 0..=255u8 {
-            let d = DatagramV6 { eth_dst: &MAC, src: &v6(2), dst: &v6(1), frag_offset: 0, payload: Payload::Icmp(kind) };
-            assert_eq!(suppress_v6(&d) == Some(Reason::SuppressedIcmpError), kind < 128, "ICMPv6 type {kind}");
+            let d = DatagramV6 {
+                eth_dst: &MAC,
+                src: &v6(2),
+                dst: &v6(1),
+                frag_offset: 0,
+                payload: Payload::Icmp(kind),
+            };
+            assert_eq!(
+                suppress_v6(&d) == Some(Reason::SuppressedIcmpError),
+                kind < 128,
+                "ICMPv6 type {kind}"
+            );
         }
     }
 
     #[test]
     fn rule2_broadcast_and_multicast_destinations() {
         let (cfg, a) = (Config::default(), addrs());
-        for dst in [[255, 255, 255, 255], BCAST, [224, 0, 0, 0], [224, 0, 0, 1], [239, 255, 255, 255]] {
+        for dst in [
+            [255, 255, 255, 255],
+            BCAST,
+            [224, 0, 0, 0],
+            [224, 0, 0, 1],
+            [239, 255, 255, 255],
+        ] {
             assert_eq!(
                 suppress_v4(&d4(&MAC, &PEER, &dst, 0, Payload::Udp), &cfg, &a),
                 Some(Reason::SuppressedBroadcastDestination),
                 "{dst:?}"
             );
         }
-        for dst in [[223, 255, 255, 255], [192, 0, 2, 254], [240, 0, 0, 0], [255, 255, 255, 254]] {
-            assert_eq!(suppress_v4(&d4(&MAC, &PEER, &dst, 0, Payload::Udp), &cfg, &a), None, "{dst:?}");
+        for dst in [
+            [223, 255, 255, 255],
+            [192, 0, 2, 254],
+            [240, 0, 0, 0],
+            [255, 255, 255, 254],
+        ] {
+            assert_eq!(
+                suppress_v4(&d4(&MAC, &PEER, &dst, 0, Payload::Udp), &cfg, &a),
+                None,
+                "{dst:?}"
+            );
         }
         let mut mc = [0u8; 16];
         mc[0] = 0xff;
-        let d = DatagramV6 { eth_dst: &MAC, src: &v6(2), dst: &mc, frag_offset: 0, payload: Payload::Udp };
+        let d = DatagramV6 {
+            eth_dst: &MAC,
+            src: &v6(2),
+            dst: &mc,
+            frag_offset: 0,
+            payload: Payload::Udp,
+        };
         assert_eq!(suppress_v6(&d), Some(Reason::SuppressedBroadcastDestination));
         let mut not_mc = mc;
         not_mc[0] = 0xfe;
@@ -274,15 +314,33 @@ mod tests {
     #[test]
     fn rule3_link_layer_group_frames() {
         let (cfg, a) = (Config::default(), addrs());
-        for mac in [[0xff; 6], [0x01, 0x00, 0x5e, 0, 0, 1], [0x33, 0x33, 0, 0, 0, 1], [0x03, 0, 0, 0, 0, 0]] {
+        for mac in [
+            [0xff; 6],
+            [0x01, 0x00, 0x5e, 0, 0, 1],
+            [0x33, 0x33, 0, 0, 0, 1],
+            [0x03, 0, 0, 0, 0, 0],
+        ] {
             assert_eq!(
                 suppress_v4(&d4(&mac, &PEER, &OURS, 0, Payload::Udp), &cfg, &a),
                 Some(Reason::SuppressedLinkBroadcast)
             );
-            let d = DatagramV6 { eth_dst: &mac, src: &v6(2), dst: &v6(1), frag_offset: 0, payload: Payload::Udp };
+            let d = DatagramV6 {
+                eth_dst: &mac,
+                src: &v6(2),
+                dst: &v6(1),
+                frag_offset: 0,
+                payload: Payload::Udp,
+            };
             assert_eq!(suppress_v6(&d), Some(Reason::SuppressedLinkBroadcast));
         }
-        assert_eq!(suppress_v4(&d4(&[0x02, 0xff, 0xff, 0xff, 0xff, 0xff], &PEER, &OURS, 0, Payload::Udp), &cfg, &a), None);
+        assert_eq!(
+            suppress_v4(
+                &d4(&[0x02, 0xff, 0xff, 0xff, 0xff, 0xff], &PEER, &OURS, 0, Payload::Udp),
+                &cfg,
+                &a
+            ),
+            None
+        );
     }
 
     #[test]
@@ -296,13 +354,28 @@ mod tests {
             suppress_v4(&d4(&MAC, &PEER, &OURS, 0x1fff, Payload::Other), &cfg, &a),
             Some(Reason::SuppressedNonFirstFragment)
         );
-        let d = DatagramV6 { eth_dst: &MAC, src: &v6(2), dst: &v6(1), frag_offset: 1, payload: Payload::Udp };
+        let d = DatagramV6 {
+            eth_dst: &MAC,
+            src: &v6(2),
+            dst: &v6(1),
+            frag_offset: 1,
+            payload: Payload::Udp,
+        };
         assert_eq!(suppress_v6(&d), Some(Reason::SuppressedNonFirstFragment));
         // The step-1 gate: a non-first fragment never reaches a port lookup,
         // a first fragment is the kernel's to reassemble.
-        assert_eq!(target_v4(&d4(&MAC, &PEER, &OURS, 5, Payload::Udp), false, &cfg, &a), Err(Reason::SuppressedNonFirstFragment));
-        assert_eq!(target_v4(&d4(&MAC, &PEER, &OURS, 0, Payload::Udp), true, &cfg, &a), Err(Reason::Fragment));
-        assert_eq!(target_v4(&d4(&MAC, &PEER, &OURS, 0, Payload::Udp), false, &cfg, &a), Ok(()));
+        assert_eq!(
+            target_v4(&d4(&MAC, &PEER, &OURS, 5, Payload::Udp), false, &cfg, &a),
+            Err(Reason::SuppressedNonFirstFragment)
+        );
+        assert_eq!(
+            target_v4(&d4(&MAC, &PEER, &OURS, 0, Payload::Udp), true, &cfg, &a),
+            Err(Reason::Fragment)
+        );
+        assert_eq!(
+            target_v4(&d4(&MAC, &PEER, &OURS, 0, Payload::Udp), false, &cfg, &a),
+            Ok(())
+        );
         assert_eq!(target_v6(&d, true, &cfg, &a), Err(Reason::SuppressedNonFirstFragment));
     }
 
@@ -327,12 +400,28 @@ mod tests {
                 "{src:?}"
             );
         }
-        for src in [[1, 0, 0, 0], [126, 255, 255, 255], [128, 0, 0, 0], [223, 255, 255, 255], [192, 0, 2, 0]] {
-            assert_eq!(suppress_v4(&d4(&MAC, &src, &OURS, 0, Payload::Udp), &cfg, &a), None, "{src:?}");
+        for src in [
+            [1, 0, 0, 0],
+            [126, 255, 255, 255],
+            [128, 0, 0, 0],
+            [223, 255, 255, 255],
+            [192, 0, 2, 0],
+        ] {
+            assert_eq!(
+                suppress_v4(&d4(&MAC, &src, &OURS, 0, Payload::Udp), &cfg, &a),
+                None,
+                "{src:?}"
+            );
         }
         // 240/4 configurable (RFC 1812 §4.2.2.11 (e)); 255.255.255.255 never.
-        let lax = Config { flags: cfg.flags & !FLAG_RESERVED_SOURCE_INVALID, ..cfg };
-        assert_eq!(suppress_v4(&d4(&MAC, &[240, 0, 0, 1], &OURS, 0, Payload::Udp), &lax, &a), None);
+        let lax = Config {
+            flags: cfg.flags & !FLAG_RESERVED_SOURCE_INVALID,
+            ..cfg
+        };
+        assert_eq!(
+            suppress_v4(&d4(&MAC, &[240, 0, 0, 1], &OURS, 0, Payload::Udp), &lax, &a),
+            None
+        );
         assert_eq!(
             suppress_v4(&d4(&MAC, &[255; 4], &OURS, 0, Payload::Udp), &lax, &a),
             Some(Reason::SuppressedBadSource)
@@ -340,12 +429,24 @@ mod tests {
         let mut lo = [0u8; 16];
         for last in [0u8, 1] {
             lo[15] = last;
-            let d = DatagramV6 { eth_dst: &MAC, src: &lo, dst: &v6(1), frag_offset: 0, payload: Payload::Udp };
+            let d = DatagramV6 {
+                eth_dst: &MAC,
+                src: &lo,
+                dst: &v6(1),
+                frag_offset: 0,
+                payload: Payload::Udp,
+            };
             assert_eq!(suppress_v6(&d), Some(Reason::SuppressedBadSource), "::{last}");
         }
         let mut mc = v6(2);
         mc[0] = 0xff;
-        let d = DatagramV6 { eth_dst: &MAC, src: &mc, dst: &v6(1), frag_offset: 0, payload: Payload::Udp };
+        let d = DatagramV6 {
+            eth_dst: &MAC,
+            src: &mc,
+            dst: &v6(1),
+            frag_offset: 0,
+            payload: Payload::Udp,
+        };
         assert_eq!(suppress_v6(&d), Some(Reason::SuppressedBadSource));
     }
 
@@ -353,24 +454,49 @@ mod tests {
     fn targets_and_ownership() {
         let (cfg, a) = (Config::default(), addrs());
         let other = [192, 0, 2, 77];
-        assert_eq!(target_v4(&d4(&MAC, &PEER, &other, 0, Payload::Udp), false, &cfg, &a), Err(Reason::NotOurs));
+        assert_eq!(
+            target_v4(&d4(&MAC, &PEER, &other, 0, Payload::Udp), false, &cfg, &a),
+            Err(Reason::NotOurs)
+        );
         // Broadcasts are "for us" (the host receives them); the rules decide later.
-        assert_eq!(target_v4(&d4(&MAC, &PEER, &BCAST, 0, Payload::Udp), false, &cfg, &a), Ok(()));
-        let any = Config { flags: cfg.flags | FLAG_ANSWER_ANY_DST, ..cfg };
-        assert_eq!(target_v4(&d4(&MAC, &PEER, &other, 0, Payload::Udp), false, &any, &a), Ok(()));
-        let d = DatagramV6 { eth_dst: &MAC, src: &v6(2), dst: &v6(9), frag_offset: 0, payload: Payload::Udp };
+        assert_eq!(
+            target_v4(&d4(&MAC, &PEER, &BCAST, 0, Payload::Udp), false, &cfg, &a),
+            Ok(())
+        );
+        let any = Config {
+            flags: cfg.flags | FLAG_ANSWER_ANY_DST,
+            ..cfg
+        };
+        assert_eq!(
+            target_v4(&d4(&MAC, &PEER, &other, 0, Payload::Udp), false, &any, &a),
+            Ok(())
+        );
+        let d = DatagramV6 {
+            eth_dst: &MAC,
+            src: &v6(2),
+            dst: &v6(9),
+            frag_offset: 0,
+            payload: Payload::Udp,
+        };
         assert_eq!(target_v6(&d, false, &cfg, &a), Err(Reason::NotOurs));
     }
 
     #[test]
     fn port_classes() {
         let cfg = Config::default();
-        let listed = Config { flags: cfg.flags & !FLAG_PORTS_BY_SOCKET, ..cfg };
+        let listed = Config {
+            flags: cfg.flags & !FLAG_PORTS_BY_SOCKET,
+            ..cfg
+        };
         assert_eq!(classify_port(1, 1, 1, &cfg), PortClass::Open, "open wins over closed");
         assert_eq!(classify_port(0, 1, 1, &cfg), PortClass::Closed);
         assert_eq!(classify_port(0, 0, 1, &cfg), PortClass::AskSockets);
         assert_eq!(classify_port(0, 0, 1, &listed), PortClass::Open);
-        assert_eq!(classify_port(2, 2, 1, &cfg), PortClass::AskSockets, "other bits do not matter");
+        assert_eq!(
+            classify_port(2, 2, 1, &cfg),
+            PortClass::AskSockets,
+            "other bits do not matter"
+        );
     }
 
     #[test]

@@ -54,7 +54,12 @@ pub fn sum_bytes<const MAX: usize>(ctx: &XdpContext, start: usize, len: usize) -
             return None;
         }
         // SAFETY: bounds checked just above.
-        let (a, b) = unsafe { (core::ptr::read_unaligned(p as *const u64), core::ptr::read_unaligned((p + 8) as *const u64)) };
+        let (a, b) = unsafe {
+            (
+                core::ptr::read_unaligned(p as *const u64),
+                core::ptr::read_unaligned((p + 8) as *const u64),
+            )
+        };
         sum += (a & 0xffff_ffff) + (a >> 32) + (b & 0xffff_ffff) + (b >> 32);
         off += 16;
     }

@@ -108,9 +108,18 @@ pub extern "C" fn icmpxdp_rate_limit(req: u64, hi: u64, lo: u64) -> u64 {
     let t = now();
     let scope = if inbound { Scope::Inbound } else { Scope::PerSource };
     // Built once, in place: the frames of a BPF call chain share 512 bytes.
-    let prefix = if family == 4 { cfg.v4_prefix.min(32) } else { cfg.v6_prefix };
+    let prefix = if family == 4 {
+        cfg.v4_prefix.min(32)
+    } else {
+        cfg.v6_prefix
+    };
     let (mhi, mlo) = prefix_masks(prefix);
-    let mut key = BucketKey { scope: scope as u8, family, _pad: [0; 2], addr: [0; 16] };
+    let mut key = BucketKey {
+        scope: scope as u8,
+        family,
+        _pad: [0; 2],
+        addr: [0; 16],
+    };
     key.addr[..8].copy_from_slice(&(hi & mhi).to_be_bytes());
     key.addr[8..].copy_from_slice(&(lo & mlo).to_be_bytes());
     let verdict = if inbound {
@@ -143,8 +152,20 @@ pub extern "C" fn icmpxdp_rate_limit(req: u64, hi: u64, lo: u64) -> u64 {
 #[inline(always)]
 const fn prefix_masks(prefix: u8) -> (u64, u64) {
     let p = prefix as u32;
-    let hi = if p >= 64 { u64::MAX } else if p == 0 { 0 } else { u64::MAX << (64 - p) };
-    let lo = if p >= 128 { u64::MAX } else if p <= 64 { 0 } else { u64::MAX << (128 - p) };
+    let hi = if p >= 64 {
+        u64::MAX
+    } else if p == 0 {
+        0
+    } else {
+        u64::MAX << (64 - p)
+    };
+    let lo = if p >= 128 {
+        u64::MAX
+    } else if p <= 64 {
+        0
+    } else {
+        u64::MAX << (128 - p)
+    };
     (hi, lo)
 }
 

@@ -133,14 +133,7 @@ pub fn v4(ctx: &XdpContext, eth: &EthHdr, ip: &Ipv4Hdr, at: &Layout, cfg: &Confi
 }
 
 #[inline(always)]
-pub fn v6(
-    ctx: &XdpContext,
-    eth: &EthHdr,
-    ip: &Ipv6Hdr,
-    at: &Layout,
-    frag: Option<u16>,
-    cfg: &Config,
-) -> Reason {
+pub fn v6(ctx: &XdpContext, eth: &EthHdr, ip: &Ipv6Hdr, at: &Layout, frag: Option<u16>, cfg: &Config) -> Reason {
     if !cfg.has(FLAG_UNREACH_V6) {
         return Reason::Disabled;
     }

@@ -62,7 +62,11 @@ pub extern "C" fn icmpxdp_port_unreachable_v4(ctx: *mut xdp_md, l2_len: u64, dat
         return scope.reason() as u64;
     }
     // Linux: the original TOS bits with internetwork-control precedence.
-    sent_or_not(Family::V4, 3, send_v4(&ctx, l2_len, (tos & 0x1e) | 0xc0, cfg.ttl, quote, sum))
+    sent_or_not(
+        Family::V4,
+        3,
+        send_v4(&ctx, l2_len, (tos & 0x1e) | 0xc0, cfg.ttl, quote, sum),
+    )
 }
 
 /// Port Unreachable for the IPv6 datagram after the link header; see

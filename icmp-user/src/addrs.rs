@@ -82,13 +82,31 @@ mod tests {
     #[test]
     fn broadcast_of_subnets() {
         let b = |ip: [u8; 4], m: [u8; 4]| directed_broadcasts(ip.into(), m.into(), None);
-        assert_eq!(b([192, 0, 2, 1], [255, 255, 255, 0]), vec![Ipv4Addr::new(192, 0, 2, 255)]);
+        assert_eq!(
+            b([192, 0, 2, 1], [255, 255, 255, 0]),
+            vec![Ipv4Addr::new(192, 0, 2, 255)]
+        );
         assert_eq!(b([10, 1, 2, 3], [255, 0, 0, 0]), vec![Ipv4Addr::new(10, 255, 255, 255)]);
-        assert!(b([192, 0, 2, 1], [255, 255, 255, 254]).is_empty(), "/31 has no broadcast");
+        assert!(
+            b([192, 0, 2, 1], [255, 255, 255, 254]).is_empty(),
+            "/31 has no broadcast"
+        );
         assert!(b([192, 0, 2, 1], [255, 255, 255, 255]).is_empty());
-        let conf = directed_broadcasts([192, 0, 2, 1].into(), [255, 255, 255, 0].into(), Some([192, 0, 2, 0].into()));
+        let conf = directed_broadcasts(
+            [192, 0, 2, 1].into(),
+            [255, 255, 255, 0].into(),
+            Some([192, 0, 2, 0].into()),
+        );
         assert_eq!(conf.len(), 2);
-        let glibc_no_brd = directed_broadcasts([192, 0, 2, 1].into(), [255, 255, 255, 0].into(), Some([192, 0, 2, 1].into()));
-        assert_eq!(glibc_no_brd, vec![Ipv4Addr::new(192, 0, 2, 255)], "own address is never a broadcast");
+        let glibc_no_brd = directed_broadcasts(
+            [192, 0, 2, 1].into(),
+            [255, 255, 255, 0].into(),
+            Some([192, 0, 2, 1].into()),
+        );
+        assert_eq!(
+            glibc_no_brd,
+            vec![Ipv4Addr::new(192, 0, 2, 255)],
+            "own address is never a broadcast"
+        );
     }
 }

@@ -19,7 +19,10 @@ use icmp_common::{Config, ratelimit::Limit};
 use serde::Serialize;
 
 use crate::{
-    packet::{ETH_P_IP, ETH_P_IPV6, Frame, PEER4, PEER6, US4, US6, checksum_ok, icmp4, icmp6, icmp6_checksum_ok, ipv4, ipv6, udp4, udp6},
+    packet::{
+        ETH_P_IP, ETH_P_IPV6, Frame, PEER4, PEER6, US4, US6, checksum_ok, icmp4, icmp6, icmp6_checksum_ok, ipv4, ipv6,
+        udp4, udp6,
+    },
     responder::Responder,
 };
 
@@ -41,9 +44,17 @@ pub struct Options {
 }
 
 impl Options {
-    pub const FULL: Self = Self { trials: 15, repeat: 200_000, calls: 400 };
+    pub const FULL: Self = Self {
+        trials: 15,
+        repeat: 200_000,
+        calls: 400,
+    };
     /// About a second: for the smoke test.
-    pub const QUICK: Self = Self { trials: 3, repeat: 20_000, calls: 50 };
+    pub const QUICK: Self = Self {
+        trials: 3,
+        repeat: 20_000,
+        calls: 50,
+    };
 }
 
 #[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
@@ -175,7 +186,10 @@ fn frame6(l3: Vec<u8>) -> Vec<u8> {
 /// output's checksums verify).
 fn check(r: &mut Responder, what: &str, frame: &[u8], action: u32, v6: bool) -> Result<()> {
     let (a, _, out) = run_once(r, frame, 1)?;
-    ensure!(a == action, "bench path `{what}`: XDP action {a}, expected {action}: the bench would time the wrong path");
+    ensure!(
+        a == action,
+        "bench path `{what}`: XDP action {a}, expected {action}: the bench would time the wrong path"
+    );
     if a == XDP_TX {
         let ok = if v6 {
             icmp6_checksum_ok(&US6, &PEER6, &out[14 + 40..])
@@ -190,10 +204,17 @@ fn check(r: &mut Responder, what: &str, frame: &[u8], action: u32, v6: bool) -> 
 fn machine() -> (String, usize, String) {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
     (cpu, cpus, kernel)
 }
 
@@ -207,7 +228,11 @@ fn today() -> String {
 
 /// Runs every path; needs root (it loads programs).
 pub fn run(opts: Options) -> Result<Report> {
-    let unlimited = Config { per_source: Limit::UNLIMITED, global: Limit::UNLIMITED, ..Config::default() };
+    let unlimited = Config {
+        per_source: Limit::UNLIMITED,
+        global: Limit::UNLIMITED,
+        ..Config::default()
+    };
     let mut prog = Responder::load()?;
     let mut addrs = icmp_common::AddrSet::default();
     addrs.push_v4(US4.octets());
@@ -220,10 +245,30 @@ pub fn run(opts: Options) -> Result<Report> {
 
     let tcp = frame4(ipv4(PEER4, US4, 6, 64, &[], &[0u8; 20]));
     let echo4 = frame4(ipv4(PEER4, US4, 1, 64, &[], &icmp4(8, 0, [0, 1, 0, 1], &[0x5a; 56])));
-    let echo6 = frame6(ipv6(PEER6, US6, 58, 64, &icmp6(&PEER6, &US6, 128, 0, [0, 1, 0, 1], &[0x5a; 56])));
-    let pu4 = frame4(ipv4(PEER4, US4, 17, 64, &[], &udp4(PEER4, US4, 40000, 33434, &[0x5a; 32])));
+    let echo6 = frame6(ipv6(
+        PEER6,
+        US6,
+        58,
+        64,
+        &icmp6(&PEER6, &US6, 128, 0, [0, 1, 0, 1], &[0x5a; 56]),
+    ));
+    let pu4 = frame4(ipv4(
+        PEER4,
+        US4,
+        17,
+        64,
+        &[],
+        &udp4(PEER4, US4, 40000, 33434, &[0x5a; 32]),
+    ));
     let pu6 = frame6(ipv6(PEER6, US6, 17, 64, &udp6(&PEER6, &US6, 40000, 33434, &[0x5a; 32])));
-    let suppressed = frame4(ipv4(PEER4, Ipv4Addr::BROADCAST, 17, 64, &[], &udp4(PEER4, Ipv4Addr::BROADCAST, 40000, 33434, b"x")));
+    let suppressed = frame4(ipv4(
+        PEER4,
+        Ipv4Addr::BROADCAST,
+        17,
+        64,
+        &[],
+        &udp4(PEER4, Ipv4Addr::BROADCAST, 40000, 33434, b"x"),
+    ));
 
     for (what, f, action, v6) in [
         ("tcp", &tcp, XDP_PASS, false),
@@ -250,13 +295,23 @@ pub fn run(opts: Options) -> Result<Report> {
     // (always admitting: a huge rate and burst, so every run does the bucket
     // lookup and both compare-and-exchanges) and with it skipped (ratemask 0).
     let full = Limit::new(1, u32::MAX);
-    b.prog.set_config(&Config { per_source: full, global: full, ..unlimited })?;
+    b.prog.set_config(&Config {
+        per_source: full,
+        global: full,
+        ..unlimited
+    })?;
     check(&mut b.prog, "pu4 with limiter", &pu4, XDP_TX, false)?;
     let on = b.path("IPv4 Port Unreachable, limiter on", &pu4, Mode::Fresh, None)?;
-    b.prog.set_config(&Config { ratemask_v4: 0, ..unlimited })?;
+    b.prog.set_config(&Config {
+        ratemask_v4: 0,
+        ..unlimited
+    })?;
     let off = b.path("IPv4 Port Unreachable, limiter skipped", &pu4, Mode::Fresh, None)?;
     // Refused by the limiter: the frame is dropped untouched, so repeat mode.
-    let limited = Config { per_source: Limit::new(3_600_000_000_000, 1), ..unlimited };
+    let limited = Config {
+        per_source: Limit::new(3_600_000_000_000, 1),
+        ..unlimited
+    };
     b.prog.set_config(&limited)?;
     let _ = run_once(&mut b.prog, &pu4, 1)?; // spends the one token
     check(&mut b.prog, "rate-limited", &pu4, XDP_DROP, false)?;
@@ -272,7 +327,10 @@ pub fn run(opts: Options) -> Result<Report> {
         cpus,
         kernel,
         verified_insns,
-        options: format!("{} trials; repeat mode {} runs/call; fresh mode {} calls/trial", opts.trials, opts.repeat, opts.calls),
+        options: format!(
+            "{} trials; repeat mode {} runs/call; fresh mode {} calls/trial",
+            opts.trials, opts.repeat, opts.calls
+        ),
         paths,
         limiter_added_ns,
         limiter_target_ns: 5.0,
@@ -283,14 +341,21 @@ impl Report {
     pub fn markdown(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "### icmpxdp bench, {}\n", self.date);
-        let _ = writeln!(s, "{} × {} vCPU, kernel {}; verifier: {} instructions processed.  ", self.cpu, self.cpus, self.kernel, self.verified_insns);
+        let _ = writeln!(
+            s,
+            "{} × {} vCPU, kernel {}; verifier: {} instructions processed.  ",
+            self.cpu, self.cpus, self.kernel, self.verified_insns
+        );
         let _ = writeln!(
             s,
             "{}. ns per packet through BPF_PROG_TEST_RUN; floor = an XDP_PASS program measured interleaved in the same mode; \
              \"median\" is the median in repeat mode and the 10%-trimmed mean with a fresh frame per call (the clock steps by 10 ns here).\n",
             self.options
         );
-        let _ = writeln!(s, "| path | mode | median ns | min ns | floor median ns | over floor ns | target | |");
+        let _ = writeln!(
+            s,
+            "| path | mode | median ns | min ns | floor median ns | over floor ns | target | |"
+        );
         let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---|");
         for p in &self.paths {
             let target = p.target_ns.map_or(String::new(), |t| format!("≤ {t:.0}"));
@@ -309,7 +374,11 @@ impl Report {
                 p.path, p.median_ns, p.min_ns, p.floor_median_ns, p.over_floor_ns
             );
         }
-        let met = if self.limiter_added_ns <= self.limiter_target_ns { "met" } else { "**missed**" };
+        let met = if self.limiter_added_ns <= self.limiter_target_ns {
+            "met"
+        } else {
+            "**missed**"
+        };
         let _ = writeln!(
             s,
             "\nRate limiter added on the Port Unreachable path: {:.1} ns (target ≤ {:.0} ns: {met}).",
@@ -325,7 +394,10 @@ pub fn validate(r: &Report) -> Result<()> {
         bail!("only {} paths", r.paths.len());
     }
     for p in &r.paths {
-        ensure!(p.median_ns > 0.0 && p.floor_median_ns > 0.0 && p.min_ns > 0.0, "zero figure in {p:?}");
+        ensure!(
+            p.median_ns > 0.0 && p.floor_median_ns > 0.0 && p.min_ns > 0.0,
+            "zero figure in {p:?}"
+        );
     }
     Ok(())
 }

@@ -8,8 +8,8 @@ use anyhow::{Context as _, Result, bail};
 use icmp_common::{
     Config,
     config::{
-        FLAG_ANSWER_ANY_DST, FLAG_DROP_SUPPRESSED, FLAG_ECHO_V4, FLAG_ECHO_V6, FLAG_ENABLED, FLAG_LOG_DECISIONS,
-        FLAG_INBOUND_DROP, FLAG_INBOUND_LIMIT, FLAG_OVER_LIMIT_DROP, FLAG_PORTS_BY_SOCKET,
+        FLAG_ANSWER_ANY_DST, FLAG_DROP_SUPPRESSED, FLAG_ECHO_V4, FLAG_ECHO_V6, FLAG_ENABLED, FLAG_INBOUND_DROP,
+        FLAG_INBOUND_LIMIT, FLAG_LOG_DECISIONS, FLAG_OVER_LIMIT_DROP, FLAG_PORTS_BY_SOCKET,
         FLAG_RESERVED_SOURCE_INVALID, FLAG_UNREACH_V4, FLAG_UNREACH_V6, PORT_SLOTS, PORT_WORDS, port_slot,
     },
     ratelimit::{DEFAULT_RATEMASK_V4, Limit},
@@ -173,7 +173,11 @@ impl Default for InboundEcho {
 }
 
 fn ranged(key: &str, v: i64, lo: i64, hi: i64) -> Result<i64> {
-    if (lo..=hi).contains(&v) { Ok(v) } else { bail!("{key}: must be between {lo} and {hi}, got {v}") }
+    if (lo..=hi).contains(&v) {
+        Ok(v)
+    } else {
+        bail!("{key}: must be between {lo} and {hi}, got {v}")
+    }
 }
 
 /// Parses a ratemask into bits (types 0..bits).
@@ -368,7 +372,10 @@ impl FileConfig {
                 .and_then(|mut t| t.remove("v"))
                 .unwrap_or_else(|| toml::Value::String(value.to_owned()));
             let mut parts: Vec<&str> = key.trim().split('.').collect();
-            let last = parts.pop().filter(|l| !l.is_empty()).with_context(|| format!("--set {o:?}: empty key"))?;
+            let last = parts
+                .pop()
+                .filter(|l| !l.is_empty())
+                .with_context(|| format!("--set {o:?}: empty key"))?;
             let mut t = &mut table;
             for part in parts {
                 t = t
@@ -379,10 +386,13 @@ impl FileConfig {
             }
             t.insert(last.to_owned(), value);
         }
-        let file: Self = toml::Value::Table(table).try_into().map_err(anyhow::Error::from).with_context(|| match path {
-            Some(p) => format!("invalid config {}", p.display()),
-            None => "invalid --set".to_owned(),
-        })?;
+        let file: Self = toml::Value::Table(table)
+            .try_into()
+            .map_err(anyhow::Error::from)
+            .with_context(|| match path {
+                Some(p) => format!("invalid config {}", p.display()),
+                None => "invalid --set".to_owned(),
+            })?;
         Ok(file)
     }
 
@@ -415,17 +425,28 @@ impl FileConfig {
         let msgs_burst = ranged("rate_limit.msgs_burst", r.msgs_burst, 1, 100_000_000)? as u32;
         let v4_prefix = ranged("rate_limit.ipv4_prefix", r.ipv4_prefix, 0, 32)? as u8;
         let v6_prefix = ranged("rate_limit.ipv6_prefix", r.ipv6_prefix, 0, 128)? as u8;
-        let in_rate = ranged("rate_limit.inbound_echo.per_sec", r.inbound_echo.per_sec, 0, 100_000_000)? as u32;
+        let in_rate = ranged(
+            "rate_limit.inbound_echo.per_sec",
+            r.inbound_echo.per_sec,
+            0,
+            100_000_000,
+        )? as u32;
         let in_burst = ranged("rate_limit.inbound_echo.burst", r.inbound_echo.burst, 1, 100_000_000)? as u32;
         ranged("rate_limit.max_sources", r.max_sources, 1, 1 << 24)?;
         let mut ratemask_v4 = 0u32;
-        for (t, on) in ratemask_bits("rate_limit.ratemask", &r.ratemask, 32)?.into_iter().enumerate() {
+        for (t, on) in ratemask_bits("rate_limit.ratemask", &r.ratemask, 32)?
+            .into_iter()
+            .enumerate()
+        {
             if on {
                 ratemask_v4 |= 1 << t;
             }
         }
         let mut ratemask_v6 = [0u32; 8];
-        for (t, on) in ratemask_bits("rate_limit.ratemask_v6", &r.ratemask_v6, 256)?.into_iter().enumerate() {
+        for (t, on) in ratemask_bits("rate_limit.ratemask_v6", &r.ratemask_v6, 256)?
+            .into_iter()
+            .enumerate()
+        {
             if on {
                 ratemask_v6[t / 32] |= 1 << (t % 32);
             }
@@ -471,7 +492,11 @@ impl FileConfig {
             ratemask_v6,
             per_source: Limit::new(interval_ms as u64 * 1_000_000, burst),
             global: Limit::per_second(per_sec, msgs_burst),
-            inbound: if in_rate == 0 { Limit::UNLIMITED } else { Limit::per_second(in_rate, in_burst) },
+            inbound: if in_rate == 0 {
+                Limit::UNLIMITED
+            } else {
+                Limit::per_second(in_rate, in_burst)
+            },
             v4_prefix,
             v6_prefix,
             _pad2: [0; 6],
@@ -486,7 +511,10 @@ mod tests {
     #[test]
     fn defaults_match_the_program_defaults() {
         assert_eq!(FileConfig::default().to_config().unwrap(), Config::default());
-        assert_eq!(FileConfig::from_toml("").unwrap().to_config().unwrap(), Config::default());
+        assert_eq!(
+            FileConfig::from_toml("").unwrap().to_config().unwrap(),
+            Config::default()
+        );
     }
 
     #[test]
@@ -528,11 +556,20 @@ mod tests {
         assert_eq!((rl.v4_prefix, rl.v6_prefix), (24, 48));
         assert!(!rl.has(FLAG_OVER_LIMIT_DROP) && rl.has(FLAG_INBOUND_LIMIT) && !rl.has(FLAG_INBOUND_DROP));
         // Linux's forms of the same masks.
-        let hex = FileConfig::from_toml("[rate_limit]\nratemask = \"0x1818\"\n").unwrap().to_config().unwrap();
+        let hex = FileConfig::from_toml("[rate_limit]\nratemask = \"0x1818\"\n")
+            .unwrap()
+            .to_config()
+            .unwrap();
         assert_eq!(hex.ratemask_v4, DEFAULT_RATEMASK_V4);
-        let dec = FileConfig::from_toml("[rate_limit]\nratemask = 6168\n").unwrap().to_config().unwrap();
+        let dec = FileConfig::from_toml("[rate_limit]\nratemask = 6168\n")
+            .unwrap()
+            .to_config()
+            .unwrap();
         assert_eq!(dec.ratemask_v4, DEFAULT_RATEMASK_V4);
-        assert_eq!(FileConfig::default().to_config().unwrap().ratemask_v6, icmp_common::ratelimit::DEFAULT_RATEMASK_V6);
+        assert_eq!(
+            FileConfig::default().to_config().unwrap().ratemask_v6,
+            icmp_common::ratelimit::DEFAULT_RATEMASK_V6
+        );
         assert_eq!(c.ttl, 128);
         assert_eq!(c.hop_limit, 255);
         assert!(!c.has(FLAG_ECHO_V4));
@@ -545,7 +582,11 @@ mod tests {
         std::fs::write(&dir, "[ip]\nttl = 10\n[rate_limit]\nburst = 3\n").unwrap();
         let f = FileConfig::load(
             Some(&dir),
-            &["ip.ttl=20".into(), "unreachable.closed_ports=[\"1-2\", 9]".into(), "unreachable.policy=listed".into()],
+            &[
+                "ip.ttl=20".into(),
+                "unreachable.closed_ports=[\"1-2\", 9]".into(),
+                "unreachable.policy=listed".into(),
+            ],
         )
         .unwrap();
         std::fs::remove_file(&dir).unwrap();
@@ -558,7 +599,10 @@ mod tests {
         assert!(err.to_string().contains("expected KEY=VALUE"), "{err}");
         let err = format!("{:#}", FileConfig::load(None, &["ip.tll=3".into()]).unwrap_err());
         assert!(err.contains("unknown field `tll`"), "{err}");
-        let err = FileConfig::load(None, &["ip.ttl=0".into()]).unwrap().settings().unwrap_err();
+        let err = FileConfig::load(None, &["ip.ttl=0".into()])
+            .unwrap()
+            .settings()
+            .unwrap_err();
         assert_eq!(err.to_string(), "ip.ttl: must be between 1 and 255, got 0");
     }
 
@@ -567,29 +611,98 @@ mod tests {
         for (text, expect) in [
             ("[ip]\nttl = 0", "ip.ttl: must be between 1 and 255, got 0"),
             ("[ip]\nttl = 256", "ip.ttl: must be between 1 and 255, got 256"),
-            ("[ip]\nhop_limit = -1", "ip.hop_limit: must be between 1 and 255, got -1"),
-            ("[unreachable]\nipv4_error_size = 55", "unreachable.ipv4_error_size: must be between 56 and 576, got 55"),
-            ("[unreachable]\nipv4_error_size = 577", "unreachable.ipv4_error_size: must be between 56 and 576, got 577"),
-            ("[unreachable]\nipv6_error_size = 95", "unreachable.ipv6_error_size: must be between 96 and 1280, got 95"),
-            ("[unreachable]\nipv6_error_size = 1281", "unreachable.ipv6_error_size: must be between 96 and 1280, got 1281"),
-            ("[unreachable]\nclosed_ports = [70000]", "unreachable.closed_ports[0]: port must be between 0 and 65535, got 70000"),
-            ("[unreachable]\nopen_ports = [1, -1]", "unreachable.open_ports[1]: port must be between 0 and 65535, got -1"),
-            ("[unreachable]\nclosed_ports = [\"9-3\"]", "unreachable.closed_ports[0]: range \"9-3\" starts after it ends"),
-            ("[unreachable]\nclosed_ports = [\"x\"]", "unreachable.closed_ports[0]: expected a port or a range like \"33434-33534\", got \"x\""),
-            ("[unreachable]\nclosed_ports = [\"1-99999\"]", "unreachable.closed_ports[0]: port must be between 0 and 65535, got 99999"),
-            ("[rate_limit]\nburst = 0", "rate_limit.burst: must be between 1 and 1000000, got 0"),
-            ("[rate_limit]\nratelimit_ms = -5", "rate_limit.ratelimit_ms: must be between 0 and 3600000, got -5"),
-            ("[rate_limit]\nmsgs_burst = 0", "rate_limit.msgs_burst: must be between 1 and 100000000, got 0"),
-            ("[rate_limit]\nmsgs_per_sec = -1", "rate_limit.msgs_per_sec: must be between 0 and 100000000, got -1"),
-            ("[rate_limit]\nipv4_prefix = 33", "rate_limit.ipv4_prefix: must be between 0 and 32, got 33"),
-            ("[rate_limit]\nipv6_prefix = 129", "rate_limit.ipv6_prefix: must be between 0 and 128, got 129"),
-            ("[rate_limit]\nmax_sources = 0", "rate_limit.max_sources: must be between 1 and 16777216, got 0"),
-            ("[rate_limit]\nratemask = [3, 40]", "rate_limit.ratemask[1]: ICMP type must be between 0 and 31, got 40"),
-            ("[rate_limit]\nratemask = -1", "rate_limit.ratemask: must be a 32-bit mask, got -1"),
-            ("[rate_limit]\nratemask_v6 = \"0-300\"", "rate_limit.ratemask_v6[0]: ICMP type must be between 0 and 255, got 256"),
-            ("[rate_limit]\nratemask_v6 = \"x\"", "rate_limit.ratemask_v6: expected types and ranges like \"0-1,3-127\", got \"x\""),
-            ("[rate_limit.inbound_echo]\nburst = 0", "rate_limit.inbound_echo.burst: must be between 1 and 100000000, got 0"),
-            ("[rate_limit.inbound_echo]\nper_sec = -3", "rate_limit.inbound_echo.per_sec: must be between 0 and 100000000, got -3"),
+            (
+                "[ip]\nhop_limit = -1",
+                "ip.hop_limit: must be between 1 and 255, got -1",
+            ),
+            (
+                "[unreachable]\nipv4_error_size = 55",
+                "unreachable.ipv4_error_size: must be between 56 and 576, got 55",
+            ),
+            (
+                "[unreachable]\nipv4_error_size = 577",
+                "unreachable.ipv4_error_size: must be between 56 and 576, got 577",
+            ),
+            (
+                "[unreachable]\nipv6_error_size = 95",
+                "unreachable.ipv6_error_size: must be between 96 and 1280, got 95",
+            ),
+            (
+                "[unreachable]\nipv6_error_size = 1281",
+                "unreachable.ipv6_error_size: must be between 96 and 1280, got 1281",
+            ),
+            (
+                "[unreachable]\nclosed_ports = [70000]",
+                "unreachable.closed_ports[0]: port must be between 0 and 65535, got 70000",
+            ),
+            (
+                "[unreachable]\nopen_ports = [1, -1]",
+                "unreachable.open_ports[1]: port must be between 0 and 65535, got -1",
+            ),
+            (
+                "[unreachable]\nclosed_ports = [\"9-3\"]",
+                "unreachable.closed_ports[0]: range \"9-3\" starts after it ends",
+            ),
+            (
+                "[unreachable]\nclosed_ports = [\"x\"]",
+                "unreachable.closed_ports[0]: expected a port or a range like \"33434-33534\", got \"x\"",
+            ),
+            (
+                "[unreachable]\nclosed_ports = [\"1-99999\"]",
+                "unreachable.closed_ports[0]: port must be between 0 and 65535, got 99999",
+            ),
+            (
+                "[rate_limit]\nburst = 0",
+                "rate_limit.burst: must be between 1 and 1000000, got 0",
+            ),
+            (
+                "[rate_limit]\nratelimit_ms = -5",
+                "rate_limit.ratelimit_ms: must be between 0 and 3600000, got -5",
+            ),
+            (
+                "[rate_limit]\nmsgs_burst = 0",
+                "rate_limit.msgs_burst: must be between 1 and 100000000, got 0",
+            ),
+            (
+                "[rate_limit]\nmsgs_per_sec = -1",
+                "rate_limit.msgs_per_sec: must be between 0 and 100000000, got -1",
+            ),
+            (
+                "[rate_limit]\nipv4_prefix = 33",
+                "rate_limit.ipv4_prefix: must be between 0 and 32, got 33",
+            ),
+            (
+                "[rate_limit]\nipv6_prefix = 129",
+                "rate_limit.ipv6_prefix: must be between 0 and 128, got 129",
+            ),
+            (
+                "[rate_limit]\nmax_sources = 0",
+                "rate_limit.max_sources: must be between 1 and 16777216, got 0",
+            ),
+            (
+                "[rate_limit]\nratemask = [3, 40]",
+                "rate_limit.ratemask[1]: ICMP type must be between 0 and 31, got 40",
+            ),
+            (
+                "[rate_limit]\nratemask = -1",
+                "rate_limit.ratemask: must be a 32-bit mask, got -1",
+            ),
+            (
+                "[rate_limit]\nratemask_v6 = \"0-300\"",
+                "rate_limit.ratemask_v6[0]: ICMP type must be between 0 and 255, got 256",
+            ),
+            (
+                "[rate_limit]\nratemask_v6 = \"x\"",
+                "rate_limit.ratemask_v6: expected types and ranges like \"0-1,3-127\", got \"x\"",
+            ),
+            (
+                "[rate_limit.inbound_echo]\nburst = 0",
+                "rate_limit.inbound_echo.burst: must be between 1 and 100000000, got 0",
+            ),
+            (
+                "[rate_limit.inbound_echo]\nper_sec = -3",
+                "rate_limit.inbound_echo.per_sec: must be between 0 and 100000000, got -3",
+            ),
         ] {
             let err = FileConfig::from_toml(text).unwrap().to_config().unwrap_err();
             assert_eq!(err.to_string(), expect);
@@ -598,9 +711,18 @@ mod tests {
             ("[echo]\nipv5 = true", "unknown field `ipv5`"),
             ("[echo]\nipv4 = 1", "invalid type"),
             ("[nope]", "unknown field `nope`"),
-            ("[unreachable]\npolicy = \"maybe\"", "unknown variant `maybe`, expected `socket` or `listed`"),
-            ("[unreachable]\nsuppressed = \"reject\"", "unknown variant `reject`, expected `pass` or `drop`"),
-            ("[rate_limit]\nover_limit = \"maybe\"", "unknown variant `maybe`, expected `drop` or `pass`"),
+            (
+                "[unreachable]\npolicy = \"maybe\"",
+                "unknown variant `maybe`, expected `socket` or `listed`",
+            ),
+            (
+                "[unreachable]\nsuppressed = \"reject\"",
+                "unknown variant `reject`, expected `pass` or `drop`",
+            ),
+            (
+                "[rate_limit]\nover_limit = \"maybe\"",
+                "unknown variant `maybe`, expected `drop` or `pass`",
+            ),
             ("[rate_limit]\nrate = 5", "unknown field `rate`"),
         ] {
             let err = format!("{:#}", FileConfig::from_toml(text).unwrap_err());

@@ -10,7 +10,10 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::{netns, responder::{Mode, Responder}};
+use crate::{
+    netns,
+    responder::{Mode, Responder},
+};
 
 pub const RESPONDER_V4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 pub const CLIENT_V4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
@@ -35,7 +38,11 @@ pub fn ip(args: &[&str]) -> Result<()> {
         .output()
         .context("running `ip` (install iproute2)")?;
     if !out.status.success() {
-        bail!("`ip {}` failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "`ip {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(())
 }
@@ -86,7 +93,9 @@ impl Lab {
         }
         let (r, c) = (self.responder_ns.as_str(), self.client_ns.as_str());
         let (ri, ci) = (self.responder_if.as_str(), self.client_if.as_str());
-        ip(&["link", "add", ri, "netns", r, "type", "veth", "peer", "name", ci, "netns", c])?;
+        ip(&[
+            "link", "add", ri, "netns", r, "type", "veth", "peer", "name", ci, "netns", c,
+        ])?;
         for (ns, dev, v4, v6) in [(r, ri, RESPONDER_V4, RESPONDER_V6), (c, ci, CLIENT_V4, CLIENT_V6)] {
             ip(&["-n", ns, "addr", "add", &format!("{v4}/24"), "dev", dev])?;
             // nodad: usable at once, no duplicate-address-detection wait.

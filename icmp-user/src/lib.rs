@@ -35,6 +35,17 @@ pub mod map_names {
     pub const GLOBAL_BUCKET: &str = "GLOBAL_BUCKET";
     pub const RATE_LIMITED: &str = "RATE_LIMITED";
     /// Every map `icmpxdp` pins.
-    pub const PINNED: [&str; 11] =
-        [CONFIG, ACTIVE_CONFIG, ADDRS, PORTS, RX_TYPES, TX_TYPES, VERDICTS, ACTIONS, RATE_LIMITED, BUCKETS, GLOBAL_BUCKET];
+    pub const PINNED: [&str; 11] = [
+        CONFIG,
+        ACTIVE_CONFIG,
+        ADDRS,
+        PORTS,
+        RX_TYPES,
+        TX_TYPES,
+        VERDICTS,
+        ACTIONS,
+        RATE_LIMITED,
+        BUCKETS,
+        GLOBAL_BUCKET,
+    ];
 }

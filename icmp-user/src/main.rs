@@ -187,7 +187,9 @@ impl Instance {
             netns: netns.map(str::to_owned),
             mode: attached.to_string(),
             program_id,
-            started: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+            started: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
             pid,
             config: opts.config.as_ref().map(|p| p.display().to_string()),
         }
@@ -310,7 +312,8 @@ fn run(ifaces: &[String], netns: Option<&str>, opts: &RunOpts) -> Result<()> {
     for iface in ifaces {
         // On error, the instances already started are dropped: detached.
         instances.push(
-            Instance::start(iface, netns, opts, &cfg, Some(std::process::id())).with_context(|| format!("starting on {iface}"))?,
+            Instance::start(iface, netns, opts, &cfg, Some(std::process::id()))
+                .with_context(|| format!("starting on {iface}"))?,
         );
     }
     if let Some(addr) = opts.metrics_addr {
@@ -340,8 +343,13 @@ fn run_lab(opts: &RunOpts) -> Result<()> {
     // Stay in the responder namespace while serving: the address refresh
     // reads the interface from there.
     let inside = netns::enter(&lab.responder_ns)?;
-    let mut instances =
-        vec![Instance::start(&lab.responder_if, Some(&lab.responder_ns), opts, &cfg, Some(std::process::id()))?];
+    let mut instances = vec![Instance::start(
+        &lab.responder_if,
+        Some(&lab.responder_ns),
+        opts,
+        &cfg,
+        Some(std::process::id()),
+    )?];
     say!(
         "\nLab ready: namespace {c} ({cv4}, {cv6}) ↔ namespace {r} ({rv4}, {rv6}).\n\
          The responder's kernel echo replies are off, so every reply below comes from XDP.\n\
@@ -399,7 +407,11 @@ fn attach(ifaces: &[String], netns: Option<&str>, opts: &RunOpts) -> Result<()> 
         done.push(i);
     }
     for i in done {
-        say!("icmpxdp: {} stays attached after this process exits; `icmpxdp detach --iface {}` removes it", i.name, i.iface);
+        say!(
+            "icmpxdp: {} stays attached after this process exits; `icmpxdp detach --iface {}` removes it",
+            i.name,
+            i.iface
+        );
         let Instance { _pins, .. } = i;
         _pins.keep();
     }
@@ -426,11 +438,15 @@ fn detach(ifaces: &[String], netns: Option<&str>) -> Result<()> {
 }
 
 fn status(as_json: bool) -> Result<()> {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let mut rows = Vec::new();
     for name in pin::list_instances()? {
         let meta = pin::Meta::read(&name);
-        let cfg = icmp_user::control::Pinned::open(&pin::instance_dir(&name)).and_then(|p| p.config()).ok();
+        let cfg = icmp_user::control::Pinned::open(&pin::instance_dir(&name))
+            .and_then(|p| p.config())
+            .ok();
         rows.push((name, meta, cfg));
     }
     if as_json {
@@ -453,7 +469,14 @@ fn status(as_json: bool) -> Result<()> {
         say!("no icmpxdp instance is attached");
         return Ok(());
     }
-    say!("{:<36} {:<7} {:>7} {:<14} {:>9}  config", "instance", "mode", "program", "owner", "uptime");
+    say!(
+        "{:<36} {:<7} {:>7} {:<14} {:>9}  config",
+        "instance",
+        "mode",
+        "program",
+        "owner",
+        "uptime"
+    );
     for (name, m, c) in rows {
         let (mode, prog, owner, up) = match &m {
             _ if !pin::is_live(&name) => ("-".into(), "-".into(), "stale".into(), "-".into()),
@@ -484,7 +507,11 @@ fn config_summary(c: &icmp_common::Config) -> String {
         (false, false) => "off",
     };
     let limit = |l: &icmp_common::ratelimit::Limit| {
-        if l.is_unlimited() { "off".to_owned() } else { format!("{}/s burst {}", 1_000_000_000 / l.interval_ns.max(1), l.burst()) }
+        if l.is_unlimited() {
+            "off".to_owned()
+        } else {
+            format!("{}/s burst {}", 1_000_000_000 / l.interval_ns.max(1), l.burst())
+        }
     };
     format!(
         "echo {}, unreachable {}, ttl {}, per-source {}, global {}",
@@ -503,12 +530,19 @@ fn instances_named(iface: Option<&str>, netns: Option<&str>) -> Result<Vec<Strin
         None => pin::list_instances()?.into_iter().filter(|n| pin::is_live(n)).collect(),
     };
     if names.is_empty() {
-        bail!("no running icmpxdp instance (nothing pinned under {}); start one with `icmpxdp run --iface IF`", pin::PIN_ROOT);
+        bail!(
+            "no running icmpxdp instance (nothing pinned under {}); start one with `icmpxdp run --iface IF`",
+            pin::PIN_ROOT
+        );
     }
     for name in &names {
         let dir = pin::instance_dir(name);
         if !dir.exists() {
-            bail!("icmpxdp is not running on `{name}` (no {}); running: {:?}", dir.display(), pin::list_instances()?);
+            bail!(
+                "icmpxdp is not running on `{name}` (no {}); running: {:?}",
+                dir.display(),
+                pin::list_instances()?
+            );
         }
     }
     Ok(names)
@@ -517,7 +551,9 @@ fn instances_named(iface: Option<&str>, netns: Option<&str>) -> Result<Vec<Strin
 /// `icmpxdp reload`: validate first (nothing is written if invalid), then
 /// write every instance's pinned maps.
 fn reload(iface: Option<&str>, netns: Option<&str>, config: Option<&std::path::Path>, sets: &[String]) -> Result<()> {
-    let settings = FileConfig::load(config, sets)?.settings().context("reload refused, config unchanged")?;
+    let settings = FileConfig::load(config, sets)?
+        .settings()
+        .context("reload refused, config unchanged")?;
     for name in instances_named(iface, netns)? {
         let mut maps = icmp_user::control::Pinned::open(&pin::instance_dir(&name))?;
         maps.apply(&settings).with_context(|| format!("reloading {name}"))?;
@@ -585,11 +621,19 @@ fn main() {
             Command::Detach { ifaces } => detach(ifaces, cli.netns.as_deref()),
             Command::Status { json } => status(*json),
             Command::Lab { opts } => run_lab(opts),
-            Command::Stats { iface, json, watch: false } => stats(iface.as_deref(), cli.netns.as_deref(), *json),
+            Command::Stats {
+                iface,
+                json,
+                watch: false,
+            } => stats(iface.as_deref(), cli.netns.as_deref(), *json),
             Command::Stats { iface, watch: true, .. } => watch(iface.as_deref(), cli.netns.as_deref()),
             Command::ServeMetrics { metrics_addr, ifaces } => {
-                let names = (!ifaces.is_empty())
-                    .then(|| ifaces.iter().map(|i| pin::instance_name(i, cli.netns.as_deref())).collect());
+                let names = (!ifaces.is_empty()).then(|| {
+                    ifaces
+                        .iter()
+                        .map(|i| pin::instance_name(i, cli.netns.as_deref()))
+                        .collect()
+                });
                 let sig = signals()?;
                 icmp_user::metrics::spawn_server(*metrics_addr, names)?;
                 say!("icmpxdp: metrics at http://{metrics_addr}/metrics");
@@ -600,7 +644,11 @@ fn main() {
             }
             Command::Bench { json, quick } => {
                 require_privileges()?;
-                let report = icmp_user::bench::run(if *quick { icmp_user::bench::Options::QUICK } else { icmp_user::bench::Options::FULL })?;
+                let report = icmp_user::bench::run(if *quick {
+                    icmp_user::bench::Options::QUICK
+                } else {
+                    icmp_user::bench::Options::FULL
+                })?;
                 if *json {
                     say!("{}", serde_json::to_string(&report)?);
                 } else {
@@ -608,7 +656,9 @@ fn main() {
                 }
                 Ok(())
             }
-            Command::Reload { iface, config, sets } => reload(iface.as_deref(), cli.netns.as_deref(), config.as_deref(), sets),
+            Command::Reload { iface, config, sets } => {
+                reload(iface.as_deref(), cli.netns.as_deref(), config.as_deref(), sets)
+            }
             Command::CheckConfig { file } => {
                 FileConfig::from_file(file)?.settings()?;
                 say!("{}: ok", file.display());

@@ -71,7 +71,8 @@ pub fn encode_snapshots(snaps: &[(String, Snapshot)]) -> String {
                 let i = type_index(f, t) as usize;
                 for (fam, counts) in [(&received, &s.received), (&sent, &s.sent)] {
                     if counts[i] != 0 {
-                        fam.get_or_create(&l(&[("family", f.label().into()), ("type", type_label(f, t))])).inc_by(counts[i]);
+                        fam.get_or_create(&l(&[("family", f.label().into()), ("type", type_label(f, t))]))
+                            .inc_by(counts[i]);
                     }
                 }
                 for scope in Scope::ALL {
@@ -89,13 +90,19 @@ pub fn encode_snapshots(snaps: &[(String, Snapshot)]) -> String {
             }
         }
         for r in Reason::ALL {
-            verdicts.get_or_create(&l(&[("reason", r.label().into())])).inc_by(s.verdict(r));
+            verdicts
+                .get_or_create(&l(&[("reason", r.label().into())]))
+                .inc_by(s.verdict(r));
             if let Some(rule) = r.label().strip_prefix("suppressed_") {
-                suppressed.get_or_create(&l(&[("reason", rule.into())])).inc_by(s.verdict(r));
+                suppressed
+                    .get_or_create(&l(&[("reason", rule.into())]))
+                    .inc_by(s.verdict(r));
             }
         }
         for a in Action::ALL {
-            actions.get_or_create(&l(&[("action", a.label().into())])).inc_by(s.action(a));
+            actions
+                .get_or_create(&l(&[("action", a.label().into())]))
+                .inc_by(s.action(a));
         }
         let v4_in: u64 = (0..=255u8).map(|t| s.received(Family::V4, t)).sum();
         let v4_out: u64 = (0..=255u8).map(|t| s.sent(Family::V4, t)).sum();
@@ -116,12 +123,24 @@ pub fn encode_snapshots(snaps: &[(String, Snapshot)]) -> String {
             netstat.get_or_create(&l(&[("counter", name.into())])).set(v as i64);
         }
     }
-    reg.register("received_messages", "ICMP messages received, by family and type", received);
+    reg.register(
+        "received_messages",
+        "ICMP messages received, by family and type",
+        received,
+    );
     reg.register("sent_messages", "ICMP messages sent from XDP, by family and type", sent);
     reg.register("frames", "Frames the XDP program processed", frames);
     reg.register("verdicts", "Frames by the reason of their outcome", verdicts);
-    reg.register("suppressed_errors", "ICMP errors not sent by a suppression rule (RFC 1122/1812/4443)", suppressed);
-    reg.register("rate_limited", "Replies and errors not sent (or requests refused) by a rate limit", limited);
+    reg.register(
+        "suppressed_errors",
+        "ICMP errors not sent by a suppression rule (RFC 1122/1812/4443)",
+        suppressed,
+    );
+    reg.register(
+        "rate_limited",
+        "Replies and errors not sent (or requests refused) by a rate limit",
+        limited,
+    );
     reg.register("actions", "Frames by XDP action", actions);
     reg.register("instances", "Interfaces icmpxdp is attached to", instances);
     reg.register(
@@ -136,7 +155,8 @@ pub fn encode_snapshots(snaps: &[(String, Snapshot)]) -> String {
 
 /// Serves `/metrics` on `addr` until the process exits (on its own thread).
 pub fn spawn_server(addr: SocketAddr, instances: Option<Vec<String>>) -> Result<std::thread::JoinHandle<()>> {
-    let listener = std::net::TcpListener::bind(addr).with_context(|| format!("binding the metrics listener on {addr}"))?;
+    let listener =
+        std::net::TcpListener::bind(addr).with_context(|| format!("binding the metrics listener on {addr}"))?;
     listener.set_nonblocking(true)?;
     let instances = Arc::new(instances);
     Ok(std::thread::Builder::new().name("metrics".into()).spawn(move || {
@@ -156,7 +176,10 @@ pub fn spawn_server(addr: SocketAddr, instances: Option<Vec<String>>) -> Result<
                     async move {
                         match render(instances.as_ref().as_deref()) {
                             Ok(body) => (
-                                [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+                                [(
+                                    axum::http::header::CONTENT_TYPE,
+                                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                                )],
                                 body,
                             )
                                 .into_response(),

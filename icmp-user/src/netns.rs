@@ -18,8 +18,7 @@ pub fn enter(name: &str) -> Result<NetnsGuard> {
     let path = format!("/var/run/netns/{name}");
     let target = File::open(&path)
         .with_context(|| format!("network namespace `{name}` not found ({path}); see `ip netns list`"))?;
-    setns(&target, CloneFlags::CLONE_NEWNET)
-        .with_context(|| format!("entering network namespace `{name}`"))?;
+    setns(&target, CloneFlags::CLONE_NEWNET).with_context(|| format!("entering network namespace `{name}`"))?;
     Ok(NetnsGuard { original })
 }
 

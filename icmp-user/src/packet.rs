@@ -97,7 +97,9 @@ impl Frame {
 
 /// A deterministic payload of `len` bytes (seeded, so sizes differ in content).
 pub fn payload(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 /// IPv4 header (with `options`, padded by the caller to 4 bytes) + body, with

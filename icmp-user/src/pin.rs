@@ -35,8 +35,14 @@ pub fn ensure_bpffs() -> Result<()> {
     if st.filesystem_type().0 as i64 == BPF_FS_MAGIC {
         return Ok(());
     }
-    nix::mount::mount(Some("bpf"), BPFFS, Some("bpf"), nix::mount::MsFlags::empty(), None::<&str>)
-        .with_context(|| format!("mounting bpffs on {BPFFS} (try `mount -t bpf bpf {BPFFS}`)"))?;
+    nix::mount::mount(
+        Some("bpf"),
+        BPFFS,
+        Some("bpf"),
+        nix::mount::MsFlags::empty(),
+        None::<&str>,
+    )
+    .with_context(|| format!("mounting bpffs on {BPFFS} (try `mount -t bpf bpf {BPFFS}`)"))?;
     log::info!("mounted bpffs on {BPFFS}");
     Ok(())
 }
@@ -197,7 +203,9 @@ pub fn detach_pinned(instance: &str) -> Result<()> {
     let link = dir.join(LINK_PIN);
     let pinned = aya::programs::links::PinnedLink::from_pin(&link)
         .with_context(|| format!("opening the pinned link {}", link.display()))?;
-    let fd_link = pinned.unpin().with_context(|| format!("unpinning {}", link.display()))?;
+    let fd_link = pinned
+        .unpin()
+        .with_context(|| format!("unpinning {}", link.display()))?;
     drop(fd_link); // the link's last fd: the program leaves the interface here
     fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
     let _ = fs::remove_dir(PIN_ROOT);

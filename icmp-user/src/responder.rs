@@ -77,9 +77,10 @@ impl Responder {
     }
 
     fn load_program(name: &'static str, max_sources: u32) -> Result<Self> {
-        let mut ebpf = EbpfLoader::new().map_max_entries(map_names::BUCKETS, max_sources).load(EBPF_OBJECT).map_err(|e| {
-            anyhow!(e).context("loading the eBPF object (creating maps) failed; are you root?")
-        })?;
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries(map_names::BUCKETS, max_sources)
+            .load(EBPF_OBJECT)
+            .map_err(|e| anyhow!(e).context("loading the eBPF object (creating maps) failed; are you root?"))?;
         // The log ring buffer exists only because the program can log; a
         // missing one is not an error.
         let logger = EbpfLogger::init(&mut ebpf).ok();
@@ -94,7 +95,12 @@ impl Responder {
             ),
             e => anyhow!(e).context(format!("loading program `{name}`")),
         })?;
-        Ok(Self { ebpf, name, link: None, logger })
+        Ok(Self {
+            ebpf,
+            name,
+            link: None,
+            logger,
+        })
     }
 
     pub fn program(&mut self) -> &mut Xdp {
@@ -117,7 +123,9 @@ impl Responder {
     /// Writes the config the program uses (double-buffered, see
     /// [`control::write_config`]).
     pub fn set_config(&mut self, cfg: &Config) -> Result<()> {
-        let [Some(config), Some(active)] = self.ebpf.maps_disjoint_mut([map_names::CONFIG, map_names::ACTIVE_CONFIG])
+        let [Some(config), Some(active)] = self
+            .ebpf
+            .maps_disjoint_mut([map_names::CONFIG, map_names::ACTIVE_CONFIG])
         else {
             anyhow::bail!("CONFIG or ACTIVE_CONFIG missing from the object");
         };
@@ -152,11 +160,15 @@ impl Responder {
     }
 
     fn map(&self, name: &str) -> Result<&aya::maps::Map> {
-        self.ebpf.map(name).with_context(|| format!("map {name} missing from the object"))
+        self.ebpf
+            .map(name)
+            .with_context(|| format!("map {name} missing from the object"))
     }
 
     fn map_mut(&mut self, name: &str) -> Result<&mut aya::maps::Map> {
-        self.ebpf.map_mut(name).with_context(|| format!("map {name} missing from the object"))
+        self.ebpf
+            .map_mut(name)
+            .with_context(|| format!("map {name} missing from the object"))
     }
 
     /// Counters summed over CPUs, read from this instance's maps.
@@ -212,8 +224,12 @@ impl Responder {
         let fd_link = FdLink::try_from(link).map_err(|e| {
             anyhow!(e).context("the kernel attached through netlink, not a BPF link, so the attachment cannot be pinned (needs Linux ≥ 5.9); use `icmpxdp run`")
         })?;
-        self.program().pin(dir.join(crate::pin::PROG_PIN)).context("pinning the program")?;
-        let _pinned = fd_link.pin(dir.join(crate::pin::LINK_PIN)).context("pinning the link")?;
+        self.program()
+            .pin(dir.join(crate::pin::PROG_PIN))
+            .context("pinning the program")?;
+        let _pinned = fd_link
+            .pin(dir.join(crate::pin::LINK_PIN))
+            .context("pinning the link")?;
         Ok(())
     }
 
@@ -268,8 +284,6 @@ fn explain_attach(iface: &str, mode: XdpMode, e: ProgramError) -> anyhow::Error 
         (_, Some(libc::EPERM | libc::EACCES)) => anyhow!(e).context(format!(
             "not permitted to attach XDP to `{iface}`: run as root (or with CAP_NET_ADMIN and CAP_BPF)"
         )),
-        _ => {
-            anyhow!(e).context(format!("attaching to `{iface}` in {mode_name} mode failed"))
-        }
+        _ => anyhow!(e).context(format!("attaching to `{iface}` in {mode_name} mode failed")),
     }
 }

@@ -25,9 +25,7 @@ pub struct Snapshot {
 }
 
 fn sum_all<T: Borrow<MapData>>(map: &PerCpuArray<T, u64>, len: u32) -> Result<Vec<u64>> {
-    (0..len)
-        .map(|i| Ok(map.get(&i, 0)?.iter().sum()))
-        .collect()
+    (0..len).map(|i| Ok(map.get(&i, 0)?.iter().sum())).collect()
 }
 
 fn per_cpu(map: &Map) -> Result<PerCpuArray<&MapData, u64>> {
@@ -97,7 +95,11 @@ impl Snapshot {
 
     /// Errors not sent because a suppression rule applied.
     pub fn suppressed(&self) -> u64 {
-        Reason::ALL.iter().filter(|r| r.is_suppression()).map(|r| self.verdict(*r)).sum()
+        Reason::ALL
+            .iter()
+            .filter(|r| r.is_suppression())
+            .map(|r| self.verdict(*r))
+            .sum()
     }
 
     /// Counters that moved from `earlier` to `self`.
@@ -139,10 +141,14 @@ impl Snapshot {
             }
             Value::Object(out)
         };
-        let actions: JsonMap<String, Value> =
-            Action::ALL.iter().map(|a| (a.label().to_owned(), json!(self.action(*a)))).collect();
-        let verdicts: JsonMap<String, Value> =
-            Reason::ALL.iter().map(|r| (r.label().to_owned(), json!(self.verdict(*r)))).collect();
+        let actions: JsonMap<String, Value> = Action::ALL
+            .iter()
+            .map(|a| (a.label().to_owned(), json!(self.action(*a))))
+            .collect();
+        let verdicts: JsonMap<String, Value> = Reason::ALL
+            .iter()
+            .map(|r| (r.label().to_owned(), json!(self.verdict(*r))))
+            .collect();
         json!({
             "instance": instance,
             "frames": self.frames(),
@@ -170,8 +176,10 @@ impl Snapshot {
         for r in Reason::ALL {
             let _ = writeln!(s, "  {:<34}{:>14}", r.label(), self.verdict(r));
         }
-        let limited: Vec<(String, &[u64])> =
-            Scope::ALL.iter().map(|s| (format!("rate limited ({})", s.label()), self.limited_in(*s))).collect();
+        let limited: Vec<(String, &[u64])> = Scope::ALL
+            .iter()
+            .map(|s| (format!("rate limited ({})", s.label()), self.limited_in(*s)))
+            .collect();
         let mut sections: Vec<(&str, &[u64])> = vec![("received", &self.received), ("sent", &self.sent)];
         sections.extend(limited.iter().map(|(t, c)| (t.as_str(), *c)));
         for (title, counts) in sections {
@@ -179,7 +187,12 @@ impl Snapshot {
             let mut any = false;
             for (f, t, n) in Self::by_type(counts) {
                 any = true;
-                let _ = writeln!(s, "    {:<32}{:>14}", format!("{} {} ({t})", f.label(), Self::type_label(f, t)), n);
+                let _ = writeln!(
+                    s,
+                    "    {:<32}{:>14}",
+                    format!("{} {} ({t})", f.label(), Self::type_label(f, t)),
+                    n
+                );
             }
             if !any {
                 let _ = writeln!(s, "    (none)");

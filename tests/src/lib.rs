@@ -83,7 +83,11 @@ static LAB_SEQ: AtomicU32 = AtomicU32::new(0);
 /// A lab with a name unique to this process and test.
 pub fn unique_lab() -> Lab {
     require_root();
-    let name = format!("t{}x{}", std::process::id() % 100_000, LAB_SEQ.fetch_add(1, Ordering::Relaxed));
+    let name = format!(
+        "t{}x{}",
+        std::process::id() % 100_000,
+        LAB_SEQ.fetch_add(1, Ordering::Relaxed)
+    );
     Lab::create(&name).expect("create lab")
 }
 
@@ -145,7 +149,10 @@ impl Running {
                 }
             }
         }
-        Self { child, stdout_lines: lines }
+        Self {
+            child,
+            stdout_lines: lines,
+        }
     }
 
     /// SIGTERM and wait; returns the exit status.

@@ -14,7 +14,15 @@ fn bench_reports_every_path() {
     let r: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"));
     let paths = r["paths"].as_array().expect("paths");
     let names: Vec<&str> = paths.iter().map(|p| p["path"].as_str().unwrap()).collect();
-    for want in ["pass-through TCP", "IPv4 echo", "ICMPv6 echo", "IPv4 Port Unreachable", "IPv6 Port Unreachable", "suppressed error (UDP to broadcast)", "rate-limited error (dropped)"] {
+    for want in [
+        "pass-through TCP",
+        "IPv4 echo",
+        "ICMPv6 echo",
+        "IPv4 Port Unreachable",
+        "IPv6 Port Unreachable",
+        "suppressed error (UDP to broadcast)",
+        "rate-limited error (dropped)",
+    ] {
         assert!(names.contains(&want), "missing path {want}: {names:?}");
     }
     for p in paths {
@@ -28,6 +36,15 @@ fn bench_reports_every_path() {
 
     let (ok, md, err) = output(Command::new(icmpxdp_bin()).args(["bench", "--quick"]));
     assert!(ok, "{err}");
-    assert!(md.contains("| path | mode | median ns | min ns | floor median ns | over floor ns | target | |"), "{md}");
-    assert_eq!(md.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| path")).count(), paths.len(), "{md}");
+    assert!(
+        md.contains("| path | mode | median ns | min ns | floor median ns | over floor ns | target | |"),
+        "{md}"
+    );
+    assert_eq!(
+        md.lines()
+            .filter(|l| l.starts_with("| ") && !l.starts_with("| path"))
+            .count(),
+        paths.len(),
+        "{md}"
+    );
 }

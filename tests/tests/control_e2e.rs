@@ -6,11 +6,23 @@ use icmp_user::lab::{self, Lab};
 use icmpxdp_tests::{Running, icmpxdp_bin, output, ping_counts, unique_lab};
 
 fn config_file(l: &Lab) -> PathBuf {
-    std::env::temp_dir().join(format!("icmpxdp-control-{}-{}.toml", l.responder_ns, std::process::id()))
+    std::env::temp_dir().join(format!(
+        "icmpxdp-control-{}-{}.toml",
+        l.responder_ns,
+        std::process::id()
+    ))
 }
 
 fn start(l: &Lab, cfg: &PathBuf) -> Running {
-    Running::start(&["--netns", &l.responder_ns, "run", "--iface", &l.responder_if, "--config", cfg.to_str().unwrap()])
+    Running::start(&[
+        "--netns",
+        &l.responder_ns,
+        "run",
+        "--iface",
+        &l.responder_if,
+        "--config",
+        cfg.to_str().unwrap(),
+    ])
 }
 
 fn instance(l: &Lab) -> String {
@@ -39,13 +51,28 @@ fn twenty_reloads_under_a_ping_flood_lose_no_reply() {
     // Bounded flood spanning every reload: 1000 echo requests 2 ms apart
     // (~2 s; the 20 reloads take ~1.2 s), 15 s at most.
     let mut ping = l.client_command("ping");
-    ping.args(["-i", "0.002", "-c", "1000", "-W", "1", "-w", "15", "-n", &lab::RESPONDER_V4.to_string()]);
+    ping.args([
+        "-i",
+        "0.002",
+        "-c",
+        "1000",
+        "-W",
+        "1",
+        "-w",
+        "15",
+        "-n",
+        &lab::RESPONDER_V4.to_string(),
+    ]);
     let mut flood = ping.stdout(std::process::Stdio::piped()).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(100));
     for i in 0..20 {
         let ttl = if i % 2 == 0 { 100 } else { 64 };
         let ports = if i % 4 < 2 { "[\"33434-33534\"]" } else { "[]" };
-        std::fs::write(&cfg, format!("[ip]\nttl = {ttl}\n[unreachable]\nclosed_ports = {ports}\n")).unwrap();
+        std::fs::write(
+            &cfg,
+            format!("[ip]\nttl = {ttl}\n[unreachable]\nclosed_ports = {ports}\n"),
+        )
+        .unwrap();
         if i % 2 == 0 {
             let (ok, out, err) = reload(&l, &cfg);
             assert!(ok && out.contains("config reloaded"), "reload {i}: {out} {err}");
@@ -55,7 +82,10 @@ fn twenty_reloads_under_a_ping_flood_lose_no_reply() {
         }
         std::thread::sleep(Duration::from_millis(60));
     }
-    assert!(flood.try_wait().unwrap().is_none(), "the flood outlasted the 20 reloads");
+    assert!(
+        flood.try_wait().unwrap().is_none(),
+        "the flood outlasted the 20 reloads"
+    );
     let out = flood.wait_with_output().unwrap();
     let (sent, received) = ping_counts(&String::from_utf8_lossy(&out.stdout));
     assert_eq!(sent, 1000);
@@ -78,7 +108,10 @@ fn an_invalid_reload_changes_nothing_and_says_why() {
     std::fs::write(&cfg, "[ip]\nttl = 0\n").unwrap();
     let (ok, _, err) = reload(&l, &cfg);
     assert!(!ok, "an invalid reload fails");
-    assert!(err.contains("ip.ttl: must be between 1 and 255, got 0") && err.contains("unchanged"), "{err}");
+    assert!(
+        err.contains("ip.ttl: must be between 1 and 255, got 0") && err.contains("unchanged"),
+        "{err}"
+    );
     assert_eq!(reply_ttl(&l), 99, "config unchanged");
 
     std::fs::write(&cfg, "[ip]\nttl = 5\nbogus = 1\n").unwrap();
@@ -104,7 +137,18 @@ fn icmpxdp(args: &[&str]) -> (bool, String, String) {
 
 fn pings_answered(l: &Lab) -> u32 {
     let mut cmd = l.client_command("ping");
-    cmd.args(["-c", "3", "-i", "0.2", "-W", "1", "-w", "3", "-n", &lab::RESPONDER_V4.to_string()]);
+    cmd.args([
+        "-c",
+        "3",
+        "-i",
+        "0.2",
+        "-W",
+        "1",
+        "-w",
+        "3",
+        "-n",
+        &lab::RESPONDER_V4.to_string(),
+    ]);
     ping_counts(&output(&mut cmd).1).1
 }
 
@@ -122,8 +166,14 @@ fn attach_outlives_its_process_until_detach() {
 
     let (ok, st, _) = icmpxdp(&["status"]);
     assert!(ok);
-    let line = st.lines().find(|x| x.starts_with(&inst)).unwrap_or_else(|| panic!("{inst} not in status: {st}"));
-    assert!(line.contains("driver") && line.contains("attach") && line.contains("echo v4+v6"), "{line}");
+    let line = st
+        .lines()
+        .find(|x| x.starts_with(&inst))
+        .unwrap_or_else(|| panic!("{inst} not in status: {st}"));
+    assert!(
+        line.contains("driver") && line.contains("attach") && line.contains("echo v4+v6"),
+        "{line}"
+    );
     let (ok, js, _) = icmpxdp(&["status", "--json"]);
     assert!(ok && js.contains(&inst), "{js}");
     let (ok, stats, _) = icmpxdp(&["stats", "--iface", &inst, "--json"]);
@@ -133,8 +183,20 @@ fn attach_outlives_its_process_until_detach() {
     let (ok, _, err) = icmpxdp(&["--netns", ns, "attach", "--iface", iface]);
     assert!(!ok && err.contains("--replace"), "{err}");
     let (ok, _, err) = icmpxdp(&["--netns", ns, "run", "--iface", iface]);
-    assert!(!ok && err.contains("--replace"), "run over an attach is refused too: {err}");
-    let (ok, _, err) = icmpxdp(&["--netns", ns, "attach", "--iface", iface, "--replace", "--set", "ip.ttl=33"]);
+    assert!(
+        !ok && err.contains("--replace"),
+        "run over an attach is refused too: {err}"
+    );
+    let (ok, _, err) = icmpxdp(&[
+        "--netns",
+        ns,
+        "attach",
+        "--iface",
+        iface,
+        "--replace",
+        "--set",
+        "ip.ttl=33",
+    ]);
     assert!(ok, "{err}");
     assert_eq!(reply_ttl(&l), 33, "the replacement answers");
 
@@ -167,7 +229,13 @@ print(json.dumps({"content_type": r.headers["Content-Type"], "samples": out}))
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| (s[0].as_str().unwrap().to_owned(), s[1].as_object().unwrap().clone(), s[2].as_f64().unwrap()))
+        .map(|s| {
+            (
+                s[0].as_str().unwrap().to_owned(),
+                s[1].as_object().unwrap().clone(),
+                s[2].as_f64().unwrap(),
+            )
+        })
         .collect();
     (v["content_type"].as_str().unwrap().to_owned(), samples)
 }
@@ -187,10 +255,33 @@ fn metrics_count_what_ping_received() {
         addr,
     ]);
     let mut cmd = l.client_command("ping");
-    cmd.args(["-c", "5", "-i", "0.2", "-W", "1", "-w", "5", "-n", &lab::RESPONDER_V4.to_string()]);
+    cmd.args([
+        "-c",
+        "5",
+        "-i",
+        "0.2",
+        "-W",
+        "1",
+        "-w",
+        "5",
+        "-n",
+        &lab::RESPONDER_V4.to_string(),
+    ]);
     let (_, v4_received) = ping_counts(&output(&mut cmd).1);
     let mut cmd = l.client_command("ping");
-    cmd.args(["-6", "-c", "3", "-i", "0.2", "-W", "1", "-w", "5", "-n", &lab::RESPONDER_V6.to_string()]);
+    cmd.args([
+        "-6",
+        "-c",
+        "3",
+        "-i",
+        "0.2",
+        "-W",
+        "1",
+        "-w",
+        "5",
+        "-n",
+        &lab::RESPONDER_V6.to_string(),
+    ]);
     let (_, v6_received) = ping_counts(&output(&mut cmd).1);
     assert_eq!((v4_received, v6_received), (5, 3));
 
@@ -199,27 +290,72 @@ fn metrics_count_what_ping_received() {
     let value = |name: &str, want: &[(&str, &str)]| -> f64 {
         samples
             .iter()
-            .find(|(n, labels, _)| n == name && want.iter().all(|(k, v)| labels.get(*k).and_then(|x| x.as_str()) == Some(*v)))
+            .find(|(n, labels, _)| {
+                n == name
+                    && want
+                        .iter()
+                        .all(|(k, v)| labels.get(*k).and_then(|x| x.as_str()) == Some(*v))
+            })
             .unwrap_or_else(|| panic!("no sample {name} {want:?} in {samples:?}"))
             .2
     };
     let i = inst.as_str();
-    assert_eq!(value("icmpxdp_sent_messages_total", &[("iface", i), ("family", "ipv4"), ("type", "echo_reply")]), 5.0);
-    assert_eq!(value("icmpxdp_sent_messages_total", &[("iface", i), ("family", "ipv6"), ("type", "echo_reply")]), 3.0);
-    assert_eq!(value("icmpxdp_received_messages_total", &[("iface", i), ("family", "ipv4"), ("type", "echo_request")]), 5.0);
-    assert_eq!(value("icmpxdp_netstat", &[("iface", i), ("counter", "Icmp_OutEchoReps")]), 5.0);
-    assert_eq!(value("icmpxdp_netstat", &[("iface", i), ("counter", "Icmp6_OutEchoReplies")]), 3.0);
-    assert_eq!(value("icmpxdp_verdicts_total", &[("iface", i), ("reason", "echo_answered")]), 8.0);
+    assert_eq!(
+        value(
+            "icmpxdp_sent_messages_total",
+            &[("iface", i), ("family", "ipv4"), ("type", "echo_reply")]
+        ),
+        5.0
+    );
+    assert_eq!(
+        value(
+            "icmpxdp_sent_messages_total",
+            &[("iface", i), ("family", "ipv6"), ("type", "echo_reply")]
+        ),
+        3.0
+    );
+    assert_eq!(
+        value(
+            "icmpxdp_received_messages_total",
+            &[("iface", i), ("family", "ipv4"), ("type", "echo_request")]
+        ),
+        5.0
+    );
+    assert_eq!(
+        value("icmpxdp_netstat", &[("iface", i), ("counter", "Icmp_OutEchoReps")]),
+        5.0
+    );
+    assert_eq!(
+        value("icmpxdp_netstat", &[("iface", i), ("counter", "Icmp6_OutEchoReplies")]),
+        3.0
+    );
+    assert_eq!(
+        value("icmpxdp_verdicts_total", &[("iface", i), ("reason", "echo_answered")]),
+        8.0
+    );
     assert_eq!(value("icmpxdp_actions_total", &[("iface", i), ("action", "tx")]), 8.0);
-    assert_eq!(value("icmpxdp_suppressed_errors_total", &[("iface", i), ("reason", "bad_source")]), 0.0);
+    assert_eq!(
+        value(
+            "icmpxdp_suppressed_errors_total",
+            &[("iface", i), ("reason", "bad_source")]
+        ),
+        0.0
+    );
     let frames = value("icmpxdp_frames_total", &[("iface", i)]);
-    let by_action: f64 = samples.iter().filter(|(n, _, _)| n == "icmpxdp_actions_total").map(|s| s.2).sum();
+    let by_action: f64 = samples
+        .iter()
+        .filter(|(n, _, _)| n == "icmpxdp_actions_total")
+        .map(|s| s.2)
+        .sum();
     assert_eq!(frames, by_action, "actions add up to frames");
     // Never a per-address label.
     for (n, labels, _) in &samples {
         for (k, v) in labels {
             let v = v.as_str().unwrap();
-            assert!(v.parse::<std::net::IpAddr>().is_err() && k != "addr", "{n} has an address label {k}={v}");
+            assert!(
+                v.parse::<std::net::IpAddr>().is_err() && k != "addr",
+                "{n} has an address label {k}={v}"
+            );
         }
     }
 }

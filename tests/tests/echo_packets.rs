@@ -9,11 +9,9 @@ use icmp_common::{
     config::{FLAG_ANSWER_ANY_DST, FLAG_ECHO_V4},
 };
 use icmpxdp_tests::{
-    BCAST4, ETH_P_IP, ETH_P_IPV6, PEER4, PEER6, US4, US6,
-    Frame, MAC_PEER, MAC_US, XDP_PASS, XDP_TX, Xdp, checksum_ok, icmp4, icmp6, icmp6_checksum_ok, inet_checksum,
-    ipv4, ipv6, payload,
+    BCAST4, ETH_P_IP, ETH_P_IPV6, Frame, MAC_PEER, MAC_US, PEER4, PEER6, US4, US6, XDP_PASS, XDP_TX, Xdp, checksum_ok,
+    icmp4, icmp6, icmp6_checksum_ok, inet_checksum, ipv4, ipv6, payload,
 };
-
 
 fn xdp() -> Xdp {
     Xdp::load(Config::default(), &[US4], &[BCAST4], &[US6])
@@ -79,7 +77,13 @@ fn ipv6_echo_is_answered_exactly() {
             let mut want = req.clone();
             want.dst_mac = MAC_PEER;
             want.src_mac = MAC_US;
-            want.l3 = ipv6(US6, PEER6, 58, 64, &icmp6(&US6, &PEER6, 129, 0, [0xbe, 0xef, 0, 7], &data));
+            want.l3 = ipv6(
+                US6,
+                PEER6,
+                58,
+                64,
+                &icmp6(&US6, &PEER6, 129, 0, [0xbe, 0xef, 0, 7], &data),
+            );
             assert_eq!(out, want.bytes(), "vlans {vlans} size {size}");
             assert!(icmp6_checksum_ok(&US6, &PEER6, &out[req.l2_len() + 40..]));
             answered += 1;
@@ -114,7 +118,11 @@ fn all_zero_echo_reply_gets_ffff_checksum() {
 
 #[test]
 fn configured_ttl_and_hop_limit_are_used() {
-    let cfg = Config { ttl: 200, hop_limit: 7, ..Config::default() };
+    let cfg = Config {
+        ttl: 200,
+        hop_limit: 7,
+        ..Config::default()
+    };
     let mut x = Xdp::load(cfg, &[US4], &[], &[US6]);
     let (a, out) = x.run(&Frame::new(ETH_P_IP, echo4(PEER4, US4, 64, b"abc")).bytes());
     assert_eq!(a, XDP_TX);
@@ -139,11 +147,26 @@ fn assert_passed(x: &mut Xdp, frame: &[u8], reason: Reason, what: &str) {
 fn not_ours_broadcast_and_bad_sources_are_passed() {
     let mut x = xdp();
     let f4 = |src, dst| Frame::new(ETH_P_IP, echo4(src, dst, 64, b"x")).bytes();
-    assert_passed(&mut x, &f4(PEER4, Ipv4Addr::new(192, 0, 2, 99)), Reason::NotOurs, "other host");
+    assert_passed(
+        &mut x,
+        &f4(PEER4, Ipv4Addr::new(192, 0, 2, 99)),
+        Reason::NotOurs,
+        "other host",
+    );
     for dst in [Ipv4Addr::BROADCAST, BCAST4, Ipv4Addr::new(224, 0, 0, 1)] {
-        assert_passed(&mut x, &f4(PEER4, dst), Reason::BroadcastDestination, &format!("to {dst}"));
+        assert_passed(
+            &mut x,
+            &f4(PEER4, dst),
+            Reason::BroadcastDestination,
+            &format!("to {dst}"),
+        );
     }
-    for src in [Ipv4Addr::new(127, 0, 0, 1), Ipv4Addr::UNSPECIFIED, Ipv4Addr::new(240, 0, 0, 1), BCAST4] {
+    for src in [
+        Ipv4Addr::new(127, 0, 0, 1),
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::new(240, 0, 0, 1),
+        BCAST4,
+    ] {
         assert_passed(&mut x, &f4(src, US4), Reason::BadSource, &format!("from {src}"));
     }
     let mut l2b = Frame::new(ETH_P_IP, echo4(PEER4, US4, 64, b"x"));
@@ -151,12 +174,23 @@ fn not_ours_broadcast_and_bad_sources_are_passed() {
     assert_passed(&mut x, &l2b.bytes(), Reason::LinkBroadcast, "link-layer broadcast");
 
     let f6 = |src, dst| Frame::new(ETH_P_IPV6, echo6(src, dst, 64, b"x")).bytes();
-    assert_passed(&mut x, &f6(PEER6, Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 9)), Reason::NotOurs, "other v6");
+    assert_passed(
+        &mut x,
+        &f6(PEER6, Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 9)),
+        Reason::NotOurs,
+        "other v6",
+    );
     let all_nodes: Ipv6Addr = "ff02::1".parse().unwrap();
     assert_passed(&mut x, &f6(PEER6, all_nodes), Reason::BroadcastDestination, "ff02::1");
     assert_passed(&mut x, &f6(Ipv6Addr::LOCALHOST, US6), Reason::BadSource, "from ::1");
     assert_passed(&mut x, &f6(Ipv6Addr::UNSPECIFIED, US6), Reason::BadSource, "from ::");
-    assert_eq!(x.responder.snapshot().unwrap().action(icmp_common::counters::Action::Tx), 0);
+    assert_eq!(
+        x.responder
+            .snapshot()
+            .unwrap()
+            .action(icmp_common::counters::Action::Tx),
+        0
+    );
 }
 
 #[test]
@@ -165,27 +199,62 @@ fn options_fragments_and_other_traffic_are_passed() {
     let icmp = icmp4(8, 0, [0, 1, 0, 1], b"hello");
     // Record Route option (7), padded with End of Options.
     let rr = [7, 7, 4, 0, 0, 0, 0, 0];
-    assert_passed(&mut x, &Frame::new(ETH_P_IP, ipv4(PEER4, US4, 1, 64, &rr, &icmp)).bytes(), Reason::IpOptions, "IPv4 options");
+    assert_passed(
+        &mut x,
+        &Frame::new(ETH_P_IP, ipv4(PEER4, US4, 1, 64, &rr, &icmp)).bytes(),
+        Reason::IpOptions,
+        "IPv4 options",
+    );
     let mut frag = ipv4(PEER4, US4, 1, 64, &[], &icmp);
     frag[6] = 0x20; // MF
     frag[10..12].copy_from_slice(&[0, 0]);
     let c = inet_checksum(&[&frag[..20]]);
     frag[10..12].copy_from_slice(&c.to_be_bytes());
-    assert_passed(&mut x, &Frame::new(ETH_P_IP, frag).bytes(), Reason::Fragment, "first fragment");
+    assert_passed(
+        &mut x,
+        &Frame::new(ETH_P_IP, frag).bytes(),
+        Reason::Fragment,
+        "first fragment",
+    );
     let tcp = ipv4(PEER4, US4, 6, 64, &[], &[0; 20]);
     assert_passed(&mut x, &Frame::new(ETH_P_IP, tcp).bytes(), Reason::OtherProtocol, "TCP");
-    assert_passed(&mut x, &Frame::new(0x0806, vec![0; 28]).bytes(), Reason::OtherProtocol, "ARP");
+    assert_passed(
+        &mut x,
+        &Frame::new(0x0806, vec![0; 28]).bytes(),
+        Reason::OtherProtocol,
+        "ARP",
+    );
     let reply = ipv4(PEER4, US4, 1, 64, &[], &icmp4(0, 0, [0, 1, 0, 1], b"x"));
-    assert_passed(&mut x, &Frame::new(ETH_P_IP, reply).bytes(), Reason::NotEchoRequest, "echo reply");
+    assert_passed(
+        &mut x,
+        &Frame::new(ETH_P_IP, reply).bytes(),
+        Reason::NotEchoRequest,
+        "echo reply",
+    );
 
     // Hop-by-hop options header before ICMPv6.
     let mut hbh = vec![58, 0, 1, 4, 0, 0, 0, 0];
     hbh.extend_from_slice(&icmp6(&PEER6, &US6, 128, 0, [0; 4], b"x"));
-    assert_passed(&mut x, &Frame::new(ETH_P_IPV6, ipv6(PEER6, US6, 0, 64, &hbh)).bytes(), Reason::IpOptions, "v6 HBH");
+    assert_passed(
+        &mut x,
+        &Frame::new(ETH_P_IPV6, ipv6(PEER6, US6, 0, 64, &hbh)).bytes(),
+        Reason::IpOptions,
+        "v6 HBH",
+    );
     let frag6 = ipv6(PEER6, US6, 44, 64, &[58, 0, 0, 1, 0, 0, 0, 1, 128, 0, 0, 0, 0, 0, 0, 0]);
-    assert_passed(&mut x, &Frame::new(ETH_P_IPV6, frag6).bytes(), Reason::Fragment, "v6 fragment");
+    assert_passed(
+        &mut x,
+        &Frame::new(ETH_P_IPV6, frag6).bytes(),
+        Reason::Fragment,
+        "v6 fragment",
+    );
     let ns = ipv6(PEER6, US6, 58, 255, &icmp6(&PEER6, &US6, 135, 0, [0; 4], &US6.octets()));
-    assert_passed(&mut x, &Frame::new(ETH_P_IPV6, ns).bytes(), Reason::NotEchoRequest, "neighbor solicitation");
+    assert_passed(
+        &mut x,
+        &Frame::new(ETH_P_IPV6, ns).bytes(),
+        Reason::NotEchoRequest,
+        "neighbor solicitation",
+    );
     // Three VLAN tags: beyond what we parse, so not IP to us.
     let mut three = Frame::new(ETH_P_IP, echo4(PEER4, US4, 64, b"x")).with_vlans(2);
     three.vlans.push((0x8100, 7));
@@ -206,17 +275,40 @@ fn malformed_and_truncated_frames_are_passed() {
     };
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("cut inside the IPv4 header", frame(good[..12].to_vec())),
-        ("cut inside the ICMP header", frame(with_header(good[..24].to_vec(), &|l| l[2..4].copy_from_slice(&24u16.to_be_bytes())))),
-        ("total length beyond the frame", frame(with_header(good.clone(), &|l| l[2..4].copy_from_slice(&200u16.to_be_bytes())))),
-        ("total length below the header", frame(with_header(good.clone(), &|l| l[2..4].copy_from_slice(&19u16.to_be_bytes())))),
-        ("total length leaves no ICMP header", frame(with_header(good.clone(), &|l| l[2..4].copy_from_slice(&24u16.to_be_bytes())))),
+        (
+            "cut inside the ICMP header",
+            frame(with_header(good[..24].to_vec(), &|l| {
+                l[2..4].copy_from_slice(&24u16.to_be_bytes())
+            })),
+        ),
+        (
+            "total length beyond the frame",
+            frame(with_header(good.clone(), &|l| {
+                l[2..4].copy_from_slice(&200u16.to_be_bytes())
+            })),
+        ),
+        (
+            "total length below the header",
+            frame(with_header(good.clone(), &|l| {
+                l[2..4].copy_from_slice(&19u16.to_be_bytes())
+            })),
+        ),
+        (
+            "total length leaves no ICMP header",
+            frame(with_header(good.clone(), &|l| {
+                l[2..4].copy_from_slice(&24u16.to_be_bytes())
+            })),
+        ),
         ("IHL below 5", frame(with_header(good.clone(), &|l| l[0] = 0x44))),
         ("version 5", frame(with_header(good.clone(), &|l| l[0] = 0x55))),
-        ("bad header checksum", frame({
-            let mut l = good.clone();
-            l[10] ^= 0xff;
-            l
-        })),
+        (
+            "bad header checksum",
+            frame({
+                let mut l = good.clone();
+                l[10] ^= 0xff;
+                l
+            }),
+        ),
         ("only an Ethernet header", Frame::new(ETH_P_IP, vec![]).bytes()),
         ("VLAN tag cut short", {
             let mut f = Frame::new(ETH_P_IP, vec![]).with_vlans(1).bytes();
@@ -230,31 +322,69 @@ fn malformed_and_truncated_frames_are_passed() {
     let e6 = echo6(PEER6, US6, 64, &payload(16, 2));
     let mut lying = e6.clone();
     lying[4..6].copy_from_slice(&500u16.to_be_bytes());
-    assert_passed(&mut x, &Frame::new(ETH_P_IPV6, lying).bytes(), Reason::Malformed, "v6 payload length beyond frame");
-    assert_passed(&mut x, &Frame::new(ETH_P_IPV6, e6[..30].to_vec()).bytes(), Reason::Malformed, "v6 header cut");
+    assert_passed(
+        &mut x,
+        &Frame::new(ETH_P_IPV6, lying).bytes(),
+        Reason::Malformed,
+        "v6 payload length beyond frame",
+    );
+    assert_passed(
+        &mut x,
+        &Frame::new(ETH_P_IPV6, e6[..30].to_vec()).bytes(),
+        Reason::Malformed,
+        "v6 header cut",
+    );
     let mut short = ipv6(PEER6, US6, 58, 64, &[128, 0, 0, 0]);
     short[4..6].copy_from_slice(&4u16.to_be_bytes());
-    assert_passed(&mut x, &Frame::new(ETH_P_IPV6, short).bytes(), Reason::Malformed, "v6 ICMP header cut");
+    assert_passed(
+        &mut x,
+        &Frame::new(ETH_P_IPV6, short).bytes(),
+        Reason::Malformed,
+        "v6 ICMP header cut",
+    );
     let snap = x.responder.snapshot().unwrap();
     assert_eq!(snap.action(icmp_common::counters::Action::Tx), 0);
 }
 
 #[test]
 fn answer_any_destination_and_disabled_families() {
-    let cfg = Config { flags: Config::default().flags | FLAG_ANSWER_ANY_DST, ..Config::default() };
+    let cfg = Config {
+        flags: Config::default().flags | FLAG_ANSWER_ANY_DST,
+        ..Config::default()
+    };
     let mut x = Xdp::load(cfg, &[US4], &[], &[US6]);
     let elsewhere = Ipv4Addr::new(198, 51, 100, 7);
     let (a, out) = x.run(&Frame::new(ETH_P_IP, echo4(PEER4, elsewhere, 64, b"x")).bytes());
     assert_eq!(a, XDP_TX);
-    assert_eq!(&out[14 + 12..14 + 16], &elsewhere.octets(), "reply comes from the address asked");
+    assert_eq!(
+        &out[14 + 12..14 + 16],
+        &elsewhere.octets(),
+        "reply comes from the address asked"
+    );
 
-    let cfg = Config { flags: Config::default().flags & !FLAG_ECHO_V4, ..Config::default() };
+    let cfg = Config {
+        flags: Config::default().flags & !FLAG_ECHO_V4,
+        ..Config::default()
+    };
     let mut x = Xdp::load(cfg, &[US4], &[], &[US6]);
-    assert_passed(&mut x, &Frame::new(ETH_P_IP, echo4(PEER4, US4, 64, b"x")).bytes(), Reason::Disabled, "v4 echo off");
+    assert_passed(
+        &mut x,
+        &Frame::new(ETH_P_IP, echo4(PEER4, US4, 64, b"x")).bytes(),
+        Reason::Disabled,
+        "v4 echo off",
+    );
     let (a, _) = x.run(&Frame::new(ETH_P_IPV6, echo6(PEER6, US6, 64, b"x")).bytes());
     assert_eq!(a, XDP_TX, "v6 still on");
 
-    let off = Config { flags: 0, ..Config::default() };
+    let off = Config {
+        flags: 0,
+        ..Config::default()
+    };
     let mut x = Xdp::load(off, &[US4], &[], &[US6]);
-    assert_passed(&mut x, &Frame::new(ETH_P_IP, echo4(PEER4, US4, 64, b"x")).bytes(), Reason::Disabled, "program disabled");
+    assert_passed(
+        &mut x,
+        &Frame::new(ETH_P_IP, echo4(PEER4, US4, 64, b"x")).bytes(),
+        Reason::Disabled,
+        "program disabled",
+    );
 }

@@ -17,7 +17,11 @@ fn ping(l: &lab::Lab, v6: bool) -> (u32, u32) {
     }
     // Bounded: 5 probes 0.2 s apart, 1 s wait for the last, 3 s overall.
     cmd.args(["-c", &PINGS.to_string(), "-i", "0.2", "-W", "1", "-w", "3", "-n"]);
-    cmd.arg(if v6 { lab::RESPONDER_V6.to_string() } else { lab::RESPONDER_V4.to_string() });
+    cmd.arg(if v6 {
+        lab::RESPONDER_V6.to_string()
+    } else {
+        lab::RESPONDER_V4.to_string()
+    });
     let (_, stdout, _) = output(&mut cmd);
     ping_counts(&stdout)
 }
@@ -33,8 +37,16 @@ fn ping_is_answered_by_xdp_only_while_attached() {
     let l = unique_lab();
     // Baseline: with the kernel's echo replies off and nothing attached,
     // nobody answers, so any reply below is XDP's.
-    assert_eq!(ping(&l, false).1, 0, "kernel must not answer IPv4 echo in the responder");
-    assert_eq!(ping(&l, true).1, 0, "kernel must not answer ICMPv6 echo in the responder");
+    assert_eq!(
+        ping(&l, false).1,
+        0,
+        "kernel must not answer IPv4 echo in the responder"
+    );
+    assert_eq!(
+        ping(&l, true).1,
+        0,
+        "kernel must not answer ICMPv6 echo in the responder"
+    );
 
     let instance = format!("{}@{}", l.responder_if, l.responder_ns);
     let mut run = Running::start(&["--netns", &l.responder_ns, "run", "--iface", &l.responder_if]);
@@ -53,7 +65,12 @@ fn ping_is_answered_by_xdp_only_while_attached() {
     assert_eq!(s["received"]["ipv4"]["echo_request"], PINGS, "{s}");
     assert_eq!(s["received"]["ipv6"]["echo_request"], PINGS, "{s}");
     assert_eq!(s["verdicts"]["echo_answered"], 2 * PINGS, "{s}");
-    let verdict_sum: u64 = s["verdicts"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+    let verdict_sum: u64 = s["verdicts"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
     assert_eq!(Value::from(verdict_sum), s["frames"], "verdicts add up to frames: {s}");
 
     let status = run.stop();
@@ -79,7 +96,10 @@ fn failures_are_explained_and_leave_nothing_attached() {
 
     let (ok, _, err) = output(Command::new(&bin).args(["--netns", "icmpxdp-no-such-ns", "run", "--iface", "x"]));
     assert!(!ok);
-    assert!(err.contains("network namespace `icmpxdp-no-such-ns` not found"), "{err}");
+    assert!(
+        err.contains("network namespace `icmpxdp-no-such-ns` not found"),
+        "{err}"
+    );
 
     // Two interfaces, the second bad: the first must not stay attached.
     let (ok, _, err) =
@@ -107,20 +127,40 @@ fn a_killed_run_leaves_stale_pins_that_the_next_run_clears() {
     let mut first = Running::start(&["--netns", ns, "run", "--iface", &l.responder_if]);
     first.child.kill().unwrap();
     first.child.wait().unwrap();
-    assert!(Path::new(&format!("/sys/fs/bpf/icmpxdp/{instance}")).exists(), "SIGKILL leaves pins");
+    assert!(
+        Path::new(&format!("/sys/fs/bpf/icmpxdp/{instance}")).exists(),
+        "SIGKILL leaves pins"
+    );
     // The link died with the process: nothing answers.
     let (_, links, _) = output(Command::new("ip").args(["-n", ns, "link", "show", &l.responder_if]));
     assert!(!links.contains("prog/xdp"), "{links}");
     let (ok, st, _) = output(Command::new(icmpxdp_bin()).arg("status"));
-    let line = st.lines().find(|x| x.starts_with(&instance)).unwrap_or_else(|| panic!("{st}"));
+    let line = st
+        .lines()
+        .find(|x| x.starts_with(&instance))
+        .unwrap_or_else(|| panic!("{st}"));
     assert!(ok && line.contains("stale"), "status says the pins are stale: {line}");
     let (ok, _, err) = output(Command::new(icmpxdp_bin()).args(["stats", "--iface", &instance]));
     assert!(ok, "stale counters are still readable by name: {err}");
 
     let mut second = Running::start(&["--netns", ns, "run", "--iface", &l.responder_if]);
     let mut cmd = l.client_command("ping");
-    cmd.args(["-c", "2", "-i", "0.2", "-W", "1", "-w", "5", &lab::RESPONDER_V4.to_string()]);
+    cmd.args([
+        "-c",
+        "2",
+        "-i",
+        "0.2",
+        "-W",
+        "1",
+        "-w",
+        "5",
+        &lab::RESPONDER_V4.to_string(),
+    ]);
     assert_eq!(ping_counts(&output(&mut cmd).1), (2, 2));
-    assert_eq!(stats_json(&instance)["sent"]["ipv4"]["echo_reply"], 2, "counters start from zero");
+    assert_eq!(
+        stats_json(&instance)["sent"]["ipv4"]["echo_reply"],
+        2,
+        "counters start from zero"
+    );
     assert!(second.stop().success());
 }

@@ -104,8 +104,15 @@ fn flood(l: &Lab, kind: u8, send: impl FnMut(u64) + Send + 'static) -> (u64, Dur
 fn assert_rate(what: &str, got: u64, per_sec: f64, burst: f64, elapsed: Duration) {
     let expected = per_sec * elapsed.as_secs_f64() + burst;
     let err = (got as f64 - expected).abs() / expected;
-    println!("{what}: {got} in {:.3} s, expected {expected:.1} ({:.2}% off)", elapsed.as_secs_f64(), err * 100.0);
-    assert!(err <= 0.05, "{what}: got {got}, expected {expected:.1} ± 5% over {elapsed:?}");
+    println!(
+        "{what}: {got} in {:.3} s, expected {expected:.1} ({:.2}% off)",
+        elapsed.as_secs_f64(),
+        err * 100.0
+    );
+    assert!(
+        err <= 0.05,
+        "{what}: got {got}, expected {expected:.1} ± 5% over {elapsed:?}"
+    );
 }
 
 fn udp_flood_from(sources: Vec<Ipv4Addr>) -> impl FnMut(u64) + Send + 'static {
@@ -124,13 +131,21 @@ fn one_source_gets_its_rate_plus_burst() {
     let l = unique_lab();
     let (_run, _cfg) = with_config(&l, "[rate_limit]\nratelimit_ms = 10\nburst = 6\nmsgs_per_sec = 0\n");
     let (errors, elapsed, sends) = flood(&l, 3, udp_flood_from(vec![lab::CLIENT_V4]));
-    assert!(sends > 10_000, "the flood must offer far more than the limit ({sends} sent)");
+    assert!(
+        sends > 10_000,
+        "the flood must offer far more than the limit ({sends} sent)"
+    );
     assert_rate("errors/s, one source at 100/s burst 6", errors, 100.0, 6.0, elapsed);
     let s = stats(&l);
     let sent = s["sent"]["ipv4"]["destination_unreachable"].as_u64().unwrap();
     assert_eq!(sent, errors, "every error sent arrived: {s}");
-    let limited = s["rate_limited"]["per_source"]["ipv4"]["destination_unreachable"].as_u64().unwrap();
-    assert!(limited + sent >= sends * 9 / 10, "the rest was limited and counted ({limited} + {sent} of {sends})");
+    let limited = s["rate_limited"]["per_source"]["ipv4"]["destination_unreachable"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        limited + sent >= sends * 9 / 10,
+        "the rest was limited and counted ({limited} + {sent} of {sends})"
+    );
 }
 
 #[test]
@@ -138,14 +153,37 @@ fn many_sources_are_held_by_the_global_cap() {
     let l = unique_lab();
     let sources: Vec<Ipv4Addr> = (100..116).map(|i| Ipv4Addr::new(192, 0, 2, i)).collect();
     for s in &sources {
-        ip(&["-n", &l.client_ns, "addr", "add", &format!("{s}/24"), "dev", &l.client_if]).unwrap();
+        ip(&[
+            "-n",
+            &l.client_ns,
+            "addr",
+            "add",
+            &format!("{s}/24"),
+            "dev",
+            &l.client_if,
+        ])
+        .unwrap();
     }
-    let (_run, _cfg) =
-        with_config(&l, "[rate_limit]\nratelimit_ms = 1\nburst = 50\nmsgs_per_sec = 200\nmsgs_burst = 20\n");
+    let (_run, _cfg) = with_config(
+        &l,
+        "[rate_limit]\nratelimit_ms = 1\nburst = 50\nmsgs_per_sec = 200\nmsgs_burst = 20\n",
+    );
     let (errors, elapsed, _) = flood(&l, 3, udp_flood_from(sources));
-    assert_rate("errors/s, 16 sources against a global 200/s burst 20", errors, 200.0, 20.0, elapsed);
+    assert_rate(
+        "errors/s, 16 sources against a global 200/s burst 20",
+        errors,
+        200.0,
+        20.0,
+        elapsed,
+    );
     let s = stats(&l);
-    assert!(s["rate_limited"]["global"]["ipv4"]["destination_unreachable"].as_u64().unwrap() > 0, "{s}");
+    assert!(
+        s["rate_limited"]["global"]["ipv4"]["destination_unreachable"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "{s}"
+    );
 }
 
 fn echo_flood() -> impl FnMut(u64) + Send + 'static {
@@ -161,8 +199,10 @@ fn echo_flood() -> impl FnMut(u64) + Send + 'static {
 #[test]
 fn echo_replies_follow_the_ratemask_limit() {
     let l = unique_lab();
-    let (_run, _cfg) =
-        with_config(&l, "[rate_limit]\nratemask = [0, 3]\nratelimit_ms = 10\nburst = 6\nmsgs_per_sec = 0\n");
+    let (_run, _cfg) = with_config(
+        &l,
+        "[rate_limit]\nratemask = [0, 3]\nratelimit_ms = 10\nburst = 6\nmsgs_per_sec = 0\n",
+    );
     let (replies, elapsed, _) = flood(&l, 0, echo_flood());
     assert_rate("echo replies/s at 100/s burst 6", replies, 100.0, 6.0, elapsed);
 }
@@ -170,15 +210,32 @@ fn echo_replies_follow_the_ratemask_limit() {
 #[test]
 fn inbound_limit_drops_the_excess_and_counts_it() {
     let l = unique_lab();
-    let (_run, _cfg) = with_config(&l, "[rate_limit.inbound_echo]\nper_sec = 100\nburst = 10\naction = \"drop\"\n");
+    let (_run, _cfg) = with_config(
+        &l,
+        "[rate_limit.inbound_echo]\nper_sec = 100\nburst = 10\naction = \"drop\"\n",
+    );
     let (replies, elapsed, sends) = flood(&l, 0, echo_flood());
-    assert_rate("echo replies/s with inbound 100/s burst 10", replies, 100.0, 10.0, elapsed);
+    assert_rate(
+        "echo replies/s with inbound 100/s burst 10",
+        replies,
+        100.0,
+        10.0,
+        elapsed,
+    );
     let s = stats(&l);
     let seen = s["received"]["ipv4"]["echo_request"].as_u64().unwrap();
     let answered = s["sent"]["ipv4"]["echo_reply"].as_u64().unwrap();
     let refused = s["rate_limited"]["inbound"]["ipv4"]["echo_request"].as_u64().unwrap();
-    assert_eq!(seen, answered + refused, "every request answered or counted as refused: {s}");
+    assert_eq!(
+        seen,
+        answered + refused,
+        "every request answered or counted as refused: {s}"
+    );
     assert_eq!(s["verdicts"]["rate_limited_inbound"].as_u64().unwrap(), refused);
     assert!(refused > sends / 2, "most of the flood refused ({refused} of {sends})");
-    assert_eq!(s["actions"]["drop"].as_u64().unwrap(), refused, "refused requests are dropped in XDP");
+    assert_eq!(
+        s["actions"]["drop"].as_u64().unwrap(),
+        refused,
+        "refused requests are dropped in XDP"
+    );
 }

@@ -11,13 +11,18 @@ use icmp_common::{
     ratelimit::{DEFAULT_RATEMASK_V4, Limit, Scope},
 };
 use icmpxdp_tests::{
-    ETH_P_IP, ETH_P_IPV6, US4, US6, Frame, XDP_DROP, XDP_PASS, XDP_TX, Xdp, icmp4, icmp6, ipv4, ipv6, udp4, udp6};
+    ETH_P_IP, ETH_P_IPV6, Frame, US4, US6, XDP_DROP, XDP_PASS, XDP_TX, Xdp, icmp4, icmp6, ipv4, ipv6, udp4, udp6,
+};
 
 const TEN_S: u64 = 10_000_000_000;
 const CLOSED: u16 = 33434;
 
 fn cfg(per_source: Limit, global: Limit) -> Config {
-    Config { per_source, global, ..Config::default() }
+    Config {
+        per_source,
+        global,
+        ..Config::default()
+    }
 }
 
 fn load(c: Config) -> Xdp {
@@ -25,15 +30,27 @@ fn load(c: Config) -> Xdp {
 }
 
 fn udp_from(src: Ipv4Addr) -> Vec<u8> {
-    Frame::new(ETH_P_IP, ipv4(src, US4, 17, 64, &[], &udp4(src, US4, 5000, CLOSED, b"x"))).bytes()
+    Frame::new(
+        ETH_P_IP,
+        ipv4(src, US4, 17, 64, &[], &udp4(src, US4, 5000, CLOSED, b"x")),
+    )
+    .bytes()
 }
 
 fn udp6_from(src: Ipv6Addr) -> Vec<u8> {
-    Frame::new(ETH_P_IPV6, ipv6(src, US6, 17, 64, &udp6(&src, &US6, 5000, CLOSED, b"x"))).bytes()
+    Frame::new(
+        ETH_P_IPV6,
+        ipv6(src, US6, 17, 64, &udp6(&src, &US6, 5000, CLOSED, b"x")),
+    )
+    .bytes()
 }
 
 fn echo_from(src: Ipv4Addr) -> Vec<u8> {
-    Frame::new(ETH_P_IP, ipv4(src, US4, 1, 64, &[], &icmp4(8, 0, [0, 1, 0, 1], b"ping"))).bytes()
+    Frame::new(
+        ETH_P_IP,
+        ipv4(src, US4, 1, 64, &[], &icmp4(8, 0, [0, 1, 0, 1], b"ping")),
+    )
+    .bytes()
 }
 
 /// Sends `n` frames, returns how many came back XDP_TX; every other one
@@ -65,9 +82,16 @@ fn exactly_burst_errors_then_limited_per_source() {
     let v6b: Ipv6Addr = "2001:db8::ffff:2".parse().unwrap(); // same /64
     let v6c: Ipv6Addr = "2001:db8:0:1::2".parse().unwrap(); // another /64
     assert_eq!(sent_of(&mut x, &udp6_from(v6a), 3, XDP_DROP), 3);
-    assert_eq!(sent_of(&mut x, &udp6_from(v6b), 5, XDP_DROP), 1, "shares 2001:db8::/64 with the first");
+    assert_eq!(
+        sent_of(&mut x, &udp6_from(v6b), 5, XDP_DROP),
+        1,
+        "shares 2001:db8::/64 with the first"
+    );
     assert_eq!(sent_of(&mut x, &udp6_from(v6c), 5, XDP_DROP), 4);
-    assert_eq!(x.responder.snapshot().unwrap().limited(Scope::PerSource, Family::V6, 1), 5);
+    assert_eq!(
+        x.responder.snapshot().unwrap().limited(Scope::PerSource, Family::V6, 1),
+        5
+    );
 }
 
 #[test]
@@ -75,15 +99,28 @@ fn prefix_aggregation_puts_a_slash_24_in_one_bucket() {
     let mut c = cfg(Limit::new(TEN_S, 4), Limit::UNLIMITED);
     c.v4_prefix = 24;
     let mut x = load(c);
-    assert_eq!(sent_of(&mut x, &udp_from(Ipv4Addr::new(198, 51, 100, 7)), 3, XDP_DROP), 3);
-    assert_eq!(sent_of(&mut x, &udp_from(Ipv4Addr::new(198, 51, 100, 200)), 5, XDP_DROP), 1, "same /24");
-    assert_eq!(sent_of(&mut x, &udp_from(Ipv4Addr::new(198, 51, 101, 7)), 5, XDP_DROP), 4, "next /24");
+    assert_eq!(
+        sent_of(&mut x, &udp_from(Ipv4Addr::new(198, 51, 100, 7)), 3, XDP_DROP),
+        3
+    );
+    assert_eq!(
+        sent_of(&mut x, &udp_from(Ipv4Addr::new(198, 51, 100, 200)), 5, XDP_DROP),
+        1,
+        "same /24"
+    );
+    assert_eq!(
+        sent_of(&mut x, &udp_from(Ipv4Addr::new(198, 51, 101, 7)), 5, XDP_DROP),
+        4,
+        "next /24"
+    );
 }
 
 #[test]
 fn the_global_cap_holds_across_sources() {
     let mut x = load(cfg(Limit::UNLIMITED, Limit::new(TEN_S, 5)));
-    let total: usize = (10..20).map(|i| sent_of(&mut x, &udp_from(Ipv4Addr::new(192, 0, 2, i)), 3, XDP_DROP)).sum();
+    let total: usize = (10..20)
+        .map(|i| sent_of(&mut x, &udp_from(Ipv4Addr::new(192, 0, 2, i)), 3, XDP_DROP))
+        .sum();
     assert_eq!(total, 5, "30 datagrams from 10 sources, global burst 5");
     let s = x.responder.snapshot().unwrap();
     assert_eq!(s.limited(Scope::Global, Family::V4, 3), 25);
@@ -97,7 +134,11 @@ fn a_source_over_its_own_limit_spends_no_global_credit() {
     assert_eq!(sent_of(&mut x, &udp_from(a), 5, XDP_DROP), 1, "per-source burst 1");
     // Four refusals by a's own bucket left the global bucket its second credit.
     assert_eq!(sent_of(&mut x, &udp_from(Ipv4Addr::new(192, 0, 2, 3)), 1, XDP_DROP), 1);
-    assert_eq!(sent_of(&mut x, &udp_from(Ipv4Addr::new(192, 0, 2, 4)), 1, XDP_DROP), 0, "now global is empty");
+    assert_eq!(
+        sent_of(&mut x, &udp_from(Ipv4Addr::new(192, 0, 2, 4)), 1, XDP_DROP),
+        0,
+        "now global is empty"
+    );
     let s = x.responder.snapshot().unwrap();
     assert_eq!(s.limited(Scope::PerSource, Family::V4, 3), 4);
     assert_eq!(s.limited(Scope::Global, Family::V4, 3), 1);
@@ -108,23 +149,47 @@ fn echo_replies_are_limited_only_when_the_ratemask_says_so() {
     let tight = cfg(Limit::new(TEN_S, 2), Limit::new(TEN_S, 2));
     let mut x = load(tight);
     let a = Ipv4Addr::new(192, 0, 2, 2);
-    assert_eq!(sent_of(&mut x, &echo_from(a), 10, XDP_DROP), 10, "default ratemask: echo replies unlimited");
-    let mut x = load(Config { ratemask_v4: DEFAULT_RATEMASK_V4 | 1, ..tight });
-    assert_eq!(sent_of(&mut x, &echo_from(a), 10, XDP_DROP), 2, "type 0 in the ratemask");
-    assert_eq!(x.responder.snapshot().unwrap().limited(Scope::PerSource, Family::V4, 0), 8);
+    assert_eq!(
+        sent_of(&mut x, &echo_from(a), 10, XDP_DROP),
+        10,
+        "default ratemask: echo replies unlimited"
+    );
+    let mut x = load(Config {
+        ratemask_v4: DEFAULT_RATEMASK_V4 | 1,
+        ..tight
+    });
+    assert_eq!(
+        sent_of(&mut x, &echo_from(a), 10, XDP_DROP),
+        2,
+        "type 0 in the ratemask"
+    );
+    assert_eq!(
+        x.responder.snapshot().unwrap().limited(Scope::PerSource, Family::V4, 0),
+        8
+    );
     // ICMPv6: 129 added to the v6 mask.
     let mut mask6 = tight.ratemask_v6;
     mask6[129 / 32] |= 1 << (129 % 32);
-    let mut x = load(Config { ratemask_v6: mask6, ..tight });
+    let mut x = load(Config {
+        ratemask_v6: mask6,
+        ..tight
+    });
     let p6: Ipv6Addr = "2001:db8::2".parse().unwrap();
-    let e6 = Frame::new(ETH_P_IPV6, ipv6(p6, US6, 58, 64, &icmp6(&p6, &US6, 128, 0, [0; 4], b"x"))).bytes();
+    let e6 = Frame::new(
+        ETH_P_IPV6,
+        ipv6(p6, US6, 58, 64, &icmp6(&p6, &US6, 128, 0, [0; 4], b"x")),
+    )
+    .bytes();
     assert_eq!(sent_of(&mut x, &e6, 5, XDP_DROP), 2);
 }
 
 #[test]
 fn over_the_limit_the_original_can_be_passed_instead() {
     let c = cfg(Limit::new(TEN_S, 1), Limit::UNLIMITED);
-    let mut x = load(Config { flags: c.flags & !FLAG_OVER_LIMIT_DROP, ..c });
+    let mut x = load(Config {
+        flags: c.flags & !FLAG_OVER_LIMIT_DROP,
+        ..c
+    });
     let f = udp_from(Ipv4Addr::new(192, 0, 2, 2));
     assert_eq!(x.run(&f).0, XDP_TX);
     let (a, out) = x.run(&f);
@@ -134,16 +199,27 @@ fn over_the_limit_the_original_can_be_passed_instead() {
 
 #[test]
 fn inbound_echo_limit_drops_the_excess_and_counts_it() {
-    let c = Config { inbound: Limit::new(TEN_S, 3), flags: Config::default().flags | FLAG_INBOUND_LIMIT, ..Config::default() };
+    let c = Config {
+        inbound: Limit::new(TEN_S, 3),
+        flags: Config::default().flags | FLAG_INBOUND_LIMIT,
+        ..Config::default()
+    };
     let mut x = load(c);
     let a = Ipv4Addr::new(192, 0, 2, 2);
     assert_eq!(sent_of(&mut x, &echo_from(a), 8, XDP_DROP), 3);
     let s = x.responder.snapshot().unwrap();
     assert_eq!(s.verdict(Reason::RateLimitedInbound), 5);
     assert_eq!(s.limited(Scope::Inbound, Family::V4, 8), 5);
-    assert_eq!(sent_of(&mut x, &echo_from(Ipv4Addr::new(192, 0, 2, 3)), 4, XDP_DROP), 3, "per source");
+    assert_eq!(
+        sent_of(&mut x, &echo_from(Ipv4Addr::new(192, 0, 2, 3)), 4, XDP_DROP),
+        3,
+        "per source"
+    );
     // "pass": the kernel gets the excess.
-    let mut x = load(Config { flags: c.flags & !FLAG_INBOUND_DROP, ..c });
+    let mut x = load(Config {
+        flags: c.flags & !FLAG_INBOUND_DROP,
+        ..c
+    });
     assert_eq!(sent_of(&mut x, &echo_from(a), 5, XDP_PASS), 3);
     // Off by default.
     let mut x = load(Config::default());

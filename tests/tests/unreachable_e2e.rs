@@ -25,8 +25,11 @@ fn recv_matching(raw: &Socket, deadline: Duration, want: impl Fn(&[u8]) -> bool)
     let end = Instant::now() + deadline;
     let mut buf = [MaybeUninit::<u8>::uninit(); 2048];
     while Instant::now() < end {
-        raw.set_read_timeout(Some(end.saturating_duration_since(Instant::now()).max(Duration::from_millis(1))))
-            .unwrap();
+        raw.set_read_timeout(Some(
+            end.saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1)),
+        ))
+        .unwrap();
         match raw.recv(&mut buf) {
             Ok(n) => {
                 // SAFETY: recv initialised the first n bytes.
@@ -88,7 +91,20 @@ fn v6_error_for(l: &Lab, sport: u16, dport: u16, payload: &'static [u8]) -> Opti
 fn xdp_errors_match_the_kernels() {
     let l = unique_lab();
     let dport = 33455;
-    let mut datagram = ipv4(lab::CLIENT_V4, lab::RESPONDER_V4, 17, 64, &[], &udp4(lab::CLIENT_V4, lab::RESPONDER_V4, 45000, dport, b"differential test payload"));
+    let mut datagram = ipv4(
+        lab::CLIENT_V4,
+        lab::RESPONDER_V4,
+        17,
+        64,
+        &[],
+        &udp4(
+            lab::CLIENT_V4,
+            lab::RESPONDER_V4,
+            45000,
+            dport,
+            b"differential test payload",
+        ),
+    );
     datagram[1] = 0x2b; // a TOS, to compare how both derive the error's TOS
     datagram[4..6].copy_from_slice(&0x4242u16.to_be_bytes());
     datagram[10..12].copy_from_slice(&[0, 0]);
@@ -115,7 +131,11 @@ fn xdp_errors_match_the_kernels() {
         p
     };
     assert_eq!(xdp4.len(), kernel4.len(), "same length");
-    assert_eq!(xdp4[1], kernel4[1], "TOS: kernel {:#x}, ours {:#x}", kernel4[1], xdp4[1]);
+    assert_eq!(
+        xdp4[1], kernel4[1],
+        "TOS: kernel {:#x}, ours {:#x}",
+        kernel4[1], xdp4[1]
+    );
     assert_eq!(xdp4[6..8], kernel4[6..8], "flags (DF) and fragment offset");
     assert_eq!(xdp4[8], kernel4[8], "TTL");
     assert_eq!(xdp4[12..20], kernel4[12..20], "addresses");
@@ -159,7 +179,10 @@ fn connected_socket_sees_econnrefused_from_xdp() {
     // Without icmpxdp the kernel's error is blocked: silence.
     for v6 in [false, true] {
         let r = connected_udp(&l, v6, 9);
-        assert!(matches!(r, Err(ErrorKind::WouldBlock | ErrorKind::TimedOut)), "v6={v6}: {r:?}");
+        assert!(
+            matches!(r, Err(ErrorKind::WouldBlock | ErrorKind::TimedOut)),
+            "v6={v6}: {r:?}"
+        );
     }
     let _run = run_icmpxdp(&l);
     assert_eq!(connected_udp(&l, false, 9), Err(ErrorKind::ConnectionRefused));
@@ -177,7 +200,11 @@ fn traceroute(l: &Lab, v6: bool) -> String {
     }
     // UDP probes (the default), numeric, 1 probe per hop, 1 s wait, 3 hops.
     cmd.args(["-n", "-q", "1", "-w", "1", "-m", "3"]);
-    cmd.arg(if v6 { lab::RESPONDER_V6.to_string() } else { lab::RESPONDER_V4.to_string() });
+    cmd.arg(if v6 {
+        lab::RESPONDER_V6.to_string()
+    } else {
+        lab::RESPONDER_V4.to_string()
+    });
     let (_, out, err) = output(&mut cmd);
     assert!(out.contains("traceroute to"), "traceroute did not run: {err}");
     out
@@ -188,11 +215,18 @@ fn traceroute_completes_at_the_responder() {
     let l = unique_lab();
     block_kernel_unreachables(&l.responder_ns);
     let silent = traceroute(&l, false);
-    assert!(silent.contains(" 1  *"), "without XDP the kernel's errors are blocked: {silent}");
+    assert!(
+        silent.contains(" 1  *"),
+        "without XDP the kernel's errors are blocked: {silent}"
+    );
     let _run = run_icmpxdp(&l);
     for v6 in [false, true] {
         let out = traceroute(&l, v6);
-        let target = if v6 { lab::RESPONDER_V6.to_string() } else { lab::RESPONDER_V4.to_string() };
+        let target = if v6 {
+            lab::RESPONDER_V6.to_string()
+        } else {
+            lab::RESPONDER_V4.to_string()
+        };
         let hops: Vec<&str> = out.lines().skip(1).collect();
         assert_eq!(hops.len(), 1, "reached in one hop, then stopped: {out}");
         assert!(hops[0].trim_start().starts_with(&format!("1  {target} ")), "{out}");
@@ -205,20 +239,33 @@ fn binding_a_socket_opens_the_port() {
     block_kernel_unreachables(&l.responder_ns);
     let _run = run_icmpxdp(&l);
     let port = 47001;
-    assert_eq!(connected_udp(&l, false, port), Err(ErrorKind::ConnectionRefused), "closed at first");
+    assert_eq!(
+        connected_udp(&l, false, port),
+        Err(ErrorKind::ConnectionRefused),
+        "closed at first"
+    );
     let server = in_netns(&l.responder_ns, move || {
         let s = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         s
     });
     let r = connected_udp(&l, false, port);
-    assert!(matches!(r, Err(ErrorKind::WouldBlock | ErrorKind::TimedOut)), "open port: no error, got {r:?}");
+    assert!(
+        matches!(r, Err(ErrorKind::WouldBlock | ErrorKind::TimedOut)),
+        "open port: no error, got {r:?}"
+    );
     let mut buf = [0u8; 64];
-    let (n, from) = server.recv_from(&mut buf).expect("the datagram reached the bound socket");
+    let (n, from) = server
+        .recv_from(&mut buf)
+        .expect("the datagram reached the bound socket");
     assert_eq!(&buf[..n], b"anyone there?");
     assert_eq!(from.ip(), lab::CLIENT_V4);
     drop(server);
-    assert_eq!(connected_udp(&l, false, port), Err(ErrorKind::ConnectionRefused), "closed again");
+    assert_eq!(
+        connected_udp(&l, false, port),
+        Err(ErrorKind::ConnectionRefused),
+        "closed again"
+    );
     let s = stats(&l);
     assert_eq!(s["verdicts"]["port_open"], 1, "{s}");
 }

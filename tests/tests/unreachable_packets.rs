@@ -12,9 +12,8 @@ use icmp_common::{
 };
 use icmp_user::config::PortBitmaps;
 use icmpxdp_tests::{
-    BCAST4, ETH_P_IP, ETH_P_IPV6, PEER4, PEER6, US4, US6,
-    Frame, XDP_DROP, XDP_PASS, XDP_TX, Xdp, checksum_ok, icmp4, icmp6_checksum_ok, inet_checksum, ipv4, ipv6,
-    payload, udp4, udp6,
+    BCAST4, ETH_P_IP, ETH_P_IPV6, Frame, PEER4, PEER6, US4, US6, XDP_DROP, XDP_PASS, XDP_TX, Xdp, checksum_ok, icmp4,
+    icmp6_checksum_ok, inet_checksum, ipv4, ipv6, payload, udp4, udp6,
 };
 
 /// The traceroute range start: nothing listens there.
@@ -23,7 +22,11 @@ const CLOSED: u16 = 33434;
 /// The default config without rate limits: these tests send many errors to
 /// one peer (limits have their own tests in `rate_limit_packets`).
 fn unlimited() -> Config {
-    Config { per_source: Limit::UNLIMITED, global: Limit::UNLIMITED, ..Config::default() }
+    Config {
+        per_source: Limit::UNLIMITED,
+        global: Limit::UNLIMITED,
+        ..Config::default()
+    }
 }
 
 fn xdp_with(cfg: Config) -> Xdp {
@@ -88,7 +91,16 @@ fn ipv4_port_unreachable_exact_bytes() {
     let rr = [7, 7, 4, 0, 0, 0, 0, 1]; // Record Route option, IHL 7
     let mut sent = 0;
     for vlans in 0..=2 {
-        for (size, options) in [(0usize, &[][..]), (1, &[][..]), (100, &[][..]), (520, &[][..]), (521, &[][..]), (1400, &[][..]), (40, &rr[..]), (1400, &rr[..])] {
+        for (size, options) in [
+            (0usize, &[][..]),
+            (1, &[][..]),
+            (100, &[][..]),
+            (520, &[][..]),
+            (521, &[][..]),
+            (1400, &[][..]),
+            (40, &rr[..]),
+            (1400, &rr[..]),
+        ] {
             let data = payload(size, size as u8);
             let mut l3 = ipv4(PEER4, US4, 17, 61, options, &udp4(PEER4, US4, 40000, CLOSED, &data));
             l3[1] = 0x2b; // TOS: the error keeps bits 0x1e, adds precedence 0xc0
@@ -100,7 +112,12 @@ fn ipv4_port_unreachable_exact_bytes() {
             let (action, out) = x.run(&req.bytes());
             assert_eq!(action, XDP_TX, "vlans {vlans} size {size} options {}", options.len());
             let quote = req.l3.len().min(576 - 28);
-            assert_eq!(out, expected_error4(&req, quote, &out), "vlans {vlans} size {size} options {}", options.len());
+            assert_eq!(
+                out,
+                expected_error4(&req, quote, &out),
+                "vlans {vlans} size {size} options {}",
+                options.len()
+            );
             let ip = &out[req.l2_len()..];
             assert!(checksum_ok(&[&ip[..20]]) && checksum_ok(&[&ip[20..]]));
             assert!(ip.len() <= 576, "RFC 1812: at most 576 bytes");
@@ -135,7 +152,11 @@ fn ipv6_port_unreachable_exact_bytes() {
 
 #[test]
 fn quote_length_is_configurable_down_to_header_plus_8() {
-    let cfg = Config { v4_error_size: 56, v6_error_size: 96, ..unlimited() };
+    let cfg = Config {
+        v4_error_size: 56,
+        v6_error_size: 96,
+        ..unlimited()
+    };
     let mut x = xdp_with(cfg);
     let req = Frame::new(ETH_P_IP, dgram4(PEER4, US4, CLOSED, &payload(300, 1)));
     let (a, out) = x.run(&req.bytes());
@@ -143,7 +164,17 @@ fn quote_length_is_configurable_down_to_header_plus_8() {
     assert_eq!(out, expected_error4(&req, 28, &out), "IP header + 8 bytes");
     // With options the minimum quote grows with the header (RFC 792).
     let opts = [7, 7, 4, 0, 0, 0, 0, 1];
-    let with_opts = Frame::new(ETH_P_IP, ipv4(PEER4, US4, 17, 64, &opts, &udp4(PEER4, US4, 1, CLOSED, &payload(300, 2))));
+    let with_opts = Frame::new(
+        ETH_P_IP,
+        ipv4(
+            PEER4,
+            US4,
+            17,
+            64,
+            &opts,
+            &udp4(PEER4, US4, 1, CLOSED, &payload(300, 2)),
+        ),
+    );
     let (a, out) = x.run(&with_opts.bytes());
     assert_eq!(a, XDP_TX);
     assert_eq!(out, expected_error4(&with_opts, 28 + 8, &out));
@@ -200,13 +231,28 @@ fn static_port_lists_and_their_precedence() {
     let f = |port| Frame::new(ETH_P_IP, dgram4(PEER4, US4, port, b"x")).bytes();
     assert_eq!(x.run(&f(bound)).0, XDP_TX, "listed closed wins over a bound socket");
     assert_eq!(x.run(&f(33434)).0, XDP_TX);
-    assert_not_answered(&mut x, &f(33500), Reason::PortOpen, XDP_PASS, "listed open wins over listed closed");
+    assert_not_answered(
+        &mut x,
+        &f(33500),
+        Reason::PortOpen,
+        XDP_PASS,
+        "listed open wins over listed closed",
+    );
 
     // Policy "listed": only listed closed ports get errors.
-    let listed = Config { flags: unlimited().flags & !FLAG_PORTS_BY_SOCKET, ..unlimited() };
+    let listed = Config {
+        flags: unlimited().flags & !FLAG_PORTS_BY_SOCKET,
+        ..unlimited()
+    };
     let mut x = xdp_with(listed);
     x.responder.set_ports(&ports).unwrap();
-    assert_not_answered(&mut x, &f(40001), Reason::PortOpen, XDP_PASS, "unlisted port under policy listed");
+    assert_not_answered(
+        &mut x,
+        &f(40001),
+        Reason::PortOpen,
+        XDP_PASS,
+        "unlisted port under policy listed",
+    );
     assert_eq!(x.run(&f(33434)).0, XDP_TX);
     drop(sock);
 }
@@ -214,12 +260,29 @@ fn static_port_lists_and_their_precedence() {
 #[test]
 fn rule2_no_error_about_broadcast_or_multicast_destinations() {
     let mut x = xdp();
-    for dst in [Ipv4Addr::BROADCAST, BCAST4, Ipv4Addr::new(224, 0, 0, 251), Ipv4Addr::new(239, 1, 2, 3)] {
+    for dst in [
+        Ipv4Addr::BROADCAST,
+        BCAST4,
+        Ipv4Addr::new(224, 0, 0, 251),
+        Ipv4Addr::new(239, 1, 2, 3),
+    ] {
         let f = Frame::new(ETH_P_IP, dgram4(PEER4, dst, CLOSED, b"x")).bytes();
-        assert_not_answered(&mut x, &f, Reason::SuppressedBroadcastDestination, XDP_PASS, &format!("to {dst}"));
+        assert_not_answered(
+            &mut x,
+            &f,
+            Reason::SuppressedBroadcastDestination,
+            XDP_PASS,
+            &format!("to {dst}"),
+        );
     }
     let f6 = Frame::new(ETH_P_IPV6, dgram6(PEER6, "ff02::1".parse().unwrap(), CLOSED, b"x")).bytes();
-    assert_not_answered(&mut x, &f6, Reason::SuppressedBroadcastDestination, XDP_PASS, "to ff02::1");
+    assert_not_answered(
+        &mut x,
+        &f6,
+        Reason::SuppressedBroadcastDestination,
+        XDP_PASS,
+        "to ff02::1",
+    );
     assert_eq!(x.responder.snapshot().unwrap().action(Action::Tx), 0);
 }
 
@@ -228,12 +291,30 @@ fn rule3_no_error_about_link_layer_broadcast_frames() {
     let mut x = xdp();
     let mut f = Frame::new(ETH_P_IP, dgram4(PEER4, US4, CLOSED, b"x"));
     f.dst_mac = [0xff; 6];
-    assert_not_answered(&mut x, &f.bytes(), Reason::SuppressedLinkBroadcast, XDP_PASS, "ff:ff:ff:ff:ff:ff");
+    assert_not_answered(
+        &mut x,
+        &f.bytes(),
+        Reason::SuppressedLinkBroadcast,
+        XDP_PASS,
+        "ff:ff:ff:ff:ff:ff",
+    );
     f.dst_mac = [0x01, 0x00, 0x5e, 0, 0, 1];
-    assert_not_answered(&mut x, &f.bytes(), Reason::SuppressedLinkBroadcast, XDP_PASS, "IPv4 multicast MAC");
+    assert_not_answered(
+        &mut x,
+        &f.bytes(),
+        Reason::SuppressedLinkBroadcast,
+        XDP_PASS,
+        "IPv4 multicast MAC",
+    );
     let mut f6 = Frame::new(ETH_P_IPV6, dgram6(PEER6, US6, CLOSED, b"x"));
     f6.dst_mac = [0x33, 0x33, 0, 0, 0, 1];
-    assert_not_answered(&mut x, &f6.bytes(), Reason::SuppressedLinkBroadcast, XDP_PASS, "IPv6 multicast MAC");
+    assert_not_answered(
+        &mut x,
+        &f6.bytes(),
+        Reason::SuppressedLinkBroadcast,
+        XDP_PASS,
+        "IPv6 multicast MAC",
+    );
 }
 
 #[test]
@@ -245,14 +326,26 @@ fn rule4_no_error_about_non_first_fragments() {
     let c = inet_checksum(&[&l3[..20]]);
     l3[10..12].copy_from_slice(&c.to_be_bytes());
     let f = Frame::new(ETH_P_IP, l3).bytes();
-    assert_not_answered(&mut x, &f, Reason::SuppressedNonFirstFragment, XDP_PASS, "v4 offset 185");
+    assert_not_answered(
+        &mut x,
+        &f,
+        Reason::SuppressedNonFirstFragment,
+        XDP_PASS,
+        "v4 offset 185",
+    );
     // The first fragment is the kernel's to reassemble (not a suppression).
     let mut first = dgram4(PEER4, US4, CLOSED, &payload(64, 1));
     first[6] = 0x20; // MF, offset 0
     first[10..12].copy_from_slice(&[0, 0]);
     let c = inet_checksum(&[&first[..20]]);
     first[10..12].copy_from_slice(&c.to_be_bytes());
-    assert_not_answered(&mut x, &Frame::new(ETH_P_IP, first).bytes(), Reason::Fragment, XDP_PASS, "v4 first fragment");
+    assert_not_answered(
+        &mut x,
+        &Frame::new(ETH_P_IP, first).bytes(),
+        Reason::Fragment,
+        XDP_PASS,
+        "v4 first fragment",
+    );
 
     let frag_hdr = |offset: u16| {
         let mut h = vec![17, 0];
@@ -263,15 +356,30 @@ fn rule4_no_error_about_non_first_fragments() {
     let mut body = frag_hdr(100);
     body.extend_from_slice(&payload(64, 1));
     let f6 = Frame::new(ETH_P_IPV6, ipv6(PEER6, US6, 44, 64, &body)).bytes();
-    assert_not_answered(&mut x, &f6, Reason::SuppressedNonFirstFragment, XDP_PASS, "v6 offset 100");
+    assert_not_answered(
+        &mut x,
+        &f6,
+        Reason::SuppressedNonFirstFragment,
+        XDP_PASS,
+        "v6 offset 100",
+    );
     let mut body = frag_hdr(0);
     body.extend_from_slice(&udp6(&PEER6, &US6, 1, CLOSED, b"x"));
     let f6 = Frame::new(ETH_P_IPV6, ipv6(PEER6, US6, 44, 64, &body)).bytes();
     assert_not_answered(&mut x, &f6, Reason::Fragment, XDP_PASS, "v6 first fragment");
     // Even when suppressed datagrams are dropped, fragments pass: their port
     // is unknown and they may belong to a datagram for an open port.
-    let mut x = xdp_with(Config { flags: unlimited().flags | FLAG_DROP_SUPPRESSED, ..unlimited() });
-    assert_not_answered(&mut x, &f, Reason::SuppressedNonFirstFragment, XDP_PASS, "dropping never drops fragments");
+    let mut x = xdp_with(Config {
+        flags: unlimited().flags | FLAG_DROP_SUPPRESSED,
+        ..unlimited()
+    });
+    assert_not_answered(
+        &mut x,
+        &f,
+        Reason::SuppressedNonFirstFragment,
+        XDP_PASS,
+        "dropping never drops fragments",
+    );
 }
 
 #[test]
@@ -287,14 +395,29 @@ fn rule5_no_error_about_sources_that_are_not_single_hosts() {
         BCAST4,
     ] {
         let f = Frame::new(ETH_P_IP, dgram4(src, US4, CLOSED, b"x")).bytes();
-        assert_not_answered(&mut x, &f, Reason::SuppressedBadSource, XDP_PASS, &format!("from {src}"));
+        assert_not_answered(
+            &mut x,
+            &f,
+            Reason::SuppressedBadSource,
+            XDP_PASS,
+            &format!("from {src}"),
+        );
     }
     for src in [Ipv6Addr::UNSPECIFIED, Ipv6Addr::LOCALHOST, "ff02::1".parse().unwrap()] {
         let f = Frame::new(ETH_P_IPV6, dgram6(src, US6, CLOSED, b"x")).bytes();
-        assert_not_answered(&mut x, &f, Reason::SuppressedBadSource, XDP_PASS, &format!("from {src}"));
+        assert_not_answered(
+            &mut x,
+            &f,
+            Reason::SuppressedBadSource,
+            XDP_PASS,
+            &format!("from {src}"),
+        );
     }
     // 240.0.0.0/4 is configurable (RFC 1812 §4.2.2.11 (e)).
-    let lax = Config { flags: unlimited().flags & !FLAG_RESERVED_SOURCE_INVALID, ..unlimited() };
+    let lax = Config {
+        flags: unlimited().flags & !FLAG_RESERVED_SOURCE_INVALID,
+        ..unlimited()
+    };
     let mut x = xdp_with(lax);
     let f = Frame::new(ETH_P_IP, dgram4(Ipv4Addr::new(240, 0, 0, 1), US4, CLOSED, b"x")).bytes();
     assert_eq!(x.run(&f).0, XDP_TX, "240/4 treated as hosts when configured");
@@ -302,7 +425,10 @@ fn rule5_no_error_about_sources_that_are_not_single_hosts() {
 
 #[test]
 fn suppressed_datagrams_can_be_dropped() {
-    let mut x = xdp_with(Config { flags: unlimited().flags | FLAG_DROP_SUPPRESSED, ..unlimited() });
+    let mut x = xdp_with(Config {
+        flags: unlimited().flags | FLAG_DROP_SUPPRESSED,
+        ..unlimited()
+    });
     let f = Frame::new(ETH_P_IP, dgram4(PEER4, Ipv4Addr::BROADCAST, CLOSED, b"x")).bytes();
     assert_not_answered(&mut x, &f, Reason::SuppressedBroadcastDestination, XDP_DROP, "dropped");
     let f = Frame::new(ETH_P_IP, dgram4(Ipv4Addr::LOCALHOST, US4, CLOSED, b"x")).bytes();
@@ -341,13 +467,31 @@ fn malformed_udp_is_never_answered() {
         ("UDP header cut short", cut),
         ("datagram shorter than its IP header claims", ip_lies),
     ] {
-        assert_not_answered(&mut x, &Frame::new(ETH_P_IP, l3).bytes(), Reason::Malformed, XDP_PASS, what);
+        assert_not_answered(
+            &mut x,
+            &Frame::new(ETH_P_IP, l3).bytes(),
+            Reason::Malformed,
+            XDP_PASS,
+            what,
+        );
     }
     let mut l3 = dgram6(PEER6, US6, CLOSED, &payload(40, 1));
     l3[44..46].copy_from_slice(&300u16.to_be_bytes());
-    assert_not_answered(&mut x, &Frame::new(ETH_P_IPV6, l3).bytes(), Reason::Malformed, XDP_PASS, "v6 UDP length lies");
+    assert_not_answered(
+        &mut x,
+        &Frame::new(ETH_P_IPV6, l3).bytes(),
+        Reason::Malformed,
+        XDP_PASS,
+        "v6 UDP length lies",
+    );
     let cut6 = ipv6(PEER6, US6, 17, 64, &[0x9c, 0x40, 0x82]);
-    assert_not_answered(&mut x, &Frame::new(ETH_P_IPV6, cut6).bytes(), Reason::Malformed, XDP_PASS, "v6 UDP header cut");
+    assert_not_answered(
+        &mut x,
+        &Frame::new(ETH_P_IPV6, cut6).bytes(),
+        Reason::Malformed,
+        XDP_PASS,
+        "v6 UDP header cut",
+    );
     assert_eq!(x.responder.snapshot().unwrap().action(Action::Tx), 0);
 }
 
@@ -356,10 +500,26 @@ fn not_ours_and_disabled() {
     let mut x = xdp();
     let f = Frame::new(ETH_P_IP, dgram4(PEER4, Ipv4Addr::new(192, 0, 2, 50), CLOSED, b"x")).bytes();
     assert_not_answered(&mut x, &f, Reason::NotOurs, XDP_PASS, "another host's datagram");
-    let mut x = xdp_with(Config { flags: unlimited().flags & !FLAG_UNREACH_V4, ..unlimited() });
+    let mut x = xdp_with(Config {
+        flags: unlimited().flags & !FLAG_UNREACH_V4,
+        ..unlimited()
+    });
     let f = Frame::new(ETH_P_IP, dgram4(PEER4, US4, CLOSED, b"x")).bytes();
     assert_not_answered(&mut x, &f, Reason::Disabled, XDP_PASS, "unreachables off");
     // An ICMP error to us is never a candidate: the kernel gets it.
-    let err = ipv4(PEER4, US4, 1, 64, &[], &icmp4(3, 3, [0; 4], &dgram4(US4, PEER4, 9, b"q")));
-    assert_not_answered(&mut x, &Frame::new(ETH_P_IP, err).bytes(), Reason::NotEchoRequest, XDP_PASS, "ICMP error");
+    let err = ipv4(
+        PEER4,
+        US4,
+        1,
+        64,
+        &[],
+        &icmp4(3, 3, [0; 4], &dgram4(US4, PEER4, 9, b"q")),
+    );
+    assert_not_answered(
+        &mut x,
+        &Frame::new(ETH_P_IP, err).bytes(),
+        Reason::NotEchoRequest,
+        XDP_PASS,
+        "ICMP error",
+    );
 }

@@ -63,7 +63,10 @@ const BPF_LINKER_VERSION: &str = "0.13.0";
 const DEB_TOOLCHAIN: &str = "deb-web";
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace")
+        .to_owned()
 }
 
 fn cargo() -> Command {
@@ -86,7 +89,9 @@ fn succeeds(cmd: &mut Command) -> bool {
 
 fn stdout_of(cmd: &mut Command) -> Option<String> {
     let o = cmd.output().ok()?;
-    o.status.success().then(|| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    o.status
+        .success()
+        .then(|| String::from_utf8_lossy(&o.stdout).trim().to_owned())
 }
 
 fn is_root() -> bool {
@@ -141,7 +146,11 @@ fn setup() -> Result<()> {
         missing.push("iproute2");
     }
     // (program, package): what the lab and the tests run.
-    for (program, package) in [("ping", "iputils-ping"), ("traceroute", "traceroute"), ("nft", "nftables")] {
+    for (program, package) in [
+        ("ping", "iputils-ping"),
+        ("traceroute", "traceroute"),
+        ("nft", "nftables"),
+    ] {
         if which(program).is_none() && !Path::new("/usr/sbin").join(program).is_file() {
             missing.push(package);
         }
@@ -204,22 +213,30 @@ fn path_with_cargo_bin() -> std::ffi::OsString {
 
 fn build(release: bool) -> Result<PathBuf> {
     let mut c = cargo();
-    c.args(["build", "--package", "icmp-user"]).env("PATH", path_with_cargo_bin());
+    c.args(["build", "--package", "icmp-user"])
+        .env("PATH", path_with_cargo_bin());
     if release {
         c.arg("--release");
     }
     run(&mut c)?;
-    Ok(root().join("target").join(if release { "release" } else { "debug" }).join("icmpxdp"))
+    Ok(root()
+        .join("target")
+        .join(if release { "release" } else { "debug" })
+        .join("icmpxdp"))
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Cmd::Setup => setup(),
-        Cmd::Build => setup().and_then(|()| build(true)).map(|p| println!("built {}", p.display())),
+        Cmd::Build => setup()
+            .and_then(|()| build(true))
+            .map(|p| println!("built {}", p.display())),
         Cmd::Run { args } => (|| {
             if !is_root() {
-                bail!("`cargo xtask run` attaches an XDP program and (for the lab) creates network namespaces: run it as root");
+                bail!(
+                    "`cargo xtask run` attaches an XDP program and (for the lab) creates network namespaces: run it as root"
+                );
             }
             setup()?;
             let bin = build(true)?;
