@@ -116,7 +116,7 @@ mod tests {
     fn fold64_matches_word_sum() {
         // Summing native 64-bit words split into 32-bit halves, then folding,
         // equals the 16-bit word sum (how the XDP program sums quotes).
-        let data: std::vec::Vec<u8> = (0..64u8).map(|i| i.wrapping_mul(37) ^ 0xa5).collect();
+        let data: Vec<u8> = (0..64u8).map(|i| i.wrapping_mul(37) ^ 0xa5).collect();
         let mut wide = 0u64;
         for c in data.chunks_exact(8) {
             let w = u64::from_ne_bytes(c.try_into().unwrap());

@@ -254,7 +254,7 @@ mod tests {
     #[test]
     fn struct_sizes_have_no_implicit_padding() {
         assert_eq!(size_of::<Config>(), 12 + 4 + 32 + 3 * 16 + 8);
-        assert_eq!(core::mem::align_of::<Config>(), 8);
+        assert_eq!(align_of::<Config>(), 8);
         assert_eq!(size_of::<AddrSet>(), 4 * MAX_V4_ADDRS * 2 + 16 * MAX_V6_ADDRS + 16);
     }
 }

@@ -42,10 +42,9 @@ impl Limit {
 
     /// The burst this limit was made with.
     pub const fn burst(&self) -> u64 {
-        if self.interval_ns == 0 {
-            0
-        } else {
-            self.tolerance_ns / self.interval_ns + 1
+        match self.tolerance_ns.checked_div(self.interval_ns) {
+            Some(extra) => extra + 1,
+            None => 0, // unlimited
         }
     }
 

@@ -458,7 +458,7 @@ fn status(as_json: bool) -> Result<()> {
                     "live": pin::is_live(name),
                     "meta": m,
                     "uptime_s": m.as_ref().map(|m| now.saturating_sub(m.started)),
-                    "config": c.as_ref().map(|c| config_summary(c)),
+                    "config": c.as_ref().map(config_summary),
                 })
             })
             .collect();

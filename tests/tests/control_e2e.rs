@@ -1,6 +1,10 @@
 //! Operating a running instance: hot reload under load, invalid reloads.
 
-use std::{path::PathBuf, process::Command, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::Duration,
+};
 
 use icmp_user::lab::{self, Lab};
 use icmpxdp_tests::{Running, icmpxdp_bin, output, ping_counts, unique_lab};
@@ -13,7 +17,7 @@ fn config_file(l: &Lab) -> PathBuf {
     ))
 }
 
-fn start(l: &Lab, cfg: &PathBuf) -> Running {
+fn start(l: &Lab, cfg: &Path) -> Running {
     Running::start(&[
         "--netns",
         &l.responder_ns,
@@ -38,7 +42,7 @@ fn reply_ttl(l: &Lab) -> u32 {
     out[at + 4..].split_whitespace().next().unwrap().parse().unwrap()
 }
 
-fn reload(l: &Lab, cfg: &PathBuf) -> (bool, String, String) {
+fn reload(l: &Lab, cfg: &Path) -> (bool, String, String) {
     output(Command::new(icmpxdp_bin()).args(["reload", "--iface", &instance(l), "--config", cfg.to_str().unwrap()]))
 }
 
@@ -156,7 +160,7 @@ fn pings_answered(l: &Lab) -> u32 {
 fn attach_outlives_its_process_until_detach() {
     let l = unique_lab();
     let (ns, iface, inst) = (l.responder_ns.as_str(), l.responder_if.as_str(), instance(&l));
-    let dir = std::path::Path::new("/sys/fs/bpf/icmpxdp").join(&inst);
+    let dir = Path::new("/sys/fs/bpf/icmpxdp").join(&inst);
 
     let (ok, out, err) = icmpxdp(&["--netns", ns, "attach", "--iface", iface]);
     assert!(ok, "{err}");
@@ -213,7 +217,10 @@ fn attach_outlives_its_process_until_detach() {
 /// Fetches `url` from inside namespace `ns` with Python's urllib and parses
 /// it with prometheus_client's OpenMetrics parser; returns
 /// (content type, [(name, labels, value)]).
-fn scrape(ns: &str, url: &str) -> (String, Vec<(String, serde_json::Map<String, serde_json::Value>, f64)>) {
+/// One parsed sample: metric name, labels, value.
+type Sample = (String, serde_json::Map<String, serde_json::Value>, f64);
+
+fn scrape(ns: &str, url: &str) -> (String, Vec<Sample>) {
     let script = r#"
 import json, sys, urllib.request
 from prometheus_client.openmetrics.parser import text_string_to_metric_families

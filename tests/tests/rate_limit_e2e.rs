@@ -90,7 +90,7 @@ fn flood(l: &Lab, kind: u8, send: impl FnMut(u64) + Send + 'static) -> (u64, Dur
         while start.elapsed() < FLOOD && i < MAX_SENDS {
             send(i);
             i += 1;
-            if i % 100 == 0 {
+            if i.is_multiple_of(100) {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
