@@ -78,6 +78,48 @@ pub fn xdp_pass(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_PASS
 }
 
+/// Benchmark load generator, driven by BPF_PROG_RUN with
+/// BPF_F_TEST_XDP_LIVE_FRAMES: writes the whole request from `GEN_FRAME`
+/// into the frame (live-frame pages are recycled without being reset, and
+/// the responder rewrote the last one in place) and sends it out of the
+/// generator's veth with XDP_TX.
+#[xdp]
+pub fn xdp_gen(ctx: XdpContext) -> u32 {
+    const N: usize = maps::GEN_FRAME_LEN;
+    let (data, end) = (ctx.data(), ctx.data_end());
+    let Some(frame) = maps::GEN_FRAME.get(0) else {
+        return xdp_action::XDP_ABORTED;
+    };
+    if data + N > end {
+        return xdp_action::XDP_ABORTED;
+    }
+    // SAFETY: data..data+N is inside the frame (checked above).
+    unsafe { core::ptr::write_unaligned(data as *mut [u8; N], *frame) };
+    xdp_action::XDP_TX
+}
+
+/// Benchmark sink on the generator's veth: counts what comes back by family
+/// and ICMP type, and drops it.
+#[xdp]
+pub fn xdp_sink(ctx: XdpContext) -> u32 {
+    let mut cur = Cursor::new(&ctx);
+    if let Some((_, l3, _)) = parse::ethernet(&mut cur) {
+        let (family, l4) = match l3 {
+            L3::Ipv4 => (icmp_common::Family::V4, cur.next::<parse::Ipv4Hdr>().map(|_| ())),
+            L3::Ipv6 => (icmp_common::Family::V6, cur.next::<parse::Ipv6Hdr>().map(|_| ())),
+            L3::Other => return xdp_action::XDP_PASS,
+        };
+        if l4.is_some()
+            && let Some(icmp) = cur.next::<parse::IcmpHdr>()
+            && let Some(c) = maps::SINK.get_ptr_mut(icmp_common::counters::type_index(family, icmp.kind))
+        {
+            // SAFETY: per-CPU slot.
+            unsafe { *c += 1 };
+        }
+    }
+    xdp_action::XDP_DROP
+}
+
 #[cfg(not(test))]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {

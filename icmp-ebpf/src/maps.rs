@@ -67,3 +67,15 @@ pub static GLOBAL_BUCKET: Array<u64> = Array::with_max_entries(1, 0);
 /// Messages not sent (or requests refused) by scope × family × type.
 #[map]
 pub static RATE_LIMITED: PerCpuArray<u64> = PerCpuArray::with_max_entries(Scope::COUNT * TYPE_SLOTS, 0);
+
+/// Benchmark generator: the frame `xdp_gen` writes into every live frame.
+#[map]
+pub static GEN_FRAME: Array<[u8; GEN_FRAME_LEN]> = Array::with_max_entries(1, 0);
+
+/// Benchmark sink: frames received back, by family × ICMP type.
+#[map]
+pub static SINK: PerCpuArray<u64> = PerCpuArray::with_max_entries(TYPE_SLOTS, 0);
+
+/// Length of the benchmark generator's frames: Ethernet + IP + 8-byte
+/// ICMP/UDP header + 56 bytes of payload (ping's default), for IPv4.
+pub const GEN_FRAME_LEN: usize = 98;

@@ -58,6 +58,12 @@ impl Lab {
     /// Creates namespaces `icmpxdp-<name>-client` / `-responder` and veth
     /// `ixr-<name>` / `ixc-<name>` (`name` at most 11 characters).
     pub fn create(name: &str) -> Result<Self> {
+        Self::create_with(name, crate::PASS_PROGRAM)
+    }
+
+    /// A lab whose client veth runs `client_program` (the benchmark's sink)
+    /// instead of `xdp_pass`.
+    pub fn create_with(name: &str, client_program: &'static str) -> Result<Self> {
         if name.len() > 11 {
             bail!("lab name `{name}` too long (interface names are limited to 15 bytes)");
         }
@@ -69,7 +75,8 @@ impl Lab {
             created: Vec::new(),
             client_pass: None,
         };
-        lab.build().with_context(|| format!("creating lab `{name}`"))?;
+        lab.build(client_program)
+            .with_context(|| format!("creating lab `{name}`"))?;
         Ok(lab)
     }
 
@@ -86,7 +93,7 @@ impl Lab {
         }
     }
 
-    fn build(&mut self) -> Result<()> {
+    fn build(&mut self, client_program: &'static str) -> Result<()> {
         for ns in [self.client_ns.clone(), self.responder_ns.clone()] {
             ip(&["netns", "add", &ns])?;
             self.created.push(ns);
@@ -108,10 +115,15 @@ impl Lab {
         sysctl_in(r, "net.ipv6.icmp.echo_ignore_all", "1")?;
 
         let _inside = netns::enter(c)?;
-        let mut pass = Responder::load_pass()?;
+        let mut pass = Responder::load_named(client_program)?;
         pass.attach(ci, Mode::Driver)?;
         self.client_pass = Some(pass);
         Ok(())
+    }
+
+    /// The program on the client veth (`xdp_pass`, or the benchmark's sink).
+    pub fn client_program(&mut self) -> Option<&mut Responder> {
+        self.client_pass.as_mut()
     }
 
     /// `ip netns exec <client ns> PROGRAM`.

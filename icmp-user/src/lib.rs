@@ -3,6 +3,7 @@
 
 pub mod addrs;
 pub mod bench;
+pub mod bench_e2e;
 pub mod config;
 pub mod control;
 pub mod lab;
@@ -20,6 +21,10 @@ pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DI
 pub const PROGRAM: &str = "icmpxdp";
 /// Name of the pass-everything program (lab client side, benchmark floor).
 pub const PASS_PROGRAM: &str = "xdp_pass";
+/// Benchmark load generator (BPF_PROG_RUN, live frames).
+pub const GEN_PROGRAM: &str = "xdp_gen";
+/// Benchmark sink: counts and drops what comes back.
+pub const SINK_PROGRAM: &str = "xdp_sink";
 
 /// Map names, as pinned under the instance directory.
 pub mod map_names {

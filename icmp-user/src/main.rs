@@ -116,14 +116,18 @@ enum Command {
     },
     /// Validate a config file without attaching anything.
     CheckConfig { file: PathBuf },
-    /// Measure ns/packet per path (BPF_PROG_TEST_RUN, against XDP_PASS).
+    /// Measure ns/packet per path (BPF_PROG_TEST_RUN, against XDP_PASS),
+    /// then replies/s and CPU per reply over veth, kernel against icmpxdp.
     Bench {
-        /// One JSON object instead of a Markdown table.
+        /// One JSON object instead of Markdown tables.
         #[arg(long)]
         json: bool,
-        /// About a second instead of about a minute (a smoke run).
+        /// A second or two instead of about a minute (a smoke run).
         #[arg(long)]
         quick: bool,
+        /// Only the per-path BPF_PROG_TEST_RUN figures.
+        #[arg(long)]
+        no_e2e: bool,
     },
 }
 
@@ -642,17 +646,33 @@ fn main() {
                 }
                 Ok(())
             }
-            Command::Bench { json, quick } => {
+            Command::Bench { json, quick, no_e2e } => {
                 require_privileges()?;
                 let report = icmp_user::bench::run(if *quick {
                     icmp_user::bench::Options::QUICK
                 } else {
                     icmp_user::bench::Options::FULL
                 })?;
+                let e2e = if *no_e2e {
+                    None
+                } else {
+                    let o = if *quick {
+                        icmp_user::bench_e2e::Options::QUICK
+                    } else {
+                        icmp_user::bench_e2e::Options::FULL
+                    };
+                    Some(icmp_user::bench_e2e::run(o)?)
+                };
                 if *json {
-                    say!("{}", serde_json::to_string(&report)?);
+                    say!("{}", serde_json::json!({"paths": report, "end_to_end": e2e}));
                 } else {
                     say_raw!("{}", report.markdown());
+                    if let Some(e) = e2e {
+                        say_raw!(
+                            "\n#### End to end over veth (generator and responder on different CPUs)\n\n{}",
+                            e.markdown()
+                        );
+                    }
                 }
                 Ok(())
             }

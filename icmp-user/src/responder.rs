@@ -76,6 +76,17 @@ impl Responder {
         Self::load_program(PASS_PROGRAM, 1)
     }
 
+    /// Loads one of the object's other programs by name (the benchmark's
+    /// generator and sink).
+    pub fn load_named(name: &'static str) -> Result<Self> {
+        Self::load_program(name, 1)
+    }
+
+    /// A map of this instance by name.
+    pub fn map_named(&mut self, name: &str) -> Result<&mut aya::maps::Map> {
+        self.map_mut(name)
+    }
+
     fn load_program(name: &'static str, max_sources: u32) -> Result<Self> {
         let mut ebpf = EbpfLoader::new()
             .map_max_entries(map_names::BUCKETS, max_sources)

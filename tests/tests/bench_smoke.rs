@@ -11,7 +11,8 @@ fn bench_reports_every_path() {
     require_root();
     let (ok, out, err) = output(Command::new(icmpxdp_bin()).args(["bench", "--quick", "--json"]));
     assert!(ok, "icmpxdp bench failed: {err}");
-    let r: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"));
+    let all: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"));
+    let r = &all["paths"];
     let paths = r["paths"].as_array().expect("paths");
     let names: Vec<&str> = paths.iter().map(|p| p["path"].as_str().unwrap()).collect();
     for want in [
@@ -34,7 +35,17 @@ fn bench_reports_every_path() {
     assert!(r["limiter_added_ns"].is_number());
     assert!(r["kernel"].as_str().unwrap().len() > 1);
 
-    let (ok, md, err) = output(Command::new(icmpxdp_bin()).args(["bench", "--quick"]));
+    // End to end over veth: kernel and icmpxdp, echo and UDP, all measured.
+    let e2e = all["end_to_end"]["measurements"].as_array().expect("end_to_end");
+    assert_eq!(e2e.len(), 4, "{e2e:?}");
+    for m in e2e {
+        for key in ["offered_per_s", "replies_per_s", "responder_cpu"] {
+            assert!(m[key].as_f64().unwrap() > 0.0, "{key} is zero in {m}");
+        }
+    }
+    assert_eq!(e2e.iter().filter(|m| m["responder"] == "icmpxdp").count(), 2);
+
+    let (ok, md, err) = output(Command::new(icmpxdp_bin()).args(["bench", "--quick", "--no-e2e"]));
     assert!(ok, "{err}");
     assert!(
         md.contains("| path | mode | median ns | min ns | floor median ns | over floor ns | target | |"),

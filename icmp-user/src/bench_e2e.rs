@@ -1,0 +1,409 @@
+//! End-to-end benchmark over veth: replies per second and responder CPU per
+//! reply, the kernel stack against icmpxdp, measured in one run.
+//!
+//! A generator namespace floods the responder namespace with the built-in
+//! generator: `xdp_gen` run by BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES,
+//! XDP_TX out of the generator's veth (`ping -f` and hping3 top out far below
+//! what XDP answers). `xdp_sink` on the generator's veth counts what comes
+//! back and drops it. Both veths use threaded NAPI: the generator runs on
+//! CPU 0, the responder's and the sink's NAPI threads on CPU 1, and the
+//! responder's work is its own thread's CPU time (`/proc/<pid>/schedstat`). Bounded: `duration` per measurement and at
+//! most `max_frames` offered; only namespaces it creates, removed at the end.
+
+use std::{
+    fmt::Write as _,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+use aya::{
+    maps::{Array, PerCpuArray},
+    programs::{TestRun as _, TestRunAttrs, TestRunOptions},
+};
+use icmp_common::{
+    Config, Family,
+    counters::{TYPE_SLOTS, type_index},
+    ratelimit::Limit,
+};
+use serde::Serialize;
+
+use crate::{
+    GEN_PROGRAM, SINK_PROGRAM,
+    lab::{self, Lab, ip, sysctl_in},
+    netns,
+    packet::{ETH_P_IP, Frame, icmp4, ipv4, udp4},
+    responder::{Mode, Responder},
+};
+
+const FRAME_LEN: usize = 98;
+
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    pub duration: Duration,
+    pub max_frames: u64,
+    /// Trials per (traffic, responder), interleaved; the median is reported.
+    pub trials: usize,
+}
+
+impl Options {
+    pub const FULL: Self = Self {
+        duration: Duration::from_secs(2),
+        max_frames: 50_000_000,
+        trials: 3,
+    };
+    pub const QUICK: Self = Self {
+        duration: Duration::from_millis(300),
+        max_frames: 5_000_000,
+        trials: 1,
+    };
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Measurement {
+    pub traffic: &'static str,
+    pub responder: &'static str,
+    pub offered_per_s: f64,
+    /// Replies the sink received back per second.
+    pub replies_per_s: f64,
+    /// Share of one CPU the responder's NAPI thread was busy
+    /// (`/proc/<pid>/schedstat`).
+    pub responder_cpu: f64,
+    /// Busy share of the responder's CPU as a whole (`/proc/stat`; it also
+    /// runs the sink's thread).
+    pub cpu1_busy: f64,
+    /// Responder thread CPU time per reply.
+    pub us_per_reply: f64,
+}
+
+/// Busy and total jiffies of CPU `n` from /proc/stat.
+fn cpu_jiffies(n: usize) -> Result<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let line = stat
+        .lines()
+        .find(|l| l.starts_with(&format!("cpu{n} ")))
+        .context("no such CPU in /proc/stat")?;
+    let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    let total: u64 = v.iter().take(8).sum();
+    Ok((total - idle, total))
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub measurements: Vec<Measurement>,
+}
+
+fn mac_of(ns: &str, dev: &str) -> Result<[u8; 6]> {
+    let out = std::process::Command::new("ip")
+        .args(["-n", ns, "-j", "link", "show", dev])
+        .output()?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("ip -j link")?;
+    let text = v[0]["address"].as_str().context("no MAC address")?;
+    let mut mac = [0u8; 6];
+    for (i, b) in text.split(':').enumerate().take(6) {
+        mac[i] = u8::from_str_radix(b, 16)?;
+    }
+    Ok(mac)
+}
+
+fn ifindex_in(ns: &str, dev: &str) -> Result<u32> {
+    let _inside = netns::enter(ns)?;
+    nix::net::if_::if_nametoindex(dev).with_context(|| format!("ifindex of {dev}"))
+}
+
+/// Turns on threaded NAPI for `dev` in `ns`; returns its NAPI thread's pid.
+fn threaded_napi(ns: &str, dev: &str) -> Result<i32> {
+    let st = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns,
+            "sh",
+            "-c",
+            &format!("echo 1 > /sys/class/net/{dev}/threaded"),
+        ])
+        .status()?;
+    if !st.success() {
+        bail!("cannot enable threaded NAPI on {dev}");
+    }
+    // Comm names are cut at 15 bytes: "napi/<dev>-<id>".
+    let prefix: String = format!("napi/{dev}-").chars().take(15).collect();
+    for _ in 0..50 {
+        for e in std::fs::read_dir("/proc")?.flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            if std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim().starts_with(&prefix)) {
+                return Ok(pid);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    bail!("no NAPI thread {prefix}* for {dev}")
+}
+
+fn pin_to_cpu(pid: i32, cpu: usize) -> Result<()> {
+    let mut set = nix::sched::CpuSet::new();
+    set.set(cpu)?;
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(pid), &set)
+        .with_context(|| format!("pinning {pid} to CPU {cpu}"))
+}
+
+/// CPU time (ns) a thread has run, from /proc/<pid>/schedstat.
+fn cpu_ns(pid: i32) -> Result<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/schedstat"))?;
+    Ok(s.split_whitespace().next().context("schedstat")?.parse()?)
+}
+
+fn sink_count(sink: &mut Responder, family: Family, kind: u8) -> Result<u64> {
+    let map: PerCpuArray<&aya::maps::MapData, u64> = PerCpuArray::try_from(&*sink.map_named("SINK")?)?;
+    let _ = TYPE_SLOTS;
+    Ok(map.get(&type_index(family, kind), 0)?.iter().sum())
+}
+
+/// Runs the generator on the current thread (already in the generator's
+/// namespace and pinned) until `until` or `max` frames; returns frames offered.
+fn generate(generator: &mut Responder, frame: &[u8], ifindex: u32, until: Instant, max: u64) -> Result<u64> {
+    // struct xdp_md: data, data_end, data_meta, ingress_ifindex,
+    // rx_queue_index, egress_ifindex. The kernel wants data_end = the frame's
+    // length and the device to send from.
+    let mut ctx = [0u8; 24];
+    ctx[4..8].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
+    ctx[12..16].copy_from_slice(&ifindex.to_ne_bytes());
+    let mut sent = 0u64;
+    let repeat = 100_000u32;
+    while Instant::now() < until && sent < max {
+        let opts = TestRunOptions {
+            data_in: Some(frame),
+            ctx_in: Some(&ctx),
+            repeat,
+            attrs: TestRunAttrs::new().xdp_live_frames(64),
+            ..TestRunOptions::default()
+        };
+        generator
+            .program()
+            .test_run(opts)
+            .context("BPF_PROG_RUN with live frames")?;
+        sent += u64::from(repeat);
+    }
+    Ok(sent)
+}
+
+struct Bench {
+    lab: Lab,
+    generator: Responder,
+    gen_ifindex: u32,
+}
+
+impl Bench {
+    fn measure(
+        &mut self,
+        traffic: &'static str,
+        responder: &'static str,
+        frame: &[u8],
+        reply: (Family, u8),
+        opts: Options,
+    ) -> Result<Measurement> {
+        // A veth has a NAPI instance only while XDP runs on it, so threaded
+        // NAPI is turned on (and its thread pinned) after each attach.
+        let resp_napi = threaded_napi(&self.lab.responder_ns, &self.lab.responder_if)?;
+        pin_to_cpu(resp_napi, 1)?;
+        let sink_before = sink_count(self.lab.client_program().context("sink")?, reply.0, reply.1)?;
+        let cpu_before = cpu_ns(resp_napi)?;
+        let jiffies_before = cpu_jiffies(1)?;
+        let start = Instant::now();
+        let offered = {
+            let _inside = netns::enter(&self.lab.client_ns)?;
+            generate(
+                &mut self.generator,
+                frame,
+                self.gen_ifindex,
+                start + opts.duration,
+                opts.max_frames,
+            )?
+        };
+        let elapsed = start.elapsed().as_secs_f64();
+        std::thread::sleep(Duration::from_millis(50)); // in-flight replies
+        let replies = sink_count(self.lab.client_program().context("sink")?, reply.0, reply.1)? - sink_before;
+        let cpu = (cpu_ns(resp_napi)? - cpu_before) as f64 / 1e9;
+        let jiffies_after = cpu_jiffies(1)?;
+        let busy = (jiffies_after.0 - jiffies_before.0) as f64 / ((jiffies_after.1 - jiffies_before.1).max(1)) as f64;
+        Ok(Measurement {
+            traffic,
+            responder,
+            offered_per_s: offered as f64 / elapsed,
+            replies_per_s: replies as f64 / elapsed,
+            responder_cpu: cpu / elapsed,
+            cpu1_busy: busy,
+            us_per_reply: if replies == 0 {
+                f64::NAN
+            } else {
+                cpu * 1e6 / replies as f64
+            },
+        })
+    }
+}
+
+/// The trial with the median replies/s.
+fn median_by_replies(mut v: Vec<Measurement>) -> Measurement {
+    v.sort_by(|a, b| a.replies_per_s.total_cmp(&b.replies_per_s));
+    v.swap_remove(v.len() / 2)
+}
+
+/// Runs every measurement; needs root and two CPUs.
+pub fn run(opts: Options) -> Result<Report> {
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
+        bail!("the end-to-end benchmark needs two CPUs (generator and responder apart)");
+    }
+    let name = "bn";
+    if Lab::exists(name) {
+        Lab::remove_stale(name);
+    }
+    let lab = Lab::create_with(name, SINK_PROGRAM)?;
+    let (g, r) = (lab.client_ns.clone(), lab.responder_ns.clone());
+    // The kernel answers in the baseline, unthrottled: no echo_ignore, no
+    // ICMP rate limiting (ratemask 0) — the same work icmpxdp does unlimited.
+    sysctl_in(&r, "net.ipv4.icmp_echo_ignore_all", "0")?;
+    sysctl_in(&r, "net.ipv4.icmp_ratemask", "0")?;
+    // This thread drives the generator and has CPU 0 to itself (it keeps it
+    // busy); the responder's NAPI thread and the sink's share CPU 1, each
+    // accounted on its own: a sink starved by the generator would drop
+    // replies before counting them.
+    let sink_napi = threaded_napi(&g, &lab.client_if)?;
+    pin_to_cpu(sink_napi, 1)?;
+    pin_to_cpu(0, 0)?;
+
+    let gen_mac = mac_of(&g, &lab.client_if)?;
+    let resp_mac = mac_of(&r, &lab.responder_if)?;
+    // The kernel must not depend on ARP under the flood (an ARP reply queues
+    // behind the generator's frames and is lost): a static neighbour entry.
+    let mac_text = gen_mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+    ip(&[
+        "-n",
+        &r,
+        "neigh",
+        "replace",
+        &lab::CLIENT_V4.to_string(),
+        "lladdr",
+        &mac_text,
+        "dev",
+        &lab.responder_if,
+        "nud",
+        "permanent",
+    ])?;
+    let frame = |l3: Vec<u8>| {
+        let mut f = Frame::new(ETH_P_IP, l3);
+        f.dst_mac = resp_mac;
+        f.src_mac = gen_mac;
+        f.bytes()
+    };
+    let echo = frame(ipv4(
+        lab::CLIENT_V4,
+        lab::RESPONDER_V4,
+        1,
+        64,
+        &[],
+        &icmp4(8, 0, [0x12, 0x34, 0, 1], &[0x5a; 56]),
+    ));
+    let udp = frame(ipv4(
+        lab::CLIENT_V4,
+        lab::RESPONDER_V4,
+        17,
+        64,
+        &[],
+        &udp4(lab::CLIENT_V4, lab::RESPONDER_V4, 40000, 9, &[0x5a; 56]),
+    ));
+    assert_eq!(echo.len(), FRAME_LEN);
+    assert_eq!(udp.len(), FRAME_LEN);
+
+    let generator = Responder::load_named(GEN_PROGRAM)?;
+    let gen_ifindex = ifindex_in(&g, &lab.client_if)?;
+    let resp_if = lab.responder_if.clone();
+    let mut b = Bench {
+        lab,
+        generator,
+        gen_ifindex,
+    };
+    let set_frame = |generator: &mut Responder, f: &[u8]| -> Result<()> {
+        let mut m: Array<&mut aya::maps::MapData, [u8; FRAME_LEN]> =
+            Array::try_from(generator.map_named("GEN_FRAME")?)?;
+        m.set(0, <[u8; FRAME_LEN]>::try_from(f)?, 0)?;
+        Ok(())
+    };
+
+    let mut out = Vec::new();
+    for (traffic, f, reply) in [
+        ("echo", &echo, (Family::V4, 0u8)),
+        ("udp to a closed port", &udp, (Family::V4, 3u8)),
+    ] {
+        let (mut kernel, mut xdp) = (Vec::new(), Vec::new());
+        for _ in 0..opts.trials {
+            set_frame(&mut b.generator, f)?;
+            // (a) the kernel answers; xdp_pass lets veth accept the XDP_TX'd frames.
+            {
+                let _inside = netns::enter(&r)?;
+                let mut pass = Responder::load_pass()?;
+                pass.attach(&resp_if, Mode::Driver)?;
+                drop(_inside);
+                kernel.push(b.measure(traffic, "kernel", f, reply, opts)?);
+            }
+            // (b) icmpxdp answers, unlimited like the kernel above.
+            {
+                let _inside = netns::enter(&r)?;
+                let mut x = Responder::load()?;
+                let mut addrs = icmp_common::AddrSet::default();
+                addrs.push_v4(lab::RESPONDER_V4.octets());
+                x.set_addrs(&addrs)?;
+                x.set_config(&Config {
+                    per_source: Limit::UNLIMITED,
+                    global: Limit::UNLIMITED,
+                    ..Config::default()
+                })?;
+                x.attach(&resp_if, Mode::Driver)?;
+                drop(_inside);
+                xdp.push(b.measure(traffic, "icmpxdp", f, reply, opts)?);
+            }
+        }
+        out.push(median_by_replies(kernel));
+        out.push(median_by_replies(xdp));
+    }
+    let _ = ip(&["-n", &r, "link", "set", &resp_if, "xdp", "off"]);
+    Ok(Report { measurements: out })
+}
+
+impl Report {
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "| traffic | responder | offered/s | replies/s | responder thread CPU | responder CPU busy | µs thread CPU per reply |"
+        );
+        let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|");
+        for m in &self.measurements {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {:.0} | {:.0} | {:.0}% | {:.0}% | {:.3} |",
+                m.traffic,
+                m.responder,
+                m.offered_per_s,
+                m.replies_per_s,
+                m.responder_cpu * 100.0,
+                m.cpu1_busy * 100.0,
+                m.us_per_reply
+            );
+        }
+        for pair in self.measurements.chunks(2) {
+            if let [k, x] = pair {
+                let _ = writeln!(
+                    s,
+                    "\n{}: icmpxdp answers {:.1}× the kernel's replies/s (target ≥ 8×) at {:.1}× less responder CPU per reply (target ≥ 12×).",
+                    k.traffic,
+                    x.replies_per_s / k.replies_per_s,
+                    k.us_per_reply / x.us_per_reply
+                );
+            }
+        }
+        s
+    }
+}
