@@ -4,10 +4,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use anyhow::{Context as _, Result};
-use icmp_common::{
-    AddrSet,
-    config::{MAX_V4_ADDRS, MAX_V6_ADDRS},
-};
+use icmp_common::AddrSet;
 use nix::ifaddrs::getifaddrs;
 
 /// Addresses of `iface`, plus the addresses that did not fit (warned about).
@@ -71,9 +68,6 @@ pub fn directed_broadcasts(ip: Ipv4Addr, mask: Ipv4Addr, configured: Option<Ipv4
     }
     out
 }
-
-/// Upper bounds, for messages.
-pub const LIMITS: (usize, usize) = (MAX_V4_ADDRS, MAX_V6_ADDRS);
 
 #[cfg(test)]
 mod tests {
