@@ -121,6 +121,12 @@ impl Lab {
         Ok(())
     }
 
+    /// The instance name `icmpxdp --netns <responder ns> run` gives the
+    /// responder's interface (its pin directory, `stats --iface` argument).
+    pub fn instance(&self) -> String {
+        crate::pin::instance_name(&self.responder_if, Some(&self.responder_ns))
+    }
+
     /// The program on the client veth (`xdp_pass`, or the benchmark's sink).
     pub fn client_program(&mut self) -> Option<&mut Responder> {
         self.client_pass.as_mut()

@@ -131,6 +131,16 @@ pub fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, ttl: u8, options: &[u8], bo
     h
 }
 
+/// Recomputes the header checksum of the IPv4 datagram `l3` (options
+/// included, and at least the 20 fixed bytes, so a test can give a header a
+/// bad IHL), after a test changed a header field.
+pub fn fix_ipv4_checksum(l3: &mut [u8]) {
+    let ihl = (usize::from(l3[0] & 0x0f) * 4).max(20);
+    l3[10..12].copy_from_slice(&[0, 0]);
+    let c = inet_checksum(&[&l3[..ihl]]);
+    l3[10..12].copy_from_slice(&c.to_be_bytes());
+}
+
 /// ICMP message with a correct checksum (ICMPv4: no pseudo-header).
 pub fn icmp4(kind: u8, code: u8, rest: [u8; 4], data: &[u8]) -> Vec<u8> {
     let mut m = vec![kind, code, 0, 0];

@@ -239,3 +239,36 @@ pub fn block_kernel_unreachables(ns: &str) {
     drop(child.stdin.take());
     assert!(child.wait().unwrap().success(), "nft ruleset load failed");
 }
+
+/// `icmpxdp --netns <responder ns> run --iface <responder if> EXTRA…`,
+/// waited for until attached.
+pub fn run_responder(l: &Lab, extra: &[&str]) -> Running {
+    let mut args = vec!["--netns", &l.responder_ns, "run", "--iface", &l.responder_if];
+    args.extend_from_slice(extra);
+    Running::start(&args)
+}
+
+/// `count` pings (0.2 s apart, 1 s wait for the last) from the lab's client
+/// to its responder, bounded at `max(count / 5 + 2, 3)` s overall: (sent,
+/// received). Unanswered pings run to that deadline, so it stays tight.
+pub fn ping(l: &Lab, v6: bool, count: u32) -> (u32, u32) {
+    let mut cmd = l.client_command("ping");
+    if v6 {
+        cmd.arg("-6");
+    }
+    let deadline = (count / 5 + 2).max(3).to_string();
+    cmd.args(["-c", &count.to_string(), "-i", "0.2", "-W", "1", "-w", &deadline, "-n"]);
+    cmd.arg(if v6 {
+        icmp_user::lab::RESPONDER_V6.to_string()
+    } else {
+        icmp_user::lab::RESPONDER_V4.to_string()
+    });
+    ping_counts(&output(&mut cmd).1)
+}
+
+/// `icmpxdp stats --iface INSTANCE --json`, parsed.
+pub fn stats_json(instance: &str) -> serde_json::Value {
+    let (ok, out, err) = output(Command::new(icmpxdp_bin()).args(["stats", "--iface", instance, "--json"]));
+    assert!(ok, "icmpxdp stats failed: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("stats --json is not JSON ({e}): {out}"))
+}

@@ -7,7 +7,7 @@ use std::{
 };
 
 use icmp_user::lab::{self, Lab};
-use icmpxdp_tests::{Running, icmpxdp_bin, output, ping_counts, unique_lab};
+use icmpxdp_tests::{Running, icmpxdp_bin, output, ping, ping_counts, run_responder, unique_lab};
 
 fn config_file(l: &Lab) -> PathBuf {
     std::env::temp_dir().join(format!(
@@ -15,22 +15,6 @@ fn config_file(l: &Lab) -> PathBuf {
         l.responder_ns,
         std::process::id()
     ))
-}
-
-fn start(l: &Lab, cfg: &Path) -> Running {
-    Running::start(&[
-        "--netns",
-        &l.responder_ns,
-        "run",
-        "--iface",
-        &l.responder_if,
-        "--config",
-        cfg.to_str().unwrap(),
-    ])
-}
-
-fn instance(l: &Lab) -> String {
-    format!("{}@{}", l.responder_if, l.responder_ns)
 }
 
 /// The TTL of the reply to one ping: which config is live.
@@ -43,7 +27,7 @@ fn reply_ttl(l: &Lab) -> u32 {
 }
 
 fn reload(l: &Lab, cfg: &Path) -> (bool, String, String) {
-    output(Command::new(icmpxdp_bin()).args(["reload", "--iface", &instance(l), "--config", cfg.to_str().unwrap()]))
+    output(Command::new(icmpxdp_bin()).args(["reload", "--iface", &l.instance(), "--config", cfg.to_str().unwrap()]))
 }
 
 #[test]
@@ -51,7 +35,7 @@ fn twenty_reloads_under_a_ping_flood_lose_no_reply() {
     let l = unique_lab();
     let cfg = config_file(&l);
     std::fs::write(&cfg, "[ip]\nttl = 64\n").unwrap();
-    let mut run = start(&l, &cfg);
+    let mut run = run_responder(&l, &["--config", cfg.to_str().unwrap()]);
     // Bounded flood spanning every reload: 1000 echo requests 2 ms apart
     // (~2 s; the 20 reloads take ~1.2 s), 15 s at most.
     let mut ping = l.client_command("ping");
@@ -106,7 +90,7 @@ fn an_invalid_reload_changes_nothing_and_says_why() {
     let l = unique_lab();
     let cfg = config_file(&l);
     std::fs::write(&cfg, "[ip]\nttl = 99\n").unwrap();
-    let mut run = start(&l, &cfg);
+    let mut run = run_responder(&l, &["--config", cfg.to_str().unwrap()]);
     assert_eq!(reply_ttl(&l), 99);
 
     std::fs::write(&cfg, "[ip]\nttl = 0\n").unwrap();
@@ -139,34 +123,17 @@ fn icmpxdp(args: &[&str]) -> (bool, String, String) {
     output(Command::new(icmpxdp_bin()).args(args))
 }
 
-fn pings_answered(l: &Lab) -> u32 {
-    let mut cmd = l.client_command("ping");
-    cmd.args([
-        "-c",
-        "3",
-        "-i",
-        "0.2",
-        "-W",
-        "1",
-        "-w",
-        "3",
-        "-n",
-        &lab::RESPONDER_V4.to_string(),
-    ]);
-    ping_counts(&output(&mut cmd).1).1
-}
-
 #[test]
 fn attach_outlives_its_process_until_detach() {
     let l = unique_lab();
-    let (ns, iface, inst) = (l.responder_ns.as_str(), l.responder_if.as_str(), instance(&l));
+    let (ns, iface, inst) = (l.responder_ns.as_str(), l.responder_if.as_str(), l.instance());
     let dir = Path::new("/sys/fs/bpf/icmpxdp").join(&inst);
 
     let (ok, out, err) = icmpxdp(&["--netns", ns, "attach", "--iface", iface]);
     assert!(ok, "{err}");
     assert!(out.contains("stays attached"), "{out}");
     assert!(dir.join("link").exists() && dir.join("prog").exists() && dir.join("VERDICTS").exists());
-    assert_eq!(pings_answered(&l), 3, "answered after the attaching process exited");
+    assert_eq!(ping(&l, false, 3).1, 3, "answered after the attaching process exited");
 
     let (ok, st, _) = icmpxdp(&["status"]);
     assert!(ok);
@@ -206,7 +173,7 @@ fn attach_outlives_its_process_until_detach() {
 
     let (ok, out, err) = icmpxdp(&["--netns", ns, "detach", "--iface", iface]);
     assert!(ok && out.contains("detached"), "{out} {err}");
-    assert_eq!(pings_answered(&l), 0, "no answers after detach");
+    assert_eq!(ping(&l, false, 3).1, 0, "no answers after detach");
     assert!(!dir.exists(), "no pins left");
     let (_, links, _) = output(Command::new("ip").args(["-n", ns, "link", "show", iface]));
     assert!(!links.contains("prog/xdp"), "{links}");
@@ -250,7 +217,7 @@ print(json.dumps({"content_type": r.headers["Content-Type"], "samples": out}))
 #[test]
 fn metrics_count_what_ping_received() {
     let l = unique_lab();
-    let inst = instance(&l);
+    let inst = l.instance();
     let addr = "127.0.0.1:9469"; // inside the lab's responder namespace
     let _run = Running::start(&[
         "--netns",
@@ -261,35 +228,8 @@ fn metrics_count_what_ping_received() {
         "--metrics-addr",
         addr,
     ]);
-    let mut cmd = l.client_command("ping");
-    cmd.args([
-        "-c",
-        "5",
-        "-i",
-        "0.2",
-        "-W",
-        "1",
-        "-w",
-        "5",
-        "-n",
-        &lab::RESPONDER_V4.to_string(),
-    ]);
-    let (_, v4_received) = ping_counts(&output(&mut cmd).1);
-    let mut cmd = l.client_command("ping");
-    cmd.args([
-        "-6",
-        "-c",
-        "3",
-        "-i",
-        "0.2",
-        "-W",
-        "1",
-        "-w",
-        "5",
-        "-n",
-        &lab::RESPONDER_V6.to_string(),
-    ]);
-    let (_, v6_received) = ping_counts(&output(&mut cmd).1);
+    let (_, v4_received) = ping(&l, false, 5);
+    let (_, v6_received) = ping(&l, true, 3);
     assert_eq!((v4_received, v6_received), (5, 3));
 
     let (ctype, samples) = scrape(&l.responder_ns, &format!("http://{addr}/metrics"));

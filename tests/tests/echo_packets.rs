@@ -10,7 +10,7 @@ use icmp_common::{
 };
 use icmpxdp_tests::{
     BCAST4, ETH_P_IP, ETH_P_IPV6, Frame, MAC_PEER, MAC_US, PEER4, PEER6, US4, US6, XDP_PASS, XDP_TX, Xdp, checksum_ok,
-    icmp4, icmp6, icmp6_checksum_ok, inet_checksum, ipv4, ipv6, payload,
+    fix_ipv4_checksum, icmp4, icmp6, icmp6_checksum_ok, ipv4, ipv6, payload,
 };
 
 fn xdp() -> Xdp {
@@ -33,9 +33,7 @@ fn expected_reply4(req: &Frame, data: &[u8], ttl: u8) -> Vec<u8> {
     // Same IP ID and flags as the request; fresh checksums.
     let mut l3 = ipv4(US4, PEER4, 1, ttl, &[], &icmp4(0, 0, [0xbe, 0xef, 0, 7], data));
     l3[4..8].copy_from_slice(&req.l3[4..8]);
-    l3[10..12].copy_from_slice(&[0, 0]);
-    let c = inet_checksum(&[&l3[..20]]);
-    l3[10..12].copy_from_slice(&c.to_be_bytes());
+    fix_ipv4_checksum(&mut l3);
     reply.l3 = l3;
     reply.bytes()
 }
@@ -207,9 +205,7 @@ fn options_fragments_and_other_traffic_are_passed() {
     );
     let mut frag = ipv4(PEER4, US4, 1, 64, &[], &icmp);
     frag[6] = 0x20; // MF
-    frag[10..12].copy_from_slice(&[0, 0]);
-    let c = inet_checksum(&[&frag[..20]]);
-    frag[10..12].copy_from_slice(&c.to_be_bytes());
+    fix_ipv4_checksum(&mut frag);
     assert_passed(
         &mut x,
         &Frame::new(ETH_P_IP, frag).bytes(),
@@ -268,9 +264,7 @@ fn malformed_and_truncated_frames_are_passed() {
     let frame = |l3: Vec<u8>| Frame::new(ETH_P_IP, l3).bytes();
     let with_header = |mut l3: Vec<u8>, f: &dyn Fn(&mut Vec<u8>)| {
         f(&mut l3);
-        l3[10..12].copy_from_slice(&[0, 0]);
-        let c = inet_checksum(&[&l3[..20]]);
-        l3[10..12].copy_from_slice(&c.to_be_bytes());
+        fix_ipv4_checksum(&mut l3);
         l3
     };
     let cases: Vec<(&str, Vec<u8>)> = vec![

@@ -4,33 +4,10 @@
 
 use std::{path::Path, process::Command};
 
-use icmp_user::lab;
-use icmpxdp_tests::{Running, icmpxdp_bin, output, ping_counts, unique_lab};
+use icmpxdp_tests::{icmpxdp_bin, output, ping, run_responder, stats_json, unique_lab};
 use serde_json::Value;
 
 const PINGS: u32 = 5;
-
-fn ping(l: &lab::Lab, v6: bool) -> (u32, u32) {
-    let mut cmd = l.client_command("ping");
-    if v6 {
-        cmd.arg("-6");
-    }
-    // Bounded: 5 probes 0.2 s apart, 1 s wait for the last, 3 s overall.
-    cmd.args(["-c", &PINGS.to_string(), "-i", "0.2", "-W", "1", "-w", "3", "-n"]);
-    cmd.arg(if v6 {
-        lab::RESPONDER_V6.to_string()
-    } else {
-        lab::RESPONDER_V4.to_string()
-    });
-    let (_, stdout, _) = output(&mut cmd);
-    ping_counts(&stdout)
-}
-
-fn stats_json(instance: &str) -> Value {
-    let (ok, out, err) = output(Command::new(icmpxdp_bin()).args(["stats", "--iface", instance, "--json"]));
-    assert!(ok, "icmpxdp stats failed: {err}");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("stats --json is not JSON ({e}): {out}"))
-}
 
 #[test]
 fn ping_is_answered_by_xdp_only_while_attached() {
@@ -38,24 +15,24 @@ fn ping_is_answered_by_xdp_only_while_attached() {
     // Baseline: with the kernel's echo replies off and nothing attached,
     // nobody answers, so any reply below is XDP's.
     assert_eq!(
-        ping(&l, false).1,
+        ping(&l, false, PINGS).1,
         0,
         "kernel must not answer IPv4 echo in the responder"
     );
     assert_eq!(
-        ping(&l, true).1,
+        ping(&l, true, PINGS).1,
         0,
         "kernel must not answer ICMPv6 echo in the responder"
     );
 
-    let instance = format!("{}@{}", l.responder_if, l.responder_ns);
-    let mut run = Running::start(&["--netns", &l.responder_ns, "run", "--iface", &l.responder_if]);
+    let instance = l.instance();
+    let mut run = run_responder(&l, &[]);
     let attached = run.stdout_lines.last().unwrap().clone();
     assert!(attached.contains("driver mode"), "veth supports native XDP: {attached}");
     assert!(Path::new(&format!("/sys/fs/bpf/icmpxdp/{instance}/VERDICTS")).exists());
 
-    assert_eq!(ping(&l, false), (PINGS, PINGS), "IPv4: every echo answered");
-    assert_eq!(ping(&l, true), (PINGS, PINGS), "IPv6: every echo answered");
+    assert_eq!(ping(&l, false, PINGS), (PINGS, PINGS), "IPv4: every echo answered");
+    assert_eq!(ping(&l, true, PINGS), (PINGS, PINGS), "IPv6: every echo answered");
 
     let s = stats_json(&instance);
     assert_eq!(s["sent"]["ipv4"]["echo_reply"], PINGS, "{s}");
@@ -79,8 +56,8 @@ fn ping_is_answered_by_xdp_only_while_attached() {
         !Path::new(&format!("/sys/fs/bpf/icmpxdp/{instance}")).exists(),
         "pins removed on exit"
     );
-    assert_eq!(ping(&l, false).1, 0, "detached: no IPv4 replies");
-    assert_eq!(ping(&l, true).1, 0, "detached: no IPv6 replies");
+    assert_eq!(ping(&l, false, PINGS).1, 0, "detached: no IPv4 replies");
+    assert_eq!(ping(&l, true, PINGS).1, 0, "detached: no IPv6 replies");
 }
 
 #[test]
@@ -109,7 +86,7 @@ fn failures_are_explained_and_leave_nothing_attached() {
     assert!(!links.contains("prog/xdp"), "nothing left attached: {links}");
 
     // A second instance on the same interface is refused.
-    let _first = Running::start(&["--netns", ns, "run", "--iface", &l.responder_if]);
+    let _first = run_responder(&l, &[]);
     let (ok, _, err) = output(Command::new(&bin).args(["--netns", ns, "run", "--iface", &l.responder_if]));
     assert!(!ok);
     assert!(err.contains("already running"), "{err}");
@@ -123,8 +100,8 @@ fn failures_are_explained_and_leave_nothing_attached() {
 fn a_killed_run_leaves_stale_pins_that_the_next_run_clears() {
     let l = unique_lab();
     let ns = l.responder_ns.as_str();
-    let instance = format!("{}@{}", l.responder_if, ns);
-    let mut first = Running::start(&["--netns", ns, "run", "--iface", &l.responder_if]);
+    let instance = l.instance();
+    let mut first = run_responder(&l, &[]);
     first.child.kill().unwrap();
     first.child.wait().unwrap();
     assert!(
@@ -143,20 +120,8 @@ fn a_killed_run_leaves_stale_pins_that_the_next_run_clears() {
     let (ok, _, err) = output(Command::new(icmpxdp_bin()).args(["stats", "--iface", &instance]));
     assert!(ok, "stale counters are still readable by name: {err}");
 
-    let mut second = Running::start(&["--netns", ns, "run", "--iface", &l.responder_if]);
-    let mut cmd = l.client_command("ping");
-    cmd.args([
-        "-c",
-        "2",
-        "-i",
-        "0.2",
-        "-W",
-        "1",
-        "-w",
-        "5",
-        &lab::RESPONDER_V4.to_string(),
-    ]);
-    assert_eq!(ping_counts(&output(&mut cmd).1), (2, 2));
+    let mut second = run_responder(&l, &[]);
+    assert_eq!(ping(&l, false, 2), (2, 2));
     assert_eq!(
         stats_json(&instance)["sent"]["ipv4"]["echo_reply"],
         2,

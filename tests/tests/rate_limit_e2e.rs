@@ -6,7 +6,6 @@
 use std::{
     mem::MaybeUninit,
     net::{Ipv4Addr, SocketAddr, UdpSocket},
-    process::Command,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -15,8 +14,7 @@ use std::{
 };
 
 use icmp_user::lab::{self, Lab, ip};
-use icmpxdp_tests::{Running, icmp4, icmpxdp_bin, in_netns, output, unique_lab};
-use serde_json::Value;
+use icmpxdp_tests::{Running, icmp4, in_netns, run_responder, stats_json, unique_lab};
 use socket2::{Domain, Protocol, Socket, Type};
 
 const FLOOD: Duration = Duration::from_secs(2);
@@ -25,23 +23,8 @@ const MAX_SENDS: u64 = 300_000;
 fn with_config(l: &Lab, toml: &str) -> (Running, std::path::PathBuf) {
     let path = std::env::temp_dir().join(format!("icmpxdp-{}-{}.toml", l.responder_ns, std::process::id()));
     std::fs::write(&path, toml).unwrap();
-    let run = Running::start(&[
-        "--netns",
-        &l.responder_ns,
-        "run",
-        "--iface",
-        &l.responder_if,
-        "--config",
-        path.to_str().unwrap(),
-    ]);
+    let run = run_responder(l, &["--config", path.to_str().unwrap()]);
     (run, path)
-}
-
-fn stats(l: &Lab) -> Value {
-    let instance = format!("{}@{}", l.responder_if, l.responder_ns);
-    let (ok, out, err) = output(Command::new(icmpxdp_bin()).args(["stats", "--iface", &instance, "--json"]));
-    assert!(ok, "{err}");
-    serde_json::from_str(&out).unwrap()
 }
 
 /// Counts ICMP messages of `kind` arriving in the client namespace while
@@ -136,7 +119,7 @@ fn one_source_gets_its_rate_plus_burst() {
         "the flood must offer far more than the limit ({sends} sent)"
     );
     assert_rate("errors/s, one source at 100/s burst 6", errors, 100.0, 6.0, elapsed);
-    let s = stats(&l);
+    let s = stats_json(&l.instance());
     let sent = s["sent"]["ipv4"]["destination_unreachable"].as_u64().unwrap();
     assert_eq!(sent, errors, "every error sent arrived: {s}");
     let limited = s["rate_limited"]["per_source"]["ipv4"]["destination_unreachable"]
@@ -176,7 +159,7 @@ fn many_sources_are_held_by_the_global_cap() {
         20.0,
         elapsed,
     );
-    let s = stats(&l);
+    let s = stats_json(&l.instance());
     assert!(
         s["rate_limited"]["global"]["ipv4"]["destination_unreachable"]
             .as_u64()
@@ -222,7 +205,7 @@ fn inbound_limit_drops_the_excess_and_counts_it() {
         10.0,
         elapsed,
     );
-    let s = stats(&l);
+    let s = stats_json(&l.instance());
     let seen = s["received"]["ipv4"]["echo_request"].as_u64().unwrap();
     let answered = s["sent"]["ipv4"]["echo_reply"].as_u64().unwrap();
     let refused = s["rate_limited"]["inbound"]["ipv4"]["echo_request"].as_u64().unwrap();

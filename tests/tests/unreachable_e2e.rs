@@ -6,20 +6,14 @@ use std::{
     io::ErrorKind,
     mem::MaybeUninit,
     net::{Ipv4Addr, SocketAddr, UdpSocket},
-    process::Command,
     time::{Duration, Instant},
 };
 
 use icmp_user::lab::{self, Lab};
 use icmpxdp_tests::{
-    Running, block_kernel_unreachables, icmpxdp_bin, in_netns, inet_checksum, ipv4, output, udp4, unique_lab,
+    block_kernel_unreachables, fix_ipv4_checksum, in_netns, ipv4, output, run_responder, stats_json, udp4, unique_lab,
 };
-use serde_json::Value;
 use socket2::{Domain, Protocol, Socket, Type};
-
-fn run_icmpxdp(l: &Lab) -> Running {
-    Running::start(&["--netns", &l.responder_ns, "run", "--iface", &l.responder_if])
-}
 
 fn recv_matching(raw: &Socket, deadline: Duration, want: impl Fn(&[u8]) -> bool) -> Option<Vec<u8>> {
     let end = Instant::now() + deadline;
@@ -107,9 +101,7 @@ fn xdp_errors_match_the_kernels() {
     );
     datagram[1] = 0x2b; // a TOS, to compare how both derive the error's TOS
     datagram[4..6].copy_from_slice(&0x4242u16.to_be_bytes());
-    datagram[10..12].copy_from_slice(&[0, 0]);
-    let c = inet_checksum(&[&datagram[..20]]);
-    datagram[10..12].copy_from_slice(&c.to_be_bytes());
+    fix_ipv4_checksum(&mut datagram);
 
     // 1. The kernel answers (nothing attached).
     let kernel4 = v4_error_for(&l, datagram.clone(), dport).expect("the kernel sends Port Unreachable");
@@ -118,7 +110,7 @@ fn xdp_errors_match_the_kernels() {
     // 2. The same datagrams with icmpxdp attached and the kernel's own
     // errors blocked, so what arrives is ours.
     block_kernel_unreachables(&l.responder_ns);
-    let _run = run_icmpxdp(&l);
+    let _run = run_responder(&l, &[]);
     let xdp4 = v4_error_for(&l, datagram, dport).expect("icmpxdp sends Port Unreachable");
     let (xdp6, xdp6_from) = v6_error_for(&l, 45001, dport, b"differential v6").expect("icmpxdp ICMPv6 error");
 
@@ -165,13 +157,6 @@ fn connected_udp(l: &Lab, v6: bool, dport: u16) -> Result<(), ErrorKind> {
     })
 }
 
-fn stats(l: &Lab) -> Value {
-    let instance = format!("{}@{}", l.responder_if, l.responder_ns);
-    let (ok, out, err) = output(Command::new(icmpxdp_bin()).args(["stats", "--iface", &instance, "--json"]));
-    assert!(ok, "{err}");
-    serde_json::from_str(&out).unwrap()
-}
-
 #[test]
 fn connected_socket_sees_econnrefused_from_xdp() {
     let l = unique_lab();
@@ -184,10 +169,10 @@ fn connected_socket_sees_econnrefused_from_xdp() {
             "v6={v6}: {r:?}"
         );
     }
-    let _run = run_icmpxdp(&l);
+    let _run = run_responder(&l, &[]);
     assert_eq!(connected_udp(&l, false, 9), Err(ErrorKind::ConnectionRefused));
     assert_eq!(connected_udp(&l, true, 9), Err(ErrorKind::ConnectionRefused));
-    let s = stats(&l);
+    let s = stats_json(&l.instance());
     assert_eq!(s["sent"]["ipv4"]["destination_unreachable"], 1, "{s}");
     assert_eq!(s["sent"]["ipv6"]["destination_unreachable"], 1, "{s}");
     assert_eq!(s["verdicts"]["unreachable_sent"], 2, "{s}");
@@ -219,7 +204,7 @@ fn traceroute_completes_at_the_responder() {
         silent.contains(" 1  *"),
         "without XDP the kernel's errors are blocked: {silent}"
     );
-    let _run = run_icmpxdp(&l);
+    let _run = run_responder(&l, &[]);
     for v6 in [false, true] {
         let out = traceroute(&l, v6);
         let target = if v6 {
@@ -237,7 +222,7 @@ fn traceroute_completes_at_the_responder() {
 fn binding_a_socket_opens_the_port() {
     let l = unique_lab();
     block_kernel_unreachables(&l.responder_ns);
-    let _run = run_icmpxdp(&l);
+    let _run = run_responder(&l, &[]);
     let port = 47001;
     assert_eq!(
         connected_udp(&l, false, port),
@@ -266,6 +251,6 @@ fn binding_a_socket_opens_the_port() {
         Err(ErrorKind::ConnectionRefused),
         "closed again"
     );
-    let s = stats(&l);
+    let s = stats_json(&l.instance());
     assert_eq!(s["verdicts"]["port_open"], 1, "{s}");
 }

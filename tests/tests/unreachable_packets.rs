@@ -12,8 +12,8 @@ use icmp_common::{
 };
 use icmp_user::config::PortBitmaps;
 use icmpxdp_tests::{
-    BCAST4, ETH_P_IP, ETH_P_IPV6, Frame, PEER4, PEER6, US4, US6, XDP_DROP, XDP_PASS, XDP_TX, Xdp, checksum_ok, icmp4,
-    icmp6_checksum_ok, inet_checksum, ipv4, ipv6, payload, udp4, udp6,
+    BCAST4, ETH_P_IP, ETH_P_IPV6, Frame, PEER4, PEER6, US4, US6, XDP_DROP, XDP_PASS, XDP_TX, Xdp, checksum_ok,
+    fix_ipv4_checksum, icmp4, icmp6_checksum_ok, inet_checksum, ipv4, ipv6, payload, udp4, udp6,
 };
 
 /// The traceroute range start: nothing listens there.
@@ -104,10 +104,7 @@ fn ipv4_port_unreachable_exact_bytes() {
             let data = payload(size, size as u8);
             let mut l3 = ipv4(PEER4, US4, 17, 61, options, &udp4(PEER4, US4, 40000, CLOSED, &data));
             l3[1] = 0x2b; // TOS: the error keeps bits 0x1e, adds precedence 0xc0
-            l3[10..12].copy_from_slice(&[0, 0]);
-            let ihl = 20 + options.len();
-            let c = inet_checksum(&[&l3[..ihl]]);
-            l3[10..12].copy_from_slice(&c.to_be_bytes());
+            fix_ipv4_checksum(&mut l3);
             let req = Frame::new(ETH_P_IP, l3).with_vlans(vlans);
             let (action, out) = x.run(&req.bytes());
             assert_eq!(action, XDP_TX, "vlans {vlans} size {size} options {}", options.len());
@@ -322,9 +319,7 @@ fn rule4_no_error_about_non_first_fragments() {
     let mut x = xdp();
     let mut l3 = dgram4(PEER4, US4, CLOSED, &payload(64, 1));
     l3[6..8].copy_from_slice(&185u16.to_be_bytes()); // offset 185 × 8 bytes
-    l3[10..12].copy_from_slice(&[0, 0]);
-    let c = inet_checksum(&[&l3[..20]]);
-    l3[10..12].copy_from_slice(&c.to_be_bytes());
+    fix_ipv4_checksum(&mut l3);
     let f = Frame::new(ETH_P_IP, l3).bytes();
     assert_not_answered(
         &mut x,
@@ -336,9 +331,7 @@ fn rule4_no_error_about_non_first_fragments() {
     // The first fragment is the kernel's to reassemble (not a suppression).
     let mut first = dgram4(PEER4, US4, CLOSED, &payload(64, 1));
     first[6] = 0x20; // MF, offset 0
-    first[10..12].copy_from_slice(&[0, 0]);
-    let c = inet_checksum(&[&first[..20]]);
-    first[10..12].copy_from_slice(&c.to_be_bytes());
+    fix_ipv4_checksum(&mut first);
     assert_not_answered(
         &mut x,
         &Frame::new(ETH_P_IP, first).bytes(),
@@ -446,21 +439,16 @@ fn malformed_udp_is_never_answered() {
     let mut x = xdp();
     let good = dgram4(PEER4, US4, CLOSED, &payload(40, 1));
     let set_udp_len = |l3: &mut Vec<u8>, len: u16| l3[24..26].copy_from_slice(&len.to_be_bytes());
-    let fix_ip = |l3: &mut Vec<u8>| {
-        l3[10..12].copy_from_slice(&[0, 0]);
-        let c = inet_checksum(&[&l3[..20]]);
-        l3[10..12].copy_from_slice(&c.to_be_bytes());
-    };
     let mut lying = good.clone();
     set_udp_len(&mut lying, 200);
     let mut short = good.clone();
     set_udp_len(&mut short, 7);
     let mut cut = good[..24].to_vec();
     cut[2..4].copy_from_slice(&24u16.to_be_bytes());
-    fix_ip(&mut cut);
+    fix_ipv4_checksum(&mut cut);
     let mut ip_lies = good.clone();
     ip_lies[2..4].copy_from_slice(&300u16.to_be_bytes());
-    fix_ip(&mut ip_lies);
+    fix_ipv4_checksum(&mut ip_lies);
     for (what, l3) in [
         ("UDP length beyond the IP payload", lying),
         ("UDP length below its header", short),
