@@ -10,7 +10,7 @@ use icmp_common::{
 
 use crate::{
     count, csum,
-    maps::ADDRS,
+    maps::{self, ADDRS},
     parse::{Cursor, EthHdr, IPPROTO_ICMP, IPPROTO_UDP, IcmpHdr, Ipv4Hdr},
     ratelimit, rewrite,
     udp::{self, Layout},
@@ -46,7 +46,6 @@ pub fn handle(ctx: &XdpContext, cur: &mut Cursor, eth: &mut EthHdr, l2_len: usiz
     if ip.proto == IPPROTO_UDP {
         let at = Layout {
             l2_len,
-            l3,
             l4: l3 + ihl,
             datagram_len: tot_len,
             ip_header_len: ihl,
@@ -92,9 +91,10 @@ fn answer_echo(eth: &mut EthHdr, ip: &mut Ipv4Hdr, icmp: &mut IcmpHdr, cfg: &Con
             {
                 return scope.reason();
             }
+            let reply = maps::echo_reply_type(ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY);
             rewrite::swap_macs(eth);
-            rewrite::echo_reply_v4(ip, icmp, cfg.ttl, ICMP_ECHO_REPLY);
-            count::sent(Family::V4, ICMP_ECHO_REPLY);
+            rewrite::echo_reply_v4(ip, icmp, cfg.ttl, reply);
+            count::sent(Family::V4, reply);
             Reason::EchoAnswered
         }
     }

@@ -9,7 +9,7 @@ use icmp_common::{
 
 use crate::{
     count,
-    maps::ADDRS,
+    maps::{self, ADDRS},
     parse::{Cursor, EthHdr, IPPROTO_ICMPV6, IPPROTO_UDP, IcmpHdr, Ipv6Hdr},
     ratelimit, rewrite,
     udp::{self, Layout},
@@ -37,7 +37,6 @@ struct FragHdr {
 
 #[inline(always)]
 pub fn handle(ctx: &XdpContext, cur: &mut Cursor, eth: &mut EthHdr, l2_len: usize, cfg: &Config) -> Reason {
-    let l3 = cur.pos;
     let Some(ip) = cur.next::<Ipv6Hdr>() else {
         return Reason::Malformed;
     };
@@ -50,7 +49,6 @@ pub fn handle(ctx: &XdpContext, cur: &mut Cursor, eth: &mut EthHdr, l2_len: usiz
     }
     let mut at = Layout {
         l2_len,
-        l3,
         l4: cur.pos,
         datagram_len: size_of::<Ipv6Hdr>() + payload_len,
         ip_header_len: size_of::<Ipv6Hdr>(),
@@ -104,9 +102,10 @@ fn answer_echo(eth: &mut EthHdr, ip: &mut Ipv6Hdr, icmp: &mut IcmpHdr, cfg: &Con
             {
                 return scope.reason();
             }
+            let reply = maps::echo_reply_type(ICMPV6_ECHO_REQUEST, ICMPV6_ECHO_REPLY);
             rewrite::swap_macs(eth);
-            rewrite::echo_reply_v6(ip, icmp, cfg.hop_limit, ICMPV6_ECHO_REPLY);
-            count::sent(Family::V6, ICMPV6_ECHO_REPLY);
+            rewrite::echo_reply_v6(ip, icmp, cfg.hop_limit, reply);
+            count::sent(Family::V6, reply);
             Reason::EchoAnswered
         }
     }

@@ -29,6 +29,29 @@ pub fn config() -> Option<&'static Config> {
     CONFIG.get(slot)
 }
 
+/// Set to 1 only by `icmpxdp bench`, at load time (a `.rodata` global): the
+/// echo rewrite then writes the request type back instead of the reply type,
+/// so a rewritten frame is again a valid request (addresses and MACs
+/// swapped, every checksum still updated) and BPF_PROG_TEST_RUN's repeat mode
+/// does the whole echo path on every run. The verifier sees the frozen value
+/// and removes the branch not taken, so the instructions that run are those
+/// of the normal program.
+#[unsafe(no_mangle)]
+static BENCH_ECHO_IN_PLACE: u8 = 0;
+
+/// The type an echo request is rewritten to: `reply`, or `request` in the
+/// benchmark's in-place mode (see [`BENCH_ECHO_IN_PLACE`]).
+#[inline(always)]
+pub fn echo_reply_type(request: u8, reply: u8) -> u8 {
+    // SAFETY: a read of an immutable static; volatile so the compiler does
+    // not fold the value the loader may have changed.
+    if unsafe { core::ptr::read_volatile(&BENCH_ECHO_IN_PLACE) } != 0 {
+        request
+    } else {
+        reply
+    }
+}
+
 /// The interface's own addresses and directed broadcasts.
 #[map]
 pub static ADDRS: Array<AddrSet> = Array::with_max_entries(1, 0);

@@ -33,8 +33,6 @@ pub struct UdpHdr {
 pub struct Layout {
     /// Bytes of Ethernet + VLAN headers.
     pub l2_len: usize,
-    /// Packet address of the IP header.
-    pub l3: usize,
     /// Packet address of the UDP header.
     pub l4: usize,
     /// The IP datagram's length (header included).

@@ -7,15 +7,18 @@
 //! Paths that rewrite the frame (echo, Port Unreachable) would see their own
 //! output on the second run, so they get a fresh frame per call (repeat 1);
 //! their baseline is measured the same way, so the kernel's per-call timer
-//! overhead is in both and cancels in "over floor". One run of every path is
-//! checked first (XDP action, checksums), so the bench cannot time the wrong
-//! path.
+//! overhead is in both and cancels in "over floor". Echo is also measured in
+//! repeat mode, on an instance loaded with `BENCH_ECHO_IN_PLACE` set (the
+//! rewrite writes the request type back, so its output is again a request):
+//! the VERDICTS counter must then grow by exactly the number of runs, so
+//! every run did the whole echo path. One run of every path is checked first
+//! (XDP action, checksums), so the bench cannot time the wrong path.
 
 use std::{fmt::Write as _, net::Ipv4Addr};
 
 use anyhow::{Context as _, Result, bail, ensure};
 use aya::programs::{TestRun as _, TestRunOptions};
-use icmp_common::{Config, ratelimit::Limit};
+use icmp_common::{Config, counters::Reason, ratelimit::Limit};
 use serde::Serialize;
 
 use crate::{
@@ -201,6 +204,34 @@ fn check(r: &mut Responder, what: &str, frame: &[u8], action: u32, v6: bool) -> 
     Ok(())
 }
 
+/// Checks the in-place echo instance: one run turns `frame` into the same
+/// request with MACs and addresses swapped (so type, TTL and checksums come
+/// out as they went in, verified), and `repeat` runs on one buffer count
+/// `repeat` answered echoes.
+fn check_in_place(r: &mut Responder, what: &str, frame: &[u8], v6: bool, repeat: u32) -> Result<()> {
+    check(r, what, frame, XDP_TX, v6)?;
+    let (_, _, out) = run_once(r, frame, 1)?;
+    let mut expected = frame.to_vec();
+    let (macs, addrs) = if v6 { (6, (22, 16)) } else { (6, (26, 4)) };
+    expected[..macs].copy_from_slice(&frame[macs..2 * macs]);
+    expected[macs..2 * macs].copy_from_slice(&frame[..macs]);
+    let (at, n) = addrs;
+    expected[at..at + n].copy_from_slice(&frame[at + n..at + 2 * n]);
+    expected[at + n..at + 2 * n].copy_from_slice(&frame[at..at + n]);
+    ensure!(
+        out == expected,
+        "bench path `{what}`: the in-place rewrite did not give the swapped request"
+    );
+    let before = r.snapshot()?.verdict(Reason::EchoAnswered);
+    run_once(r, frame, repeat)?;
+    let answered = r.snapshot()?.verdict(Reason::EchoAnswered) - before;
+    ensure!(
+        answered == u64::from(repeat),
+        "bench path `{what}`: {answered} of {repeat} repeat-mode runs answered: the bench would time the wrong path"
+    );
+    Ok(())
+}
+
 fn machine() -> (String, usize, String) {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -285,11 +316,29 @@ pub fn run(opts: Options) -> Result<Report> {
     let mut paths = vec![
         b.path("pass-through TCP", &tcp, Mode::Repeat, line)?,
         b.path("suppressed error (UDP to broadcast)", &suppressed, Mode::Repeat, line)?,
-        b.path("IPv4 echo", &echo4, Mode::Fresh, Some(8.0))?,
-        b.path("ICMPv6 echo", &echo6, Mode::Fresh, Some(8.0))?,
+    ];
+
+    // Echo in repeat mode, on the in-place instance. After one run the frame
+    // is addressed to PEER, so PEER is one of its addresses too.
+    let mut in_place = Responder::load_bench_echo_in_place()?;
+    let mut both = addrs;
+    both.push_v4(PEER4.octets());
+    both.push_v6(PEER6.octets());
+    in_place.set_addrs(&both)?;
+    in_place.set_config(&unlimited)?;
+    check_in_place(&mut in_place, "echo4 in place", &echo4, false, opts.repeat)?;
+    check_in_place(&mut in_place, "echo6 in place", &echo6, true, opts.repeat)?;
+    let normal = std::mem::replace(&mut b.prog, in_place);
+    paths.push(b.path("IPv4 echo", &echo4, Mode::Repeat, Some(8.0))?);
+    paths.push(b.path("ICMPv6 echo", &echo6, Mode::Repeat, Some(8.0))?);
+    b.prog = normal;
+
+    paths.extend([
+        b.path("IPv4 echo", &echo4, Mode::Fresh, line)?,
+        b.path("ICMPv6 echo", &echo6, Mode::Fresh, line)?,
         b.path("IPv4 Port Unreachable", &pu4, Mode::Fresh, Some(60.0))?,
         b.path("IPv6 Port Unreachable", &pu6, Mode::Fresh, Some(60.0))?,
-    ];
+    ]);
 
     // The limiter: the same Port Unreachable path with it running in full
     // (always admitting: a huge rate and burst, so every run does the bucket
@@ -390,7 +439,7 @@ impl Report {
 
 /// Fails unless the report is well formed with non-zero figures (the smoke test).
 pub fn validate(r: &Report) -> Result<()> {
-    if r.paths.len() < 8 {
+    if r.paths.len() < 11 {
         bail!("only {} paths", r.paths.len());
     }
     for p in &r.paths {

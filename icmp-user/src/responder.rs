@@ -66,6 +66,19 @@ impl Responder {
         Self::load_program(PROGRAM, DEFAULT_MAX_SOURCES)
     }
 
+    /// Loads the responder for the benchmark's repeat-mode echo: the echo
+    /// rewrite writes the request type back (the `BENCH_ECHO_IN_PLACE`
+    /// global), so every run on one buffer does the whole echo path. Never
+    /// for attaching: it would answer requests with requests.
+    pub fn load_bench_echo_in_place() -> Result<Self> {
+        Self::load_with_loader(
+            PROGRAM,
+            EbpfLoader::new()
+                .map_max_entries(map_names::BUCKETS, DEFAULT_MAX_SOURCES)
+                .set_global("BENCH_ECHO_IN_PLACE", &1u8, true),
+        )
+    }
+
     /// Loads the responder with room for `max_sources` per-source buckets.
     pub fn load_with(max_sources: u32) -> Result<Self> {
         Self::load_program(PROGRAM, max_sources)
@@ -88,8 +101,11 @@ impl Responder {
     }
 
     fn load_program(name: &'static str, max_sources: u32) -> Result<Self> {
-        let mut ebpf = EbpfLoader::new()
-            .map_max_entries(map_names::BUCKETS, max_sources)
+        Self::load_with_loader(name, EbpfLoader::new().map_max_entries(map_names::BUCKETS, max_sources))
+    }
+
+    fn load_with_loader(name: &'static str, loader: &mut EbpfLoader<'_>) -> Result<Self> {
+        let mut ebpf = loader
             .load(EBPF_OBJECT)
             .map_err(|e| anyhow!(e).context("loading the eBPF object (creating maps) failed; are you root?"))?;
         // The log ring buffer exists only because the program can log; a
