@@ -2,6 +2,13 @@
 //! source and destination leaves every sum unchanged (the IPv4 header sum and
 //! the ICMPv6 pseudo-header sum are symmetric in them), so only the TTL /
 //! hop-limit word and the type word need an update.
+//!
+//! Each updated 32-bit word (TTL, protocol, header checksum; type, code,
+//! ICMP checksum) is written with one 4-byte store. Byte and half-word
+//! stores would do the same, but a later 4-byte load of that word (the
+//! header checksum check reads the header in 32-bit words) cannot be
+//! forwarded from them and waits for them to reach the cache: in repeat-mode
+//! benchmarks that stall was most of the echo path's time.
 
 use icmp_common::checksum::{icmp4_canonical, replace16};
 
@@ -15,10 +22,8 @@ pub fn swap_macs(eth: &mut EthHdr) {
 /// Echo request → echo reply (type `reply_type`, code kept as Linux does).
 #[inline(always)]
 pub fn echo_reply_v4(ip: &mut Ipv4Hdr, icmp: &mut IcmpHdr, ttl: u8, reply_type: u8) {
-    let old = word([ip.ttl, ip.proto]);
-    ip.ttl = ttl;
-    let new = word([ip.ttl, ip.proto]);
-    ip.check = replace16(word(ip.check), old, new).to_ne_bytes();
+    let check = replace16(word(ip.check), word([ip.ttl, ip.proto]), word([ttl, ip.proto])).to_ne_bytes();
+    store_word(&mut ip.ttl, [ttl, ip.proto, check[0], check[1]]);
     core::mem::swap(&mut ip.src, &mut ip.dst);
 
     set_type(icmp, reply_type, true);
@@ -34,9 +39,17 @@ pub fn echo_reply_v6(ip: &mut Ipv6Hdr, icmp: &mut IcmpHdr, hop_limit: u8, reply_
 
 #[inline(always)]
 fn set_type(icmp: &mut IcmpHdr, kind: u8, v4: bool) {
-    let old = word([icmp.kind, icmp.code]);
-    icmp.kind = kind;
-    let new = word([icmp.kind, icmp.code]);
-    let check = replace16(word(icmp.check), old, new);
-    icmp.check = if v4 { icmp4_canonical(check) } else { check }.to_ne_bytes();
+    let check = replace16(word(icmp.check), word([icmp.kind, icmp.code]), word([kind, icmp.code]));
+    let check = if v4 { icmp4_canonical(check) } else { check }.to_ne_bytes();
+    store_word(&mut icmp.kind, [kind, icmp.code, check[0], check[1]]);
+}
+
+/// Writes the 4 bytes starting at `first` with one 32-bit store. Volatile:
+/// LLVM would otherwise store only the bytes that changed, one at a time.
+#[inline(always)]
+fn store_word(first: &mut u8, bytes: [u8; 4]) {
+    // SAFETY: every caller passes the first byte of a 4-byte run of fields
+    // in one `#[repr(C)]` header (ttl, proto, check[2] / kind, code,
+    // check[2]) that lies inside the frame.
+    unsafe { core::intrinsics::unaligned_volatile_store((first as *mut u8).cast::<u32>(), u32::from_ne_bytes(bytes)) };
 }

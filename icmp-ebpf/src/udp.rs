@@ -2,7 +2,10 @@
 //! `icmp_common::unreachable`; this module gathers the facts.
 
 use aya_ebpf::{
-    bindings::{BPF_F_CURRENT_NETNS, bpf_sock_tuple},
+    bindings::{
+        BPF_F_CURRENT_NETNS, bpf_sock_tuple, bpf_sock_tuple__bindgen_ty_1__bindgen_ty_1,
+        bpf_sock_tuple__bindgen_ty_1__bindgen_ty_2,
+    },
     helpers::{bpf_sk_lookup_udp, bpf_sk_release},
     programs::XdpContext,
 };
@@ -70,12 +73,23 @@ fn port_is_closed(dport: [u8; 2], cfg: &Config, ask: impl FnOnce() -> bool) -> b
 
 /// True when `bpf_sk_lookup_udp` finds a socket for this tuple in the
 /// interface's network namespace — exactly the kernel's own delivery decision.
+///
+/// `tuple` is the family's own member of `struct bpf_sock_tuple`, built
+/// field by field: the helper reads only `size_of::<T>()` bytes, and a
+/// zeroed 36-byte union costs a call to a `memset` subprogram per datagram.
 #[inline(always)]
-fn socket_exists(ctx: &XdpContext, tuple: &mut bpf_sock_tuple, size: usize) -> bool {
-    // SAFETY: the helper reads `size` bytes of `tuple`; a returned socket
+fn socket_exists<T>(ctx: &XdpContext, tuple: &mut T) -> bool {
+    // SAFETY: `T` is the ipv4 or ipv6 member of the union, which starts at
+    // offset 0, and the helper reads exactly its size; a returned socket
     // must be released, which we do at once.
     unsafe {
-        let sk = bpf_sk_lookup_udp(ctx.ctx as *mut _, tuple, size as u32, BPF_F_CURRENT_NETNS as u64, 0);
+        let sk = bpf_sk_lookup_udp(
+            ctx.ctx as *mut _,
+            (tuple as *mut T).cast::<bpf_sock_tuple>(),
+            size_of::<T>() as u32,
+            BPF_F_CURRENT_NETNS as u64,
+            0,
+        );
         if sk.is_null() {
             return false;
         }
@@ -107,14 +121,13 @@ pub fn v4(ctx: &XdpContext, eth: &EthHdr, ip: &Ipv4Hdr, at: &Layout, cfg: &Confi
         return Reason::Malformed;
     };
     let closed = port_is_closed(udp.dport, cfg, || {
-        // SAFETY: plain-old-data union, fully written before use.
-        let mut t: bpf_sock_tuple = unsafe { core::mem::zeroed() };
-        let v = unsafe { &mut t.__bindgen_anon_1.ipv4 };
-        v.saddr = u32::from_ne_bytes(ip.src);
-        v.daddr = u32::from_ne_bytes(ip.dst);
-        v.sport = u16::from_ne_bytes(udp.sport);
-        v.dport = u16::from_ne_bytes(udp.dport);
-        socket_exists(ctx, &mut t, 12)
+        let mut t = bpf_sock_tuple__bindgen_ty_1__bindgen_ty_1 {
+            saddr: u32::from_ne_bytes(ip.src),
+            daddr: u32::from_ne_bytes(ip.dst),
+            sport: u16::from_ne_bytes(udp.sport),
+            dport: u16::from_ne_bytes(udp.dport),
+        };
+        socket_exists(ctx, &mut t)
     });
     if !closed {
         return Reason::PortOpen;
@@ -152,16 +165,16 @@ pub fn v6(ctx: &XdpContext, eth: &EthHdr, ip: &Ipv6Hdr, at: &Layout, frag: Optio
         return Reason::Malformed;
     };
     let closed = port_is_closed(udp.dport, cfg, || {
-        // SAFETY: plain-old-data union, fully written before use.
-        let mut t: bpf_sock_tuple = unsafe { core::mem::zeroed() };
-        let v = unsafe { &mut t.__bindgen_anon_1.ipv6 };
-        for i in 0..4 {
-            v.saddr[i] = u32::from_ne_bytes([ip.src[4 * i], ip.src[4 * i + 1], ip.src[4 * i + 2], ip.src[4 * i + 3]]);
-            v.daddr[i] = u32::from_ne_bytes([ip.dst[4 * i], ip.dst[4 * i + 1], ip.dst[4 * i + 2], ip.dst[4 * i + 3]]);
-        }
-        v.sport = u16::from_ne_bytes(udp.sport);
-        v.dport = u16::from_ne_bytes(udp.dport);
-        socket_exists(ctx, &mut t, 36)
+        let words = |a: &[u8; 16]| {
+            core::array::from_fn(|i| u32::from_ne_bytes([a[4 * i], a[4 * i + 1], a[4 * i + 2], a[4 * i + 3]]))
+        };
+        let mut t = bpf_sock_tuple__bindgen_ty_1__bindgen_ty_2 {
+            saddr: words(&ip.src),
+            daddr: words(&ip.dst),
+            sport: u16::from_ne_bytes(udp.sport),
+            dport: u16::from_ne_bytes(udp.dport),
+        };
+        socket_exists(ctx, &mut t)
     });
     if !closed {
         return Reason::PortOpen;

@@ -204,22 +204,31 @@ fn send_v4(ctx: &XdpContext, l2_len: usize, tos: u8, ttl: u8, quote: usize, quot
     // SAFETY: h..h+48 (new headers + original IP header) is inside the
     // frame (checked above).
     unsafe {
-        put(h, [0x45u8, tos]);
-        put(h + 2, ((28 + quote) as u16).to_be_bytes());
-        put(h + 4, id);
-        put(h + 6, [0u8, 0, ttl, 1, 0, 0]); // no DF, TTL, ICMP, checksum 0
-        put(h + 12, get::<u32>(orig + 16)); // from where it was sent to
-        put(h + 16, get::<u32>(orig + 12)); // back to its source
-        put(h + 20, [KIND, CODE, 0, 0, 0, 0, 0, 0]);
-        let mut sum = 0u32;
-        let mut i = 0;
-        while i < 20 {
-            sum += get::<u16>(h + i) as u32;
-            i += 2;
-        }
-        put(h + 10, !fold(sum));
-        let icmp_sum = u16::from_ne_bytes([KIND, CODE]) as u64 + quote_sum;
-        put(h + 22, !fold64(icmp_sum));
+        let from = get::<u32>(orig + 16); // from where it was sent to
+        let to = get::<u32>(orig + 12); // back to its source
+        let first = [0x45u8, tos];
+        let total = ((28 + quote) as u16).to_be_bytes();
+        let ttl_proto = [ttl, 1u8];
+        // The header's sum from the values in registers: reading back what
+        // was just stored, in other widths, stalls on store forwarding.
+        // (Native 16-bit words; the fragment word and checksum are 0.)
+        let sum = u16::from_ne_bytes(first) as u32
+            + u16::from_ne_bytes(total) as u32
+            + id as u32
+            + u16::from_ne_bytes(ttl_proto) as u32
+            + (from & 0xffff)
+            + (from >> 16)
+            + (to & 0xffff)
+            + (to >> 16);
+        let check = (!fold(sum)).to_ne_bytes();
+        put(h, [first[0], first[1], total[0], total[1]]);
+        let id = id.to_ne_bytes();
+        put(h + 4, [id[0], id[1], 0, 0]); // no DF
+        put(h + 8, [ttl_proto[0], ttl_proto[1], check[0], check[1]]);
+        put(h + 12, from);
+        put(h + 16, to);
+        let icmp_check = (!fold64(u16::from_ne_bytes([KIND, CODE]) as u64 + quote_sum)).to_ne_bytes();
+        put(h + 20, [KIND, CODE, icmp_check[0], icmp_check[1], 0, 0, 0, 0]);
     }
     trim(ctx, l2_len + 28 + quote)
 }
