@@ -62,7 +62,7 @@ impl Options {
     pub const FULL: Self = Self {
         duration: Duration::from_secs(2),
         max_frames: 50_000_000,
-        trials: 3,
+        trials: 5,
     };
     pub const QUICK: Self = Self {
         duration: Duration::from_millis(300),
