@@ -266,8 +266,13 @@ fn send_v6(ctx: &XdpContext, l2_len: usize, hop_limit: u8, quote: usize, quote_s
             sum += (d & 0xffff_ffff) + (d >> 32);
             i += 1;
         }
-        put(h + 8, get::<[u64; 2]>(orig + 24)); // from where it was sent to
-        put(h + 24, get::<[u64; 2]>(orig + 8)); // back to its source
+        // In 8-byte words: an array copy compiles to a `memmove` call.
+        let mut i = 0;
+        while i < 2 {
+            put(h + 8 + 8 * i, get::<u64>(orig + 24 + 8 * i)); // from where it was sent to
+            put(h + 24 + 8 * i, get::<u64>(orig + 8 + 8 * i)); // back to its source
+            i += 1;
+        }
         put(h + 40, [KIND, CODE]);
         put(h + 42, !fold64(sum));
         put(h + 44, [0u8; 4]);
