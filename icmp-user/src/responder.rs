@@ -75,7 +75,7 @@ impl Responder {
             PROGRAM,
             EbpfLoader::new()
                 .map_max_entries(map_names::BUCKETS, DEFAULT_MAX_SOURCES)
-                .set_global("BENCH_ECHO_IN_PLACE", &1u8, true),
+                .override_global("BENCH_ECHO_IN_PLACE", &1u8, true),
         )
     }
 
