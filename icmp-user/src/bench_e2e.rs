@@ -33,15 +33,12 @@ use aya::{
     maps::{Array, PerCpuArray},
     programs::{TestRun as _, TestRunAttrs, TestRunOptions},
 };
-use icmp_common::{
-    Config, Family,
-    counters::{TYPE_SLOTS, type_index},
-    ratelimit::Limit,
-};
+use icmp_common::{Config, Family, counters::type_index, ratelimit::Limit};
 use serde::Serialize;
 
 use crate::{
     GEN_PROGRAM, SINK_PROGRAM,
+    bench::verdict,
     lab::{self, Lab, ip, sysctl_in},
     netns,
     packet::{ETH_P_IP, Frame, icmp4, ipv4, udp4},
@@ -182,7 +179,6 @@ fn cpu_ns(pid: i32) -> Result<u64> {
 
 fn sink_count(sink: &mut Responder, family: Family, kind: u8) -> Result<u64> {
     let map: PerCpuArray<&aya::maps::MapData, u64> = PerCpuArray::try_from(&*sink.map_named("SINK")?)?;
-    let _ = TYPE_SLOTS;
     Ok(map.get(&type_index(family, kind), 0)?.iter().sum())
 }
 
@@ -272,10 +268,6 @@ impl Bench {
 /// Share of the offered frames at or above which a responder is taken to
 /// have kept up with the generator (a few frames are in flight at the end).
 const KEPT_UP: f64 = 0.99;
-
-fn verdict(met: bool) -> &'static str {
-    if met { "met" } else { "**missed**" }
-}
 
 /// One line per traffic kind: both ratios against their targets, and what
 /// bounds the replies/s ratio when icmpxdp answered all it was offered.
