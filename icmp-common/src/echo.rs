@@ -9,7 +9,7 @@ use crate::{
         v6_is_single_host_source,
     },
     config::{AddrSet, Config, FLAG_ANSWER_ANY_DST, FLAG_ECHO_V4, FLAG_ECHO_V6, FLAG_RESERVED_SOURCE_INVALID},
-    counters::Reason,
+    reason::Reason,
 };
 
 /// The outcome of a decision: answer it, or leave it to the kernel and why.

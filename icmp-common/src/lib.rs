@@ -4,18 +4,26 @@
 //! (`icmp-ebpf`) compiles it for `bpfel-unknown-none`, the loader uses the same
 //! `#[repr(C)]` types to fill and read maps, and the host tests exercise the
 //! exact functions the kernel runs.
+//!
+//! Nothing here knows about aya or the kernel (the `user` feature only adds
+//! `aya::Pod` impls): no map, no helper call, no allocation.
 #![no_std]
 
 #[cfg(test)]
 extern crate std;
 
+// Imports run one way, leaf first:
+// reason ← ratelimit ← config ← {echo, unreachable, action}; addr,
+// checksum and counters (← reason) stand beside them.
+pub mod action;
 pub mod addr;
 pub mod checksum;
 pub mod config;
 pub mod counters;
 pub mod echo;
 pub mod ratelimit;
+pub mod reason;
 pub mod unreachable;
 
 pub use config::{AddrSet, Config};
-pub use counters::{Family, Reason};
+pub use reason::{Action, Family, Reason};

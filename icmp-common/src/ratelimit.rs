@@ -11,7 +11,7 @@
 //! `icmp_global_allow` (`icmp_msgs_per_sec`, `icmp_msgs_burst`) are buckets
 //! of this kind.
 
-use crate::counters::Reason;
+use crate::reason::Reason;
 
 /// A rate: one message per `interval_ns`, up to `burst` at once.
 /// `interval_ns == 0` means unlimited.
@@ -326,7 +326,16 @@ mod tests {
             let ok = simulate(&l, &arrivals).len() as u64;
             let span = arrivals.last().unwrap() - arrivals[0];
             prop_assert!(ok <= u64::from(burst) + span / interval);
-            prop_assert!(ok + 1 >= u64::from(burst) + span / interval);
+            if burst >= 2 {
+                // The tolerance absorbs the arrivals' phase: nothing is lost.
+                prop_assert!(ok + 1 >= u64::from(burst) + span / interval);
+            } else {
+                // Burst 1 has no tolerance: each admission can come up to
+                // `step - 1` after its due time, and that slack is lost (as
+                // in Linux's `inet_peer_xrlim_allow` with one token), so the
+                // spacing is at most `interval + step - 1`.
+                prop_assert!(ok >= span / (interval + step - 1), "ok {}", ok);
+            }
         }
     }
 }

@@ -19,7 +19,7 @@ use crate::{
         v6_is_single_host_source,
     },
     config::{AddrSet, Config, FLAG_ANSWER_ANY_DST, FLAG_PORTS_BY_SOCKET, FLAG_RESERVED_SOURCE_INVALID},
-    counters::Reason,
+    reason::Reason,
 };
 
 /// What the offending datagram carries, as far as the rules care.

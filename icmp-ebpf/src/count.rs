@@ -1,7 +1,10 @@
 //! Per-CPU counters: no atomics needed, the loader sums across CPUs.
 
 use aya_ebpf::maps::PerCpuArray;
-use icmp_common::counters::{Action, Family, Reason, type_index};
+use icmp_common::{
+    counters::type_index,
+    reason::{Action, Family, Reason},
+};
 
 use crate::maps::{ACTIONS, RX_TYPES, TX_TYPES, VERDICTS};
 

@@ -4,8 +4,8 @@ use aya_ebpf::programs::XdpContext;
 use icmp_common::{
     AddrSet, Config,
     checksum::fold64,
-    counters::{Family, Reason},
     echo::{EchoV4, Verdict, decide_v4},
+    reason::{Family, Reason},
 };
 
 use crate::{

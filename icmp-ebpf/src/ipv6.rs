@@ -3,8 +3,8 @@
 use aya_ebpf::programs::XdpContext;
 use icmp_common::{
     AddrSet, Config,
-    counters::{Family, Reason},
     echo::{EchoV6, Verdict, decide_v6},
+    reason::{Family, Reason},
 };
 
 use crate::{

@@ -18,8 +18,9 @@ mod unreachable;
 use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use aya_log_ebpf::debug;
 use icmp_common::{
+    action::action_for,
     config::{FLAG_ENABLED, FLAG_LOG_DECISIONS},
-    counters::{Reason, action_for},
+    reason::Reason,
 };
 use parse::{Cursor, L3};
 

@@ -8,8 +8,9 @@ use aya_ebpf::{
 use icmp_common::{
     AddrSet, Config,
     config::PORT_SLOTS,
-    counters::{Action, Reason, TYPE_SLOTS},
+    counters::TYPE_SLOTS,
     ratelimit::{BucketKey, Scope},
+    reason::{Action, Reason},
 };
 
 /// Two [`Config`] slots, double-buffered: a reload writes the slot not in

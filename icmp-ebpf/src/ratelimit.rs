@@ -6,8 +6,9 @@ use aya_ebpf::{bindings::BPF_NOEXIST, helpers::bpf_ktime_get_coarse_ns};
 use icmp_common::{
     Config,
     config::FLAG_INBOUND_LIMIT,
-    counters::{Family, type_index},
+    counters::type_index,
     ratelimit::{BucketKey, Limit, Scope, limited_v4, limited_v6, outgoing},
+    reason::Family,
 };
 
 use crate::maps::{BUCKETS, GLOBAL_BUCKET, RATE_LIMITED};

@@ -12,7 +12,7 @@ use aya_ebpf::{
 use icmp_common::{
     AddrSet, Config,
     config::{FLAG_UNREACH_V4, FLAG_UNREACH_V6, PORT_WORDS, port_slot},
-    counters::Reason,
+    reason::Reason,
     unreachable::{
         DatagramV4, DatagramV6, Payload, PortClass, classify_port, suppress_v4, suppress_v6, target_v4, target_v6,
     },

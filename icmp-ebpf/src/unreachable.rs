@@ -16,7 +16,7 @@ use aya_ebpf::{
 use icmp_common::{
     Config,
     checksum::{fold, fold64},
-    counters::{Family, Reason},
+    reason::{Family, Reason},
     unreachable::quote_len,
 };
 

@@ -11,8 +11,8 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 
 use crate::{
-    netns,
-    responder::{Mode, Responder},
+    dataplane::load::{Mode, Responder},
+    dataplane::netns,
 };
 
 pub const RESPONDER_V4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
@@ -124,7 +124,7 @@ impl Lab {
     /// The instance name `icmpxdp --netns <responder ns> run` gives the
     /// responder's interface (its pin directory, `stats --iface` argument).
     pub fn instance(&self) -> String {
-        crate::pin::instance_name(&self.responder_if, Some(&self.responder_ns))
+        crate::dataplane::pins::instance_name(&self.responder_if, Some(&self.responder_ns))
     }
 
     /// The program on the client veth (`xdp_pass`, or the benchmark's sink).

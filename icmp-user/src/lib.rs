@@ -1,18 +1,15 @@
-//! icmpxdp's loader as a library: the `icmpxdp` binary and the integration
-//! tests share it.
+//! icmpxdp's loader as a library: the `icmpxdp` binary (whose subcommands
+//! live in `src/cli/`) and the integration tests share it.
+//!
+//! Rooms follow the data: [`config`] (file → validated settings) →
+//! [`dataplane`] (load, attach, write maps, pins) → [`observe`] (counters,
+//! metrics). [`lab`] builds the two-namespace lab; [`bench`] measures.
 
-pub mod addrs;
 pub mod bench;
-pub mod bench_e2e;
 pub mod config;
-pub mod control;
+pub mod dataplane;
 pub mod lab;
-pub mod metrics;
-pub mod netns;
-pub mod packet;
-pub mod pin;
-pub mod responder;
-pub mod stats;
+pub mod observe;
 
 /// The XDP object, built by `build.rs` and embedded so the binary stands alone.
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/icmp-ebpf"));

@@ -2,7 +2,7 @@
 //! checksum, BPF_PROG_TEST_RUN on the real program, labs and a guard for a
 //! running `icmpxdp`.
 //!
-//! Frame builders and the independent checksum live in `icmp_user::packet`
+//! Frame builders and the independent checksum live in `icmp_user::bench::frames`
 //! (the benchmark uses them too) and are re-exported here.
 
 use std::{
@@ -16,14 +16,14 @@ use std::{
 
 use aya::programs::{TestRun as _, TestRunOptions};
 use icmp_common::{Config, Reason};
-use icmp_user::{lab::Lab, responder::Responder};
+use icmp_user::{dataplane::load::Responder, lab::Lab};
 
 pub const XDP_ABORTED: u32 = 0;
 pub const XDP_DROP: u32 = 1;
 pub const XDP_PASS: u32 = 2;
 pub const XDP_TX: u32 = 3;
 
-pub use icmp_user::packet::*;
+pub use icmp_user::bench::frames::*;
 
 /// Fails the test unless running as root: privileged tests never skip.
 pub fn require_root() {
@@ -211,7 +211,7 @@ pub fn ping_counts(stdout: &str) -> (u32, u32) {
 pub fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
     let ns = ns.to_owned();
     std::thread::spawn(move || {
-        let _inside = icmp_user::netns::enter(&ns).expect("enter netns");
+        let _inside = icmp_user::dataplane::netns::enter(&ns).expect("enter netns");
         f()
     })
     .join()

@@ -7,8 +7,8 @@ use std::net::{Ipv4Addr, Ipv6Addr, UdpSocket};
 use icmp_common::{
     Config, Family, Reason,
     config::{FLAG_DROP_SUPPRESSED, FLAG_PORTS_BY_SOCKET, FLAG_RESERVED_SOURCE_INVALID, FLAG_UNREACH_V4, PORT_SLOTS},
-    counters::Action,
     ratelimit::Limit,
+    reason::Action,
 };
 use icmp_user::config::PortBitmaps;
 use icmpxdp_tests::{

@@ -30,19 +30,21 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 use aya::{
-    maps::{Array, PerCpuArray},
+    maps::Array,
     programs::{TestRun as _, TestRunAttrs, TestRunOptions},
 };
 use icmp_common::{Config, Family, counters::type_index, ratelimit::Limit};
 use serde::Serialize;
 
+use super::placement::{cpu_jiffies, cpu_ns, ifindex_in, mac_of, napi_realtime, pin_to_cpu, threaded_napi};
 use crate::{
     GEN_PROGRAM, SINK_PROGRAM,
-    bench::verdict,
+    bench::frames::{ETH_P_IP, Frame, icmp4, ipv4, udp4},
+    bench::report::verdict,
+    dataplane::load::{Mode, Responder},
+    dataplane::netns,
     lab::{self, Lab, ip, sysctl_in},
-    netns,
-    packet::{ETH_P_IP, Frame, icmp4, ipv4, udp4},
-    responder::{Mode, Responder},
+    observe::counters::sum_per_cpu,
 };
 
 const FRAME_LEN: usize = 98;
@@ -84,102 +86,13 @@ pub struct Measurement {
     pub us_per_reply: f64,
 }
 
-/// Busy and total jiffies of CPU `n` from /proc/stat.
-fn cpu_jiffies(n: usize) -> Result<(u64, u64)> {
-    let stat = std::fs::read_to_string("/proc/stat")?;
-    let line = stat
-        .lines()
-        .find(|l| l.starts_with(&format!("cpu{n} ")))
-        .context("no such CPU in /proc/stat")?;
-    let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
-    // user nice system idle iowait irq softirq steal
-    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
-    let total: u64 = v.iter().take(8).sum();
-    Ok((total - idle, total))
-}
-
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub measurements: Vec<Measurement>,
 }
 
-fn mac_of(ns: &str, dev: &str) -> Result<[u8; 6]> {
-    let out = std::process::Command::new("ip")
-        .args(["-n", ns, "-j", "link", "show", dev])
-        .output()?;
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("ip -j link")?;
-    let text = v[0]["address"].as_str().context("no MAC address")?;
-    let mut mac = [0u8; 6];
-    for (i, b) in text.split(':').enumerate().take(6) {
-        mac[i] = u8::from_str_radix(b, 16)?;
-    }
-    Ok(mac)
-}
-
-fn ifindex_in(ns: &str, dev: &str) -> Result<u32> {
-    let _inside = netns::enter(ns)?;
-    nix::net::if_::if_nametoindex(dev).with_context(|| format!("ifindex of {dev}"))
-}
-
-/// Turns on threaded NAPI for `dev` in `ns`; returns its NAPI thread's pid.
-fn threaded_napi(ns: &str, dev: &str) -> Result<i32> {
-    let st = std::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            ns,
-            "sh",
-            "-c",
-            &format!("echo 1 > /sys/class/net/{dev}/threaded"),
-        ])
-        .status()?;
-    if !st.success() {
-        bail!("cannot enable threaded NAPI on {dev}");
-    }
-    // Comm names are cut at 15 bytes: "napi/<dev>-<id>".
-    let prefix: String = format!("napi/{dev}-").chars().take(15).collect();
-    for _ in 0..50 {
-        for e in std::fs::read_dir("/proc")?.flatten() {
-            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            if std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim().starts_with(&prefix)) {
-                return Ok(pid);
-            }
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    bail!("no NAPI thread {prefix}* for {dev}")
-}
-
-fn pin_to_cpu(pid: i32, cpu: usize) -> Result<()> {
-    let mut set = nix::sched::CpuSet::new();
-    set.set(cpu)?;
-    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(pid), &set)
-        .with_context(|| format!("pinning {pid} to CPU {cpu}"))
-}
-
-/// Pins a NAPI thread to `cpu` and makes it SCHED_FIFO: it runs as soon as
-/// it has frames, ahead of any SCHED_OTHER thread on that CPU.
-fn napi_realtime(pid: i32, cpu: usize) -> Result<()> {
-    pin_to_cpu(pid, cpu)?;
-    let param = libc::sched_param { sched_priority: 50 };
-    // SAFETY: a plain syscall on a thread id, with a valid parameter block.
-    if unsafe { libc::sched_setscheduler(pid, libc::SCHED_FIFO, &param) } != 0 {
-        bail!("SCHED_FIFO for NAPI thread {pid}: {}", std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// CPU time (ns) a thread has run, from /proc/<pid>/schedstat.
-fn cpu_ns(pid: i32) -> Result<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/schedstat"))?;
-    Ok(s.split_whitespace().next().context("schedstat")?.parse()?)
-}
-
 fn sink_count(sink: &mut Responder, family: Family, kind: u8) -> Result<u64> {
-    let map: PerCpuArray<&aya::maps::MapData, u64> = PerCpuArray::try_from(&*sink.map_named("SINK")?)?;
-    Ok(map.get(&type_index(family, kind), 0)?.iter().sum())
+    sum_per_cpu(sink.map_named("SINK")?, type_index(family, kind))
 }
 
 /// Runs the generator on the current thread (already in the generator's

@@ -1,176 +1,19 @@
-//! The TOML config file (see `icmpxdp.example.toml`) and its translation into
-//! the [`Config`] the program reads. Invalid files are rejected here, with the
-//! key and the reason, before anything reaches the kernel.
+//! Validation: the file's values checked (every message names the key, the
+//! value and the reason) and turned into the [`Settings`] the loader writes
+//! into the program. Nothing invalid gets past [`FileConfig::settings`].
 
-use std::path::Path;
-
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Result, bail};
 use icmp_common::{
     Config,
     config::{
         FLAG_ANSWER_ANY_DST, FLAG_DROP_SUPPRESSED, FLAG_ECHO_V4, FLAG_ECHO_V6, FLAG_ENABLED, FLAG_INBOUND_DROP,
         FLAG_INBOUND_LIMIT, FLAG_LOG_DECISIONS, FLAG_OVER_LIMIT_DROP, FLAG_PORTS_BY_SOCKET,
-        FLAG_RESERVED_SOURCE_INVALID, FLAG_UNREACH_V4, FLAG_UNREACH_V6, PORT_SLOTS, PORT_WORDS, port_slot,
+        FLAG_RESERVED_SOURCE_INVALID, FLAG_UNREACH_V4, FLAG_UNREACH_V6,
     },
-    ratelimit::{DEFAULT_RATEMASK_V4, Limit},
+    ratelimit::Limit,
 };
-use serde::Deserialize;
 
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
-pub struct FileConfig {
-    pub echo: Echo,
-    pub unreachable: Unreachable,
-    pub rate_limit: RateLimit,
-    pub ip: Ip,
-    pub debug: Debug,
-}
-
-/// How ports in neither list are classified.
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum PortPolicy {
-    /// Closed when no UDP socket would receive the datagram (decided in XDP
-    /// with `bpf_sk_lookup_udp`, exactly as the kernel delivers).
-    Socket,
-    /// Open: only `closed_ports` get errors.
-    Listed,
-}
-
-/// What to do with a datagram whose error was suppressed.
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum SuppressedAction {
-    Pass,
-    Drop,
-}
-
-/// A port (`53`) or an inclusive range (`"33434-33534"`).
-#[derive(Debug, Deserialize, Clone, PartialEq, Eq)]
-#[serde(untagged)]
-pub enum PortSpec {
-    One(i64),
-    Range(String),
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Unreachable {
-    /// Send Port Unreachable (3/3) for UDP to closed IPv4 ports.
-    pub ipv4: bool,
-    /// Send Port Unreachable (1/4) for UDP to closed IPv6 ports.
-    pub ipv6: bool,
-    pub policy: PortPolicy,
-    /// Always closed (e.g. the traceroute range "33434-33534").
-    pub closed_ports: Vec<PortSpec>,
-    /// Never an error: wins over `closed_ports` and the policy.
-    pub open_ports: Vec<PortSpec>,
-    pub suppressed: SuppressedAction,
-    /// Treat 240.0.0.0/4 sources as hosts (RFC 1812 §4.2.2.11 (e) says not).
-    pub reserved_sources_are_hosts: bool,
-    /// Largest IPv4 error, total length (RFC 1812 §4.3.2.3: 576).
-    pub ipv4_error_size: i64,
-    /// Largest IPv6 error (RFC 4443 §2.4(c): 1280).
-    pub ipv6_error_size: i64,
-}
-
-impl Default for Unreachable {
-    fn default() -> Self {
-        Self {
-            ipv4: true,
-            ipv6: true,
-            policy: PortPolicy::Socket,
-            closed_ports: Vec::new(),
-            open_ports: Vec::new(),
-            suppressed: SuppressedAction::Pass,
-            reserved_sources_are_hosts: false,
-            ipv4_error_size: Config::MAX_V4_ERROR_SIZE.into(),
-            ipv6_error_size: Config::MAX_V6_ERROR_SIZE.into(),
-        }
-    }
-}
-
-/// A ratemask: a number (`0x1818`, `6168`) or a list of types and ranges
-/// (`"0-1,3-127"`, `[3, 4, 11, 12]`).
-#[derive(Debug, Deserialize, Clone, PartialEq, Eq)]
-#[serde(untagged)]
-pub enum Ratemask {
-    Number(i64),
-    Text(String),
-    Types(Vec<i64>),
-}
-
-/// What happens to the frame whose reply or error a limit refused.
-#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum OverLimit {
-    Drop,
-    Pass,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RateLimit {
-    /// Per-source interval between messages, ms (net.ipv4.icmp_ratelimit,
-    /// net.ipv6.icmp.ratelimit); 0: no per-source limit.
-    pub ratelimit_ms: i64,
-    /// Per-source burst (Linux's XRLIM_BURST_FACTOR, 6).
-    pub burst: i64,
-    /// Host-wide messages per second (net.ipv4.icmp_msgs_per_sec); 0: none.
-    pub msgs_per_sec: i64,
-    /// Host-wide burst (net.ipv4.icmp_msgs_burst).
-    pub msgs_burst: i64,
-    /// ICMP types limited (net.ipv4.icmp_ratemask, default 0x1818).
-    pub ratemask: Ratemask,
-    /// ICMPv6 types limited (net.ipv6.icmp.ratemask, default "0-1,3-127").
-    pub ratemask_v6: Ratemask,
-    pub over_limit: OverLimit,
-    /// Sources are aggregated to these prefixes.
-    pub ipv4_prefix: i64,
-    pub ipv6_prefix: i64,
-    /// Most sources with a bucket (LRU map entries; fixed when attaching).
-    pub max_sources: i64,
-    pub inbound_echo: InboundEcho,
-}
-
-impl Default for RateLimit {
-    fn default() -> Self {
-        Self {
-            ratelimit_ms: 1000,
-            burst: 6,
-            msgs_per_sec: 1000,
-            msgs_burst: 50,
-            ratemask: Ratemask::Number(i64::from(DEFAULT_RATEMASK_V4)),
-            ratemask_v6: Ratemask::Text("0-1,3-127".into()),
-            over_limit: OverLimit::Drop,
-            ipv4_prefix: 32,
-            ipv6_prefix: 64,
-            max_sources: 65536,
-            inbound_echo: InboundEcho::default(),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct InboundEcho {
-    /// Echo requests per second per source (like nftables `limit rate`);
-    /// 0: no inbound limit.
-    pub per_sec: i64,
-    pub burst: i64,
-    /// Over the limit: "drop" in XDP, or "pass" to the kernel.
-    pub action: OverLimit,
-}
-
-impl Default for InboundEcho {
-    fn default() -> Self {
-        Self {
-            per_sec: 0,
-            burst: 100,
-            action: OverLimit::Drop,
-        }
-    }
-}
+use super::{FileConfig, OverLimit, PortBitmaps, PortPolicy, Ratemask, SuppressedAction};
 
 fn ranged(key: &str, v: i64, lo: i64, hi: i64) -> Result<i64> {
     if (lo..=hi).contains(&v) {
@@ -240,101 +83,11 @@ pub struct Settings {
     pub max_sources: u32,
 }
 
-/// The `PORTS` map contents: open-port bitmap, then closed-port bitmap.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PortBitmaps(pub Vec<u64>);
-
-impl PortBitmaps {
-    fn mark(&mut self, port: u16, closed: bool) {
-        let (slot, bit) = port_slot(port);
-        let slot = slot + if closed { PORT_WORDS } else { 0 };
-        self.0[slot as usize] |= bit;
-    }
-
-    pub fn is(&self, port: u16, closed: bool) -> bool {
-        let (slot, bit) = port_slot(port);
-        let slot = slot + if closed { PORT_WORDS } else { 0 };
-        self.0[slot as usize] & bit != 0
-    }
-}
-
-fn parse_ports(key: &str, specs: &[PortSpec], closed: bool, into: &mut PortBitmaps) -> Result<()> {
-    let port = |i: usize, v: i64| -> Result<u16> {
-        u16::try_from(v).map_err(|_| anyhow::anyhow!("{key}[{i}]: port must be between 0 and 65535, got {v}"))
-    };
-    for (i, spec) in specs.iter().enumerate() {
-        let (lo, hi) = match spec {
-            PortSpec::One(p) => (port(i, *p)?, port(i, *p)?),
-            PortSpec::Range(r) => {
-                let bad = || anyhow::anyhow!("{key}[{i}]: expected a port or a range like \"33434-33534\", got {r:?}");
-                let (a, b) = r.split_once('-').ok_or_else(bad)?;
-                let a: i64 = a.trim().parse().map_err(|_| bad())?;
-                let b: i64 = b.trim().parse().map_err(|_| bad())?;
-                let (a, b) = (port(i, a)?, port(i, b)?);
-                if a > b {
-                    bail!("{key}[{i}]: range {r:?} starts after it ends");
-                }
-                (a, b)
-            }
-        };
-        for p in lo..=hi {
-            into.mark(p, closed);
-        }
-    }
-    Ok(())
-}
-
 fn size_in(key: &str, v: i64, min: u16, max: u16) -> Result<u16> {
     match u16::try_from(v) {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
         _ => bail!("{key}: must be between {min} and {max}, got {v}"),
     }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Echo {
-    /// Answer IPv4 echo requests (8 → 0).
-    pub ipv4: bool,
-    /// Answer ICMPv6 echo requests (128 → 129).
-    pub ipv6: bool,
-    /// Answer for any destination address, not only the interface's own.
-    pub answer_any_destination: bool,
-}
-
-impl Default for Echo {
-    fn default() -> Self {
-        Self {
-            ipv4: true,
-            ipv6: true,
-            answer_any_destination: false,
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Ip {
-    /// TTL of IPv4 messages we send (net.ipv4.ip_default_ttl).
-    pub ttl: i64,
-    /// Hop limit of IPv6 messages we send (net.ipv6.conf.*.hop_limit).
-    pub hop_limit: i64,
-}
-
-impl Default for Ip {
-    fn default() -> Self {
-        Self {
-            ttl: Config::DEFAULT_TTL.into(),
-            hop_limit: Config::DEFAULT_TTL.into(),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
-pub struct Debug {
-    /// Log every decision through aya-log (slow; for debugging only).
-    pub log_decisions: bool,
 }
 
 fn hop_count(key: &str, v: i64) -> Result<u8> {
@@ -345,65 +98,6 @@ fn hop_count(key: &str, v: i64) -> Result<u8> {
 }
 
 impl FileConfig {
-    pub fn from_toml(text: &str) -> Result<Self> {
-        Ok(toml::from_str(text)?)
-    }
-
-    pub fn from_file(path: &Path) -> Result<Self> {
-        Self::load(Some(path), &[])
-    }
-
-    /// The file (if any) with `KEY=VALUE` overrides from the command line
-    /// applied on top (`rate_limit.burst=10`, `unreachable.closed_ports=[7]`;
-    /// a value that is not TOML is taken as a string).
-    pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Self> {
-        let text = match path {
-            Some(p) => std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
-            None => String::new(),
-        };
-        let mut table: toml::Table = toml::from_str(&text)
-            .with_context(|| format!("invalid config {}", path.map_or("".into(), |p| p.display().to_string())))?;
-        for o in overrides {
-            let (key, value) = o
-                .split_once('=')
-                .with_context(|| format!("--set {o:?}: expected KEY=VALUE, e.g. rate_limit.burst=10"))?;
-            let value: toml::Value = toml::from_str::<toml::Table>(&format!("v = {value}"))
-                .ok()
-                .and_then(|mut t| t.remove("v"))
-                .unwrap_or_else(|| toml::Value::String(value.to_owned()));
-            let mut parts: Vec<&str> = key.trim().split('.').collect();
-            let last = parts
-                .pop()
-                .filter(|l| !l.is_empty())
-                .with_context(|| format!("--set {o:?}: empty key"))?;
-            let mut t = &mut table;
-            for part in parts {
-                t = t
-                    .entry(part)
-                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-                    .as_table_mut()
-                    .with_context(|| format!("--set {o:?}: `{part}` is not a section"))?;
-            }
-            t.insert(last.to_owned(), value);
-        }
-        let file: Self = toml::Value::Table(table)
-            .try_into()
-            .map_err(anyhow::Error::from)
-            .with_context(|| match path {
-                Some(p) => format!("invalid config {}", p.display()),
-                None => "invalid --set".to_owned(),
-            })?;
-        Ok(file)
-    }
-
-    /// The port lists as the `PORTS` map holds them (validated).
-    pub fn port_bitmaps(&self) -> Result<PortBitmaps> {
-        let mut b = PortBitmaps(vec![0; PORT_SLOTS as usize]);
-        parse_ports("unreachable.closed_ports", &self.unreachable.closed_ports, true, &mut b)?;
-        parse_ports("unreachable.open_ports", &self.unreachable.open_ports, false, &mut b)?;
-        Ok(b)
-    }
-
     /// Validates everything and converts to what the loader writes.
     pub fn settings(&self) -> Result<Settings> {
         let r = &self.rate_limit;
@@ -506,6 +200,8 @@ impl FileConfig {
 
 #[cfg(test)]
 mod tests {
+    use icmp_common::ratelimit::DEFAULT_RATEMASK_V4;
+
     use super::*;
 
     #[test]

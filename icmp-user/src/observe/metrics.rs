@@ -9,8 +9,9 @@ use std::{net::SocketAddr, sync::Arc};
 use anyhow::{Context as _, Result};
 use axum::response::IntoResponse as _;
 use icmp_common::{
-    counters::{Action, Family, Reason, type_index, type_name},
+    counters::{type_index, type_name},
     ratelimit::Scope,
+    reason::{Action, Family, Reason},
 };
 use prometheus_client::{
     encoding::text::encode,
@@ -18,7 +19,7 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::{pin, stats::Snapshot};
+use crate::{dataplane::pins as pin, observe::counters::Snapshot};
 
 type Labels = Vec<(&'static str, String)>;
 

@@ -14,8 +14,9 @@ use icmp_common::{AddrSet, Config};
 use crate::{
     EBPF_OBJECT, PASS_PROGRAM, PROGRAM,
     config::{PortBitmaps, Settings},
-    control, map_names,
-    stats::Snapshot,
+    dataplane::config_maps as control,
+    map_names,
+    observe::counters::Snapshot,
 };
 
 /// Per-source buckets when no config says otherwise.
@@ -252,10 +253,10 @@ impl Responder {
             anyhow!(e).context("the kernel attached through netlink, not a BPF link, so the attachment cannot be pinned (needs Linux ≥ 5.9); use `icmpxdp run`")
         })?;
         self.program()
-            .pin(dir.join(crate::pin::PROG_PIN))
+            .pin(dir.join(crate::dataplane::pins::PROG_PIN))
             .context("pinning the program")?;
         let _pinned = fd_link
-            .pin(dir.join(crate::pin::LINK_PIN))
+            .pin(dir.join(crate::dataplane::pins::LINK_PIN))
             .context("pinning the link")?;
         Ok(())
     }

@@ -14,19 +14,19 @@
 //! every run did the whole echo path. One run of every path is checked first
 //! (XDP action, checksums), so the bench cannot time the wrong path.
 
-use std::{fmt::Write as _, net::Ipv4Addr};
+use std::net::Ipv4Addr;
 
-use anyhow::{Context as _, Result, bail, ensure};
+use anyhow::{Context as _, Result, ensure};
 use aya::programs::{TestRun as _, TestRunOptions};
-use icmp_common::{Config, counters::Reason, ratelimit::Limit};
-use serde::Serialize;
+use icmp_common::{Config, Reason, ratelimit::Limit};
 
+use super::report::{Mode, PathResult, Report, machine, today};
 use crate::{
-    packet::{
+    bench::frames::{
         ETH_P_IP, ETH_P_IPV6, Frame, PEER4, PEER6, US4, US6, checksum_ok, icmp4, icmp6, icmp6_checksum_ok, ipv4, ipv6,
         udp4, udp6,
     },
-    responder::Responder,
+    dataplane::load::Responder,
 };
 
 const XDP_DROP: u32 = 1;
@@ -58,45 +58,6 @@ impl Options {
         repeat: 20_000,
         calls: 50,
     };
-}
-
-#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    Repeat,
-    Fresh,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct PathResult {
-    pub path: String,
-    pub mode: Mode,
-    /// Median (repeat mode) or 10%-trimmed mean (fresh mode) of the samples.
-    pub median_ns: f64,
-    pub min_ns: f64,
-    pub floor_median_ns: f64,
-    pub floor_min_ns: f64,
-    /// median − floor median.
-    pub over_floor_ns: f64,
-    /// The target for `over_floor_ns`, where the project has one.
-    pub target_ns: Option<f64>,
-    pub met: Option<bool>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct Report {
-    pub date: String,
-    pub cpu: String,
-    pub cpus: usize,
-    pub kernel: String,
-    pub verified_insns: u32,
-    pub options: String,
-    pub paths: Vec<PathResult>,
-    /// Port Unreachable with the limiter running in full (bucket lookup +
-    /// compare-and-exchange, always admitting) minus the same path with the
-    /// limiter skipped by the ratemask.
-    pub limiter_added_ns: f64,
-    pub limiter_target_ns: f64,
 }
 
 struct Bench {
@@ -231,36 +192,6 @@ fn check_in_place(r: &mut Responder, what: &str, frame: &[u8], v6: bool, repeat:
     Ok(())
 }
 
-/// How a figure against its target is shown in the Markdown reports.
-pub(crate) fn verdict(met: bool) -> &'static str {
-    if met { "met" } else { "**missed**" }
-}
-
-fn machine() -> (String, usize, String) {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .unwrap_or_default()
-        .trim()
-        .to_owned();
-    (cpu, cpus, kernel)
-}
-
-fn today() -> String {
-    std::process::Command::new("date")
-        .arg("+%Y-%m-%d")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default()
-}
-
 /// Runs every path; needs root (it loads programs).
 pub fn run(opts: Options) -> Result<Report> {
     let unlimited = Config {
@@ -388,61 +319,4 @@ pub fn run(opts: Options) -> Result<Report> {
         limiter_added_ns,
         limiter_target_ns: 5.0,
     })
-}
-
-impl Report {
-    pub fn markdown(&self) -> String {
-        let mut s = String::new();
-        let _ = writeln!(s, "### icmpxdp bench, {}\n", self.date);
-        let _ = writeln!(
-            s,
-            "{} × {} vCPU, kernel {}; verifier: {} instructions processed.  ",
-            self.cpu, self.cpus, self.kernel, self.verified_insns
-        );
-        let _ = writeln!(
-            s,
-            "{}. ns per packet through BPF_PROG_TEST_RUN; floor = an XDP_PASS program measured interleaved in the same mode; \
-             \"median\" is the median in repeat mode and the 10%-trimmed mean with a fresh frame per call (the clock steps by 10 ns here).\n",
-            self.options
-        );
-        let _ = writeln!(
-            s,
-            "| path | mode | median ns | min ns | floor median ns | over floor ns | target | |"
-        );
-        let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---|");
-        for p in &self.paths {
-            let target = p.target_ns.map_or(String::new(), |t| format!("≤ {t:.0}"));
-            let met = p.met.map_or("", verdict);
-            let mode = match p.mode {
-                Mode::Repeat => "repeat",
-                Mode::Fresh => "fresh frame",
-            };
-            let _ = writeln!(
-                s,
-                "| {} | {mode} | {:.1} | {:.1} | {:.1} | {:.1} | {target} | {met} |",
-                p.path, p.median_ns, p.min_ns, p.floor_median_ns, p.over_floor_ns
-            );
-        }
-        let met = verdict(self.limiter_added_ns <= self.limiter_target_ns);
-        let _ = writeln!(
-            s,
-            "\nRate limiter added on the Port Unreachable path: {:.1} ns (target ≤ {:.0} ns: {met}).",
-            self.limiter_added_ns, self.limiter_target_ns
-        );
-        s
-    }
-}
-
-/// Fails unless the report is well formed with non-zero figures (the smoke test).
-pub fn validate(r: &Report) -> Result<()> {
-    if r.paths.len() < 11 {
-        bail!("only {} paths", r.paths.len());
-    }
-    for p in &r.paths {
-        ensure!(
-            p.median_ns > 0.0 && p.floor_median_ns > 0.0 && p.min_ns > 0.0,
-            "zero figure in {p:?}"
-        );
-    }
-    Ok(())
 }

@@ -1,0 +1,18 @@
+//! Configuration: from the TOML file and `--set` overrides ([`file`]) through
+//! validation ([`validate`], [`ports`]) to the [`Settings`] the loader
+//! writes into the program's maps.
+//!
+//! Invalid config is rejected here, naming the key, the value and the reason,
+//! before anything reaches the kernel. Nothing in this room touches a map or
+//! the kernel: writing settings is `dataplane::config_maps`.
+
+pub mod file;
+pub mod ports;
+pub mod validate;
+
+pub use file::{
+    Debug, Echo, FileConfig, InboundEcho, Ip, OverLimit, PortPolicy, PortSpec, RateLimit, Ratemask, SuppressedAction,
+    Unreachable,
+};
+pub use ports::PortBitmaps;
+pub use validate::Settings;

@@ -1,0 +1,15 @@
+//! Everything that talks to the kernel about the program: loading the
+//! embedded object and attaching it ([`load`]), writing config into its
+//! maps ([`config_maps`]), where an instance lives on bpffs and in
+//! `/run/icmpxdp` ([`pins`]), the interface's addresses through netlink
+//! ([`addrs`]) and entering a network namespace ([`netns`]).
+//!
+//! Nothing here decides a policy or parses a config file: it takes
+//! validated [`crate::config::Settings`] and puts them where the program
+//! reads them.
+
+pub mod addrs;
+pub mod config_maps;
+pub mod load;
+pub mod netns;
+pub mod pins;

@@ -1,0 +1,122 @@
+//! Counter snapshots: the one place per-CPU counter maps are read and
+//! summed over CPUs, from a live instance's maps or from its pins. `stats`,
+//! `stats --watch`, the lab's live line, `/metrics` and the benchmarks all
+//! read counters through here; rendering is [`super::report`].
+
+use std::path::Path;
+
+use anyhow::{Context as _, Result};
+use aya::maps::{Map, MapData, PerCpuArray};
+use icmp_common::{
+    counters::{TYPE_SLOTS, type_index},
+    ratelimit::Scope,
+    reason::{Action, Family, Reason},
+};
+
+use crate::map_names;
+
+/// Counters of one instance, summed over CPUs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    pub verdicts: [u64; Reason::COUNT as usize],
+    pub actions: [u64; Action::COUNT as usize],
+    pub received: Vec<u64>,
+    pub sent: Vec<u64>,
+    /// Not sent for a rate limit, by scope × family × type.
+    pub rate_limited: Vec<u64>,
+}
+
+/// Slot `index` of a per-CPU `u64` array map, summed over CPUs.
+pub fn sum_per_cpu(map: &Map, index: u32) -> Result<u64> {
+    let map: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(map)?;
+    Ok(map.get(&index, 0)?.iter().sum())
+}
+
+/// Slots `0..len` of a per-CPU `u64` array map, each summed over CPUs.
+pub fn sum_per_cpu_all(map: &Map, len: u32) -> Result<Vec<u64>> {
+    let map: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(map)?;
+    (0..len).map(|i| Ok(map.get(&i, 0)?.iter().sum())).collect()
+}
+
+impl Snapshot {
+    pub fn read(verdicts: &Map, actions: &Map, received: &Map, sent: &Map, rate_limited: &Map) -> Result<Self> {
+        let v = sum_per_cpu_all(verdicts, Reason::COUNT)?;
+        let a = sum_per_cpu_all(actions, Action::COUNT)?;
+        Ok(Self {
+            verdicts: v.try_into().expect("Reason::COUNT slots"),
+            actions: a.try_into().expect("Action::COUNT slots"),
+            received: sum_per_cpu_all(received, TYPE_SLOTS)?,
+            sent: sum_per_cpu_all(sent, TYPE_SLOTS)?,
+            rate_limited: sum_per_cpu_all(rate_limited, Scope::COUNT * TYPE_SLOTS)?,
+        })
+    }
+
+    /// Reads the maps pinned under an instance directory.
+    pub fn from_pins(dir: &Path) -> Result<Self> {
+        let open = |name: &str| -> Result<Map> {
+            let path = dir.join(name);
+            let data = MapData::from_pin(&path).with_context(|| format!("opening pinned map {}", path.display()))?;
+            Ok(Map::PerCpuArray(data))
+        };
+        Self::read(
+            &open(map_names::VERDICTS)?,
+            &open(map_names::ACTIONS)?,
+            &open(map_names::RX_TYPES)?,
+            &open(map_names::TX_TYPES)?,
+            &open(map_names::RATE_LIMITED)?,
+        )
+    }
+
+    pub fn verdict(&self, r: Reason) -> u64 {
+        self.verdicts[r as usize]
+    }
+
+    pub fn received(&self, f: Family, icmp_type: u8) -> u64 {
+        self.received[type_index(f, icmp_type) as usize]
+    }
+
+    pub fn sent(&self, f: Family, icmp_type: u8) -> u64 {
+        self.sent[type_index(f, icmp_type) as usize]
+    }
+
+    /// Messages of this type not sent (or, inbound, requests refused) for
+    /// the `scope` limit.
+    pub fn limited(&self, scope: Scope, f: Family, icmp_type: u8) -> u64 {
+        self.rate_limited[(scope as u32 * TYPE_SLOTS + type_index(f, icmp_type)) as usize]
+    }
+
+    pub(super) fn limited_in(&self, scope: Scope) -> &[u64] {
+        let start = (scope as u32 * TYPE_SLOTS) as usize;
+        &self.rate_limited[start..start + TYPE_SLOTS as usize]
+    }
+
+    /// Frames the program has seen (every frame has exactly one verdict).
+    pub fn frames(&self) -> u64 {
+        self.verdicts.iter().sum()
+    }
+
+    pub fn action(&self, a: Action) -> u64 {
+        self.actions[a as usize]
+    }
+
+    /// Errors not sent because a suppression rule applied.
+    pub fn suppressed(&self) -> u64 {
+        Reason::ALL
+            .iter()
+            .filter(|r| r.is_suppression())
+            .map(|r| self.verdict(*r))
+            .sum()
+    }
+
+    /// Counters that moved from `earlier` to `self`.
+    pub fn since(&self, earlier: &Self) -> Self {
+        let sub = |a: &[u64], b: &[u64]| a.iter().zip(b).map(|(x, y)| x.saturating_sub(*y)).collect::<Vec<_>>();
+        Self {
+            verdicts: sub(&self.verdicts, &earlier.verdicts).try_into().expect("same length"),
+            actions: sub(&self.actions, &earlier.actions).try_into().expect("same length"),
+            received: sub(&self.received, &earlier.received),
+            sent: sub(&self.sent, &earlier.sent),
+            rate_limited: sub(&self.rate_limited, &earlier.rate_limited),
+        }
+    }
+}
