@@ -48,6 +48,36 @@ pub fn v6_is_single_host_source(a: &[u8; 16]) -> bool {
     !(hi == 0 && a[15] <= 1)
 }
 
+/// Whether a message we send may carry this IPv4 source: a single host,
+/// whatever the config says — never 0.0.0.0/8, 127.0.0.0/8, 224.0.0.0/4,
+/// 240.0.0.0/4 (even where `reserved_sources_are_hosts` lets such a source
+/// be answered) or 255.255.255.255; directed broadcasts are checked by the
+/// caller against the address set. Linux drops such packets as martians.
+#[inline(always)]
+pub const fn v4_may_send_from(a: &[u8; 4]) -> bool {
+    v4_is_single_host_source(a, false)
+}
+
+/// Whether a message we send may carry this IPv6 source: not ::, ::1,
+/// ff00::/8, nor an IPv4-mapped address (::ffff:0:0/96, which Linux drops on
+/// receipt, `ipv6_rcv`).
+#[inline(always)]
+pub fn v6_may_send_from(a: &[u8; 16]) -> bool {
+    v6_is_single_host_source(a) && !v6_is_v4_mapped(a)
+}
+
+/// ::ffff:0:0/96.
+#[inline(always)]
+pub fn v6_is_v4_mapped(a: &[u8; 16]) -> bool {
+    let mut zero = 0u8;
+    let mut i = 0;
+    while i < 10 {
+        zero |= a[i];
+        i += 1;
+    }
+    zero == 0 && a[10] == 0xff && a[11] == 0xff
+}
+
 /// The I/G bit of a destination MAC: set for broadcast and multicast frames.
 #[inline(always)]
 pub const fn mac_is_group(mac: &[u8; 6]) -> bool {

@@ -5,8 +5,9 @@ use crate::ratelimit::{DEFAULT_RATEMASK_V4, DEFAULT_RATEMASK_V6, Limit};
 /// `Config::flags`: the program acts at all (a zeroed, never-written config
 /// leaves every frame to the kernel).
 pub const FLAG_ENABLED: u32 = 1 << 0;
-/// `Config::flags`: answer echo requests for any destination address, not
-/// only the interface's own.
+/// `Config::flags`: answer echo requests for any unicast destination address,
+/// not only the interface's own. Echo only: no error is ever generated for a
+/// destination that is not the host's.
 pub const FLAG_ANSWER_ANY_DST: u32 = 1 << 1;
 /// `Config::flags`: answer IPv4 echo requests.
 pub const FLAG_ECHO_V4: u32 = 1 << 2;
@@ -35,6 +36,11 @@ pub const FLAG_OVER_LIMIT_DROP: u32 = 1 << 10;
 pub const FLAG_INBOUND_LIMIT: u32 = 1 << 11;
 /// `Config::flags`: drop echo requests over the inbound limit (else pass).
 pub const FLAG_INBOUND_DROP: u32 = 1 << 12;
+/// `Config::flags`: also answer echo requests to destinations in the
+/// `ANSWER_PREFIXES_V4` / `_V6` LPM tries (`echo.answer_prefixes`: VIPs
+/// behind an anycast or a load balancer). Echo only, like
+/// [`FLAG_ANSWER_ANY_DST`]; without the flag the tries are never looked up.
+pub const FLAG_ANSWER_PREFIXES: u32 = 1 << 13;
 
 /// The one entry of the `CONFIG` array map.
 #[repr(C)]
@@ -207,6 +213,10 @@ fn push<const N: usize, T: PartialEq + Copy>(set: &mut [T; N], len: &mut u32, x:
     *len += 1;
     true
 }
+
+/// Entries in each of the `ANSWER_PREFIXES_V4` / `_V6` LPM tries
+/// (`echo.answer_prefixes`).
+pub const MAX_ANSWER_PREFIXES: u32 = 1024;
 
 /// Words in each half of the `PORTS` bitmap map: 1024 × 64 bits = 65536 ports.
 pub const PORT_WORDS: u32 = 1024;

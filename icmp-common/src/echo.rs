@@ -5,10 +5,13 @@
 
 use crate::{
     addr::{
-        mac_is_group, v4_is_limited_broadcast, v4_is_multicast, v4_is_single_host_source, v6_is_multicast,
-        v6_is_single_host_source,
+        mac_is_group, v4_is_limited_broadcast, v4_is_multicast, v4_is_single_host_source, v4_may_send_from,
+        v6_is_multicast, v6_is_single_host_source, v6_may_send_from,
     },
-    config::{AddrSet, Config, FLAG_ANSWER_ANY_DST, FLAG_ECHO_V4, FLAG_ECHO_V6, FLAG_RESERVED_SOURCE_INVALID},
+    config::{
+        AddrSet, Config, FLAG_ANSWER_ANY_DST, FLAG_ANSWER_PREFIXES, FLAG_ECHO_V4, FLAG_ECHO_V6,
+        FLAG_RESERVED_SOURCE_INVALID,
+    },
     reason::Reason,
 };
 
@@ -33,13 +36,17 @@ pub struct EchoV6<'a> {
     pub dst: &'a [u8; 16],
 }
 
-/// Decides an IPv4 echo request.
+/// Decides an IPv4 echo request. `in_answer_prefixes` says whether the
+/// destination is in `echo.answer_prefixes`; it is asked only when the
+/// destination is not one of ours and the prefixes are configured.
 ///
 /// Broadcast and multicast destinations, link-layer group frames and odd
 /// sources are left to the kernel, which answers (or not) by its own sysctls:
-/// swapping addresses would otherwise send from a group address.
+/// swapping addresses would otherwise send from a group address. Last, the
+/// reply's source (the request's destination) must be one we may send from
+/// ([`v4_may_send_from`]), whatever the config.
 #[inline(always)]
-pub fn decide_v4(p: &EchoV4<'_>, cfg: &Config, addrs: &AddrSet) -> Verdict {
+pub fn decide_v4(p: &EchoV4<'_>, cfg: &Config, addrs: &AddrSet, in_answer_prefixes: impl FnOnce() -> bool) -> Verdict {
     if !cfg.has(FLAG_ECHO_V4) {
         return Verdict::Pass(Reason::Disabled);
     }
@@ -52,15 +59,20 @@ pub fn decide_v4(p: &EchoV4<'_>, cfg: &Config, addrs: &AddrSet) -> Verdict {
     if !v4_is_single_host_source(p.src, !cfg.has(FLAG_RESERVED_SOURCE_INVALID)) || addrs.is_v4_broadcast(p.src) {
         return Verdict::Pass(Reason::BadSource);
     }
-    if !cfg.has(FLAG_ANSWER_ANY_DST) && !addrs.has_v4(p.dst) {
+    let ours =
+        addrs.has_v4(p.dst) || cfg.has(FLAG_ANSWER_ANY_DST) || (cfg.has(FLAG_ANSWER_PREFIXES) && in_answer_prefixes());
+    if !ours {
         return Verdict::Pass(Reason::NotOurs);
+    }
+    if !v4_may_send_from(p.dst) {
+        return Verdict::Pass(Reason::UnsendableSource);
     }
     Verdict::Answer
 }
 
 /// Decides an ICMPv6 echo request (same rules as [`decide_v4`]).
 #[inline(always)]
-pub fn decide_v6(p: &EchoV6<'_>, cfg: &Config, addrs: &AddrSet) -> Verdict {
+pub fn decide_v6(p: &EchoV6<'_>, cfg: &Config, addrs: &AddrSet, in_answer_prefixes: impl FnOnce() -> bool) -> Verdict {
     if !cfg.has(FLAG_ECHO_V6) {
         return Verdict::Pass(Reason::Disabled);
     }
@@ -73,8 +85,13 @@ pub fn decide_v6(p: &EchoV6<'_>, cfg: &Config, addrs: &AddrSet) -> Verdict {
     if !v6_is_single_host_source(p.src) {
         return Verdict::Pass(Reason::BadSource);
     }
-    if !cfg.has(FLAG_ANSWER_ANY_DST) && !addrs.has_v6(p.dst) {
+    let ours =
+        addrs.has_v6(p.dst) || cfg.has(FLAG_ANSWER_ANY_DST) || (cfg.has(FLAG_ANSWER_PREFIXES) && in_answer_prefixes());
+    if !ours {
         return Verdict::Pass(Reason::NotOurs);
+    }
+    if !v6_may_send_from(p.dst) {
+        return Verdict::Pass(Reason::UnsendableSource);
     }
     Verdict::Answer
 }
@@ -111,6 +128,7 @@ mod tests {
             },
             cfg,
             a,
+            || false,
         )
     }
 
@@ -146,6 +164,58 @@ mod tests {
             v4(MAC, PEER, BCAST, &any, &a),
             Verdict::Pass(Reason::BroadcastDestination)
         );
+        // … nor a reply from an address that is not a single host (RFC 1122
+        // §3.2.1.3; Linux drops such packets as martians).
+        for dst in [
+            [127, 0, 0, 1],
+            [0, 0, 0, 0],
+            [0, 1, 2, 3],
+            [240, 0, 0, 1],
+            [254, 1, 1, 1],
+        ] {
+            assert_eq!(
+                v4(MAC, PEER, dst, &any, &a),
+                Verdict::Pass(Reason::UnsendableSource),
+                "{dst:?}"
+            );
+        }
+        // Prefixes: asked only when configured and the destination is not ours.
+        let prefixes = Config {
+            flags: cfg.flags | FLAG_ANSWER_PREFIXES,
+            ..cfg
+        };
+        let ask = |dst: [u8; 4], c: &Config, inside: bool| {
+            let mut asked = false;
+            let v = decide_v4(
+                &EchoV4 {
+                    eth_dst: &MAC,
+                    src: &PEER,
+                    dst: &dst,
+                },
+                c,
+                &a,
+                || {
+                    asked = true;
+                    inside
+                },
+            );
+            (v, asked)
+        };
+        assert_eq!(ask([198, 51, 100, 7], &prefixes, true), (Verdict::Answer, true));
+        assert_eq!(
+            ask([198, 51, 100, 7], &prefixes, false),
+            (Verdict::Pass(Reason::NotOurs), true)
+        );
+        assert_eq!(ask(OURS, &prefixes, false), (Verdict::Answer, false), "ours: no lookup");
+        assert_eq!(
+            ask([198, 51, 100, 7], &cfg, true),
+            (Verdict::Pass(Reason::NotOurs), false),
+            "flag off: no lookup"
+        );
+        assert_eq!(
+            ask([127, 0, 0, 1], &prefixes, true),
+            (Verdict::Pass(Reason::UnsendableSource), true)
+        );
         let off = Config {
             flags: cfg.flags & !FLAG_ECHO_V4,
             ..cfg
@@ -165,6 +235,7 @@ mod tests {
                 },
                 &cfg,
                 &a,
+                || false,
             )
         };
         assert_eq!(d(MAC, v6(2), v6(1)), Verdict::Answer);
@@ -183,5 +254,29 @@ mod tests {
         assert_eq!(d(MAC, lo, v6(1)), Verdict::Pass(Reason::BadSource));
         assert_eq!(d(MAC, [0; 16], v6(1)), Verdict::Pass(Reason::BadSource));
         assert_eq!(d(MAC, mc, v6(1)), Verdict::Pass(Reason::BadSource));
+        let any = Config {
+            flags: cfg.flags | FLAG_ANSWER_ANY_DST,
+            ..cfg
+        };
+        let mut mapped = [0u8; 16];
+        mapped[10] = 0xff;
+        mapped[11] = 0xff;
+        mapped[12..].copy_from_slice(&[192, 0, 2, 1]);
+        for dst in [lo, [0; 16], mapped] {
+            assert_eq!(
+                decide_v6(
+                    &EchoV6 {
+                        eth_dst: &MAC,
+                        src: &v6(2),
+                        dst: &dst,
+                    },
+                    &any,
+                    &a,
+                    || false,
+                ),
+                Verdict::Pass(Reason::UnsendableSource),
+                "{dst:?}"
+            );
+        }
     }
 }

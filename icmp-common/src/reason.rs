@@ -76,10 +76,14 @@ pub enum Reason {
     RateLimitedGlobal,
     /// An echo request over its source's inbound limit.
     RateLimitedInbound,
+    /// A reply or error would have left with a source that is not a single
+    /// host (loopback, unspecified, multicast, reserved, a broadcast): never
+    /// sent, whatever the config; the frame goes to the kernel.
+    UnsendableSource,
 }
 
 impl Reason {
-    pub const COUNT: u32 = 22;
+    pub const COUNT: u32 = 23;
 
     pub const ALL: [Self; Self::COUNT as usize] = [
         Self::EchoAnswered,
@@ -104,6 +108,7 @@ impl Reason {
         Self::RateLimitedPerSource,
         Self::RateLimitedGlobal,
         Self::RateLimitedInbound,
+        Self::UnsendableSource,
     ];
 
     /// Stable snake_case name used in `icmpxdp stats` and metrics.
@@ -131,6 +136,7 @@ impl Reason {
             Self::RateLimitedPerSource => "rate_limited_per_source",
             Self::RateLimitedGlobal => "rate_limited_global",
             Self::RateLimitedInbound => "rate_limited_inbound",
+            Self::UnsendableSource => "unsendable_source",
         }
     }
 

@@ -18,7 +18,8 @@ use crate::{
         mac_is_group, v4_is_limited_broadcast, v4_is_multicast, v4_is_single_host_source, v6_is_multicast,
         v6_is_single_host_source,
     },
-    config::{AddrSet, Config, FLAG_ANSWER_ANY_DST, FLAG_PORTS_BY_SOCKET, FLAG_RESERVED_SOURCE_INVALID},
+    addr::{v4_may_send_from, v6_may_send_from},
+    config::{AddrSet, Config, FLAG_PORTS_BY_SOCKET, FLAG_RESERVED_SOURCE_INVALID},
     reason::Reason,
 };
 
@@ -128,14 +129,21 @@ pub fn suppress_v6(d: &DatagramV6<'_>) -> Option<Reason> {
 /// Step 1 for IPv4: `Err(reason)` when the datagram is not ours to judge, or
 /// its UDP header is not in this frame (a fragment); `Ok(())` to go on.
 /// `more_fragments` is the MF flag.
+///
+/// "Ours" is the address set (and the broadcasts the host receives), never
+/// `echo.answer_any_destination` or `echo.answer_prefixes`: those are echo
+/// settings, and a host-side error about traffic in transit would consume
+/// another host's datagram.
 #[inline(always)]
-pub fn target_v4(d: &DatagramV4<'_>, more_fragments: bool, cfg: &Config, addrs: &AddrSet) -> Result<(), Reason> {
-    if !v4_dst_is_group(d.dst, addrs) && !cfg.has(FLAG_ANSWER_ANY_DST) && !addrs.has_v4(d.dst) {
+pub fn target_v4(d: &DatagramV4<'_>, more_fragments: bool, addrs: &AddrSet) -> Result<(), Reason> {
+    if !v4_dst_is_group(d.dst, addrs) && !addrs.has_v4(d.dst) {
         return Err(Reason::NotOurs);
     }
     if d.frag_offset != 0 {
-        // No port to look at; whatever the rules say, the kernel gets it.
-        return Err(suppress_v4(d, cfg, addrs).unwrap_or(Reason::Fragment));
+        // No port to look at, so no error; counted as such whatever else
+        // the frame is, and always passed (`action_for`): dropping it could
+        // break a fragmented datagram to an open port, broadcast or not.
+        return Err(Reason::SuppressedNonFirstFragment);
     }
     if more_fragments {
         // First fragment: the kernel reassembles and decides.
@@ -147,17 +155,39 @@ pub fn target_v4(d: &DatagramV4<'_>, more_fragments: bool, cfg: &Config, addrs: 
 /// Step 1 for IPv6 (see [`target_v4`]); `fragmented`: a Fragment header
 /// was present.
 #[inline(always)]
-pub fn target_v6(d: &DatagramV6<'_>, fragmented: bool, cfg: &Config, addrs: &AddrSet) -> Result<(), Reason> {
-    if !v6_is_multicast(d.dst) && !cfg.has(FLAG_ANSWER_ANY_DST) && !addrs.has_v6(d.dst) {
+pub fn target_v6(d: &DatagramV6<'_>, fragmented: bool, addrs: &AddrSet) -> Result<(), Reason> {
+    if !v6_is_multicast(d.dst) && !addrs.has_v6(d.dst) {
         return Err(Reason::NotOurs);
     }
     if d.frag_offset != 0 {
-        return Err(suppress_v6(d).unwrap_or(Reason::Fragment));
+        return Err(Reason::SuppressedNonFirstFragment);
     }
     if fragmented {
         return Err(Reason::Fragment);
     }
     Ok(())
+}
+
+/// The last check before an IPv4 error is built: its source (the
+/// datagram's destination) must be one we may send from, whatever the
+/// config and the address set hold (an interface can carry 127.0.0.1).
+#[inline(always)]
+pub fn error_source_v4(dst: &[u8; 4], addrs: &AddrSet) -> Result<(), Reason> {
+    if v4_may_send_from(dst) && !addrs.is_v4_broadcast(dst) {
+        Ok(())
+    } else {
+        Err(Reason::UnsendableSource)
+    }
+}
+
+/// [`error_source_v4`] for IPv6.
+#[inline(always)]
+pub fn error_source_v6(dst: &[u8; 16]) -> Result<(), Reason> {
+    if v6_may_send_from(dst) {
+        Ok(())
+    } else {
+        Err(Reason::UnsendableSource)
+    }
 }
 
 /// How a port is classified.
@@ -200,7 +230,6 @@ pub const fn quote_len(datagram_len: usize, ip_header_len: usize, error_size: us
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::FLAG_ANSWER_ANY_DST;
 
     const MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
     const OURS: [u8; 4] = [192, 0, 2, 1];
@@ -365,18 +394,15 @@ mod tests {
         // The step-1 gate: a non-first fragment never reaches a port lookup,
         // a first fragment is the kernel's to reassemble.
         assert_eq!(
-            target_v4(&d4(&MAC, &PEER, &OURS, 5, Payload::Udp), false, &cfg, &a),
+            target_v4(&d4(&MAC, &PEER, &OURS, 5, Payload::Udp), false, &a),
             Err(Reason::SuppressedNonFirstFragment)
         );
         assert_eq!(
-            target_v4(&d4(&MAC, &PEER, &OURS, 0, Payload::Udp), true, &cfg, &a),
+            target_v4(&d4(&MAC, &PEER, &OURS, 0, Payload::Udp), true, &a),
             Err(Reason::Fragment)
         );
-        assert_eq!(
-            target_v4(&d4(&MAC, &PEER, &OURS, 0, Payload::Udp), false, &cfg, &a),
-            Ok(())
-        );
-        assert_eq!(target_v6(&d, true, &cfg, &a), Err(Reason::SuppressedNonFirstFragment));
+        assert_eq!(target_v4(&d4(&MAC, &PEER, &OURS, 0, Payload::Udp), false, &a), Ok(()));
+        assert_eq!(target_v6(&d, true, &a), Err(Reason::SuppressedNonFirstFragment));
     }
 
     #[test]
@@ -452,25 +478,14 @@ mod tests {
 
     #[test]
     fn targets_and_ownership() {
-        let (cfg, a) = (Config::default(), addrs());
+        let a = addrs();
         let other = [192, 0, 2, 77];
         assert_eq!(
-            target_v4(&d4(&MAC, &PEER, &other, 0, Payload::Udp), false, &cfg, &a),
+            target_v4(&d4(&MAC, &PEER, &other, 0, Payload::Udp), false, &a),
             Err(Reason::NotOurs)
         );
         // Broadcasts are "for us" (the host receives them); the rules decide later.
-        assert_eq!(
-            target_v4(&d4(&MAC, &PEER, &BCAST, 0, Payload::Udp), false, &cfg, &a),
-            Ok(())
-        );
-        let any = Config {
-            flags: cfg.flags | FLAG_ANSWER_ANY_DST,
-            ..cfg
-        };
-        assert_eq!(
-            target_v4(&d4(&MAC, &PEER, &other, 0, Payload::Udp), false, &any, &a),
-            Ok(())
-        );
+        assert_eq!(target_v4(&d4(&MAC, &PEER, &BCAST, 0, Payload::Udp), false, &a), Ok(()));
         let d = DatagramV6 {
             eth_dst: &MAC,
             src: &v6(2),
@@ -478,7 +493,68 @@ mod tests {
             frag_offset: 0,
             payload: Payload::Udp,
         };
-        assert_eq!(target_v6(&d, false, &cfg, &a), Err(Reason::NotOurs));
+        assert_eq!(target_v6(&d, false, &a), Err(Reason::NotOurs));
+    }
+
+    #[test]
+    fn non_first_fragments_are_always_that_whatever_else_they_are() {
+        // A non-first fragment to a group address, in a link-layer broadcast
+        // frame, or from a bad source: counted as a non-first fragment (and
+        // so always passed), never under the rule that would drop it.
+        let a = addrs();
+        let group_mac = [0x01, 0, 0x5e, 0, 0, 0xfb];
+        for (eth, src, dst) in [
+            (MAC, PEER, [224, 0, 0, 251]),
+            (MAC, PEER, BCAST),
+            (group_mac, PEER, OURS),
+            (MAC, [0, 0, 0, 0], OURS),
+        ] {
+            assert_eq!(
+                target_v4(&d4(&eth, &src, &dst, 1, Payload::Udp), true, &a),
+                Err(Reason::SuppressedNonFirstFragment),
+                "{eth:?} {src:?} {dst:?}"
+            );
+        }
+        let mut mc = v6(0xfb);
+        mc[0] = 0xff;
+        let d = DatagramV6 {
+            eth_dst: &MAC,
+            src: &v6(2),
+            dst: &mc,
+            frag_offset: 1,
+            payload: Payload::Udp,
+        };
+        assert_eq!(target_v6(&d, true, &a), Err(Reason::SuppressedNonFirstFragment));
+    }
+
+    #[test]
+    fn errors_never_leave_from_an_address_that_is_not_a_single_host() {
+        let mut a = addrs();
+        // An interface can carry loopback or odd addresses; the rule holds anyway.
+        for dst in [
+            [127, 0, 0, 1],
+            [0, 0, 0, 1],
+            [240, 0, 0, 1],
+            [224, 0, 0, 1],
+            [255; 4],
+            BCAST,
+        ] {
+            a.push_v4(dst);
+            assert_eq!(error_source_v4(&dst, &a), Err(Reason::UnsendableSource), "{dst:?}");
+        }
+        assert_eq!(error_source_v4(&OURS, &a), Ok(()));
+        let mut mapped = [0u8; 16];
+        mapped[10] = 0xff;
+        mapped[11] = 0xff;
+        mapped[12..].copy_from_slice(&OURS);
+        let mut lo = [0u8; 16];
+        lo[15] = 1;
+        let mut mc = v6(1);
+        mc[0] = 0xff;
+        for dst in [[0u8; 16], lo, mc, mapped] {
+            assert_eq!(error_source_v6(&dst), Err(Reason::UnsendableSource), "{dst:?}");
+        }
+        assert_eq!(error_source_v6(&v6(1)), Ok(()));
     }
 
     #[test]

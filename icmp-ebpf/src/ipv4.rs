@@ -1,6 +1,6 @@
 //! IPv4: validate the header, then echo (ICMP) or Port Unreachable (UDP).
 
-use aya_ebpf::programs::XdpContext;
+use aya_ebpf::{maps::lpm_trie, programs::XdpContext};
 use icmp_common::{
     AddrSet, Config,
     checksum::fold64,
@@ -10,7 +10,7 @@ use icmp_common::{
 
 use crate::{
     count, csum,
-    maps::{self, ADDRS},
+    maps::{self, ADDRS, ANSWER_PREFIXES_V4},
     parse::{Cursor, EthHdr, IPPROTO_ICMP, IPPROTO_UDP, IcmpHdr, Ipv4Hdr},
     ratelimit, rewrite,
     udp::{self, Layout},
@@ -98,7 +98,8 @@ fn answer_echo(eth: &mut EthHdr, ip: &mut Ipv4Hdr, icmp: &mut IcmpHdr, cfg: &Con
         src: &ip.src,
         dst: &ip.dst,
     };
-    match decide_v4(&facts, cfg, addrs) {
+    let in_prefixes = || ANSWER_PREFIXES_V4.get(lpm_trie::Key::new(32, *facts.dst)).is_some();
+    match decide_v4(&facts, cfg, addrs, in_prefixes) {
         Verdict::Pass(reason) => reason,
         Verdict::Answer => {
             if let Err(scope) = ratelimit::inbound_v4(cfg, &ip.src, ICMP_ECHO_REQUEST)

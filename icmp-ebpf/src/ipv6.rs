@@ -1,6 +1,6 @@
 //! IPv6: validate the header, then echo (ICMPv6) or Port Unreachable (UDP).
 
-use aya_ebpf::programs::XdpContext;
+use aya_ebpf::{maps::lpm_trie, programs::XdpContext};
 use icmp_common::{
     AddrSet, Config,
     echo::{EchoV6, Verdict, decide_v6},
@@ -9,7 +9,7 @@ use icmp_common::{
 
 use crate::{
     count,
-    maps::{self, ADDRS},
+    maps::{self, ADDRS, ANSWER_PREFIXES_V6},
     parse::{Cursor, EthHdr, IPPROTO_ICMPV6, IPPROTO_UDP, IcmpHdr, Ipv6Hdr},
     ratelimit, rewrite,
     udp::{self, Layout},
@@ -58,6 +58,11 @@ pub fn handle(ctx: &XdpContext, cur: &mut Cursor, eth: &mut EthHdr, l2_len: usiz
         IPPROTO_ICMPV6 => {}
         IPPROTO_UDP => return udp::v6(ctx, eth, ip, &at, None, cfg),
         IPPROTO_FRAGMENT => {
+            // The Fragment header must lie inside the payload the IPv6 header
+            // declares, not merely inside the frame (link-layer padding).
+            if payload_len < size_of::<FragHdr>() {
+                return Reason::Malformed;
+            }
             let Some(fh) = cur.next::<FragHdr>() else {
                 return Reason::Malformed;
             };
@@ -94,7 +99,8 @@ fn answer_echo(eth: &mut EthHdr, ip: &mut Ipv6Hdr, icmp: &mut IcmpHdr, cfg: &Con
         src: &ip.src,
         dst: &ip.dst,
     };
-    match decide_v6(&facts, cfg, addrs) {
+    let in_prefixes = || ANSWER_PREFIXES_V6.get(lpm_trie::Key::new(128, *facts.dst)).is_some();
+    match decide_v6(&facts, cfg, addrs, in_prefixes) {
         Verdict::Pass(reason) => reason,
         Verdict::Answer => {
             if let Err(scope) = ratelimit::inbound_v6(cfg, &ip.src, ICMPV6_ECHO_REQUEST)

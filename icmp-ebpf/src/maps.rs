@@ -3,7 +3,7 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, LruHashMap, PerCpuArray},
+    maps::{Array, LpmTrie, LruHashMap, PerCpuArray},
 };
 use icmp_common::{
     AddrSet, Config,
@@ -56,6 +56,18 @@ pub fn echo_reply_type(request: u8, reply: u8) -> u8 {
 /// The interface's own addresses and directed broadcasts.
 #[map]
 pub static ADDRS: Array<AddrSet> = Array::with_max_entries(1, 0);
+
+/// `echo.answer_prefixes`, IPv4: echo requests to these destinations are
+/// answered too (value unused). Looked up only with `FLAG_ANSWER_PREFIXES`.
+#[map]
+pub static ANSWER_PREFIXES_V4: LpmTrie<[u8; 4], u8> = LpmTrie::with_max_entries(ANSWER_PREFIXES_MAX, 0);
+
+/// `echo.answer_prefixes`, IPv6.
+#[map]
+pub static ANSWER_PREFIXES_V6: LpmTrie<[u8; 16], u8> = LpmTrie::with_max_entries(ANSWER_PREFIXES_MAX, 0);
+
+/// Entries of each answer-prefix trie (`icmp_common::config::MAX_ANSWER_PREFIXES`).
+const ANSWER_PREFIXES_MAX: u32 = icmp_common::config::MAX_ANSWER_PREFIXES;
 
 /// ICMP messages received, by family × type.
 #[map]

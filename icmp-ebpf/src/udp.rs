@@ -14,7 +14,8 @@ use icmp_common::{
     config::{FLAG_UNREACH_V4, FLAG_UNREACH_V6, PORT_WORDS, port_slot},
     reason::Reason,
     unreachable::{
-        DatagramV4, DatagramV6, Payload, PortClass, classify_port, suppress_v4, suppress_v6, target_v4, target_v6,
+        DatagramV4, DatagramV6, Payload, PortClass, classify_port, error_source_v4, error_source_v6, suppress_v4,
+        suppress_v6, target_v4, target_v6,
     },
 };
 
@@ -114,7 +115,7 @@ pub fn v4(ctx: &XdpContext, eth: &EthHdr, ip: &Ipv4Hdr, at: &Layout, cfg: &Confi
         frag_offset: frag & 0x1fff,
         payload: Payload::Udp,
     };
-    if let Err(r) = target_v4(&d, frag & 0x2000 != 0, cfg, addrs) {
+    if let Err(r) = target_v4(&d, frag & 0x2000 != 0, addrs) {
         return r;
     }
     let Some(udp) = udp_header(at) else {
@@ -133,6 +134,9 @@ pub fn v4(ctx: &XdpContext, eth: &EthHdr, ip: &Ipv4Hdr, at: &Layout, cfg: &Confi
         return Reason::PortOpen;
     }
     if let Some(r) = suppress_v4(&d, cfg, addrs) {
+        return r;
+    }
+    if let Err(r) = error_source_v4(&ip.dst, addrs) {
         return r;
     }
     Reason::from_index(unreachable::icmpxdp_port_unreachable_v4(
@@ -158,7 +162,7 @@ pub fn v6(ctx: &XdpContext, eth: &EthHdr, ip: &Ipv6Hdr, at: &Layout, frag: Optio
         frag_offset: frag.unwrap_or(0),
         payload: Payload::Udp,
     };
-    if let Err(r) = target_v6(&d, frag.is_some(), cfg, addrs) {
+    if let Err(r) = target_v6(&d, frag.is_some(), addrs) {
         return r;
     }
     let Some(udp) = udp_header(at) else {
@@ -180,6 +184,9 @@ pub fn v6(ctx: &XdpContext, eth: &EthHdr, ip: &Ipv6Hdr, at: &Layout, frag: Optio
         return Reason::PortOpen;
     }
     if let Some(r) = suppress_v6(&d) {
+        return r;
+    }
+    if let Err(r) = error_source_v6(&ip.dst) {
         return r;
     }
     Reason::from_index(unreachable::icmpxdp_port_unreachable_v6(

@@ -54,7 +54,10 @@ pub extern "C" fn icmpxdp_port_unreachable_v4(ctx: *mut xdp_md, l2_len: u64, dat
     }
     // SAFETY: l3..l3+20 is inside the frame (checked above).
     let (tos, src) = unsafe { (get::<u8>(l3 + 1), get::<[u8; 4]>(l3 + 12)) };
-    let quote = quote_len(datagram_len, ihl, cfg.v4_error_size as usize, 28);
+    // Clamped here too, not only by the loader: no config makes an error
+    // larger than RFC 1812's 576 bytes.
+    let error_size = (cfg.v4_error_size as usize).min(Config::MAX_V4_ERROR_SIZE as usize);
+    let quote = quote_len(datagram_len, ihl, error_size, 28);
     let Some(sum) = csum::sum_bytes::<MAX_QUOTE_V4>(&ctx, l3, quote) else {
         return Reason::Malformed as u64;
     };
@@ -88,7 +91,8 @@ pub extern "C" fn icmpxdp_port_unreachable_v6(ctx: *mut xdp_md, l2_len: u64, dat
     }
     // SAFETY: l3..l3+40 is inside the frame (checked above).
     let src = unsafe { get::<[u8; 16]>(l3 + 8) };
-    let quote = quote_len(datagram_len, 40, cfg.v6_error_size as usize, 48);
+    let error_size = (cfg.v6_error_size as usize).min(Config::MAX_V6_ERROR_SIZE as usize);
+    let quote = quote_len(datagram_len, 40, error_size, 48);
     let Some(sum) = csum::sum_bytes::<MAX_QUOTE_V6>(&ctx, l3, quote) else {
         return Reason::Malformed as u64;
     };

@@ -36,8 +36,10 @@ pub mod map_names {
     pub const BUCKETS: &str = "BUCKETS";
     pub const GLOBAL_BUCKET: &str = "GLOBAL_BUCKET";
     pub const RATE_LIMITED: &str = "RATE_LIMITED";
+    pub const ANSWER_PREFIXES_V4: &str = "ANSWER_PREFIXES_V4";
+    pub const ANSWER_PREFIXES_V6: &str = "ANSWER_PREFIXES_V6";
     /// Every map `icmpxdp` pins.
-    pub const PINNED: [&str; 11] = [
+    pub const PINNED: [&str; 13] = [
         CONFIG,
         ACTIVE_CONFIG,
         ADDRS,
@@ -49,5 +51,7 @@ pub mod map_names {
         RATE_LIMITED,
         BUCKETS,
         GLOBAL_BUCKET,
+        ANSWER_PREFIXES_V4,
+        ANSWER_PREFIXES_V6,
     ];
 }

@@ -42,8 +42,7 @@ impl Instance {
         let lock = pin::claim(&name, opts.replace)?;
         let found = interface_addrs(iface)?;
         let mut responder = Responder::load_with(settings.max_sources)?;
-        responder.set_config(&settings.config)?;
-        responder.set_ports(&settings.ports)?;
+        responder.apply(settings)?;
         responder.set_addrs(&found.set)?;
         let pins = PinDir::create(&name, &lock)?;
         responder.pin_maps(pins.path())?;

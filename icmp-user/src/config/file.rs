@@ -174,8 +174,14 @@ pub struct Echo {
     pub ipv4: bool,
     /// Answer ICMPv6 echo requests (128 → 129).
     pub ipv6: bool,
-    /// Answer for any destination address, not only the interface's own.
+    /// Answer echo requests for any unicast destination, not only the
+    /// interface's own addresses. Echo only: errors are never sent for a
+    /// destination that is not the host's.
     pub answer_any_destination: bool,
+    /// Also answer echo requests to these prefixes ("192.0.2.0/24",
+    /// "2001:db8:1::/48", or a single address): VIPs behind an anycast or a
+    /// load balancer. Echo only, like `answer_any_destination`.
+    pub answer_prefixes: Vec<String>,
 }
 
 impl Default for Echo {
@@ -184,6 +190,7 @@ impl Default for Echo {
             ipv4: true,
             ipv6: true,
             answer_any_destination: false,
+            answer_prefixes: Vec::new(),
         }
     }
 }

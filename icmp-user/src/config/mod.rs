@@ -8,6 +8,7 @@
 
 pub mod file;
 pub mod ports;
+pub mod prefixes;
 pub mod validate;
 
 pub use file::{
@@ -15,4 +16,5 @@ pub use file::{
     Unreachable,
 };
 pub use ports::PortBitmaps;
+pub use prefixes::AnswerPrefixes;
 pub use validate::Settings;

@@ -6,14 +6,14 @@ use anyhow::{Result, bail};
 use icmp_common::{
     Config,
     config::{
-        FLAG_ANSWER_ANY_DST, FLAG_DROP_SUPPRESSED, FLAG_ECHO_V4, FLAG_ECHO_V6, FLAG_ENABLED, FLAG_INBOUND_DROP,
-        FLAG_INBOUND_LIMIT, FLAG_LOG_DECISIONS, FLAG_OVER_LIMIT_DROP, FLAG_PORTS_BY_SOCKET,
+        FLAG_ANSWER_ANY_DST, FLAG_ANSWER_PREFIXES, FLAG_DROP_SUPPRESSED, FLAG_ECHO_V4, FLAG_ECHO_V6, FLAG_ENABLED,
+        FLAG_INBOUND_DROP, FLAG_INBOUND_LIMIT, FLAG_LOG_DECISIONS, FLAG_OVER_LIMIT_DROP, FLAG_PORTS_BY_SOCKET,
         FLAG_RESERVED_SOURCE_INVALID, FLAG_UNREACH_V4, FLAG_UNREACH_V6,
     },
     ratelimit::Limit,
 };
 
-use super::{FileConfig, OverLimit, PortBitmaps, PortPolicy, Ratemask, SuppressedAction};
+use super::{AnswerPrefixes, FileConfig, OverLimit, PortBitmaps, PortPolicy, Ratemask, SuppressedAction};
 
 fn ranged(key: &str, v: i64, lo: i64, hi: i64) -> Result<i64> {
     if (lo..=hi).contains(&v) {
@@ -79,6 +79,8 @@ fn ratemask_bits(key: &str, m: &Ratemask, bits: usize) -> Result<Vec<bool>> {
 pub struct Settings {
     pub config: Config,
     pub ports: PortBitmaps,
+    /// `echo.answer_prefixes` for the LPM tries.
+    pub answer_prefixes: AnswerPrefixes,
     /// Entries of the per-source bucket map (fixed at load time).
     pub max_sources: u32,
 }
@@ -105,6 +107,7 @@ impl FileConfig {
         Ok(Settings {
             config: self.to_config()?,
             ports: self.port_bitmaps()?,
+            answer_prefixes: self.answer_prefixes()?,
             max_sources,
         })
     }
@@ -112,6 +115,7 @@ impl FileConfig {
     /// Validates everything and converts to what the program reads.
     pub fn to_config(&self) -> Result<Config> {
         self.port_bitmaps()?;
+        let answer_prefixes = self.answer_prefixes()?;
         let r = &self.rate_limit;
         let interval_ms = ranged("rate_limit.ratelimit_ms", r.ratelimit_ms, 0, 3_600_000)?;
         let burst = ranged("rate_limit.burst", r.burst, 1, 1_000_000)? as u32;
@@ -151,6 +155,7 @@ impl FileConfig {
             (self.echo.ipv4, FLAG_ECHO_V4),
             (self.echo.ipv6, FLAG_ECHO_V6),
             (self.echo.answer_any_destination, FLAG_ANSWER_ANY_DST),
+            (!answer_prefixes.is_empty(), FLAG_ANSWER_PREFIXES),
             (self.debug.log_decisions, FLAG_LOG_DECISIONS),
             (u.ipv4, FLAG_UNREACH_V4),
             (u.ipv6, FLAG_UNREACH_V6),

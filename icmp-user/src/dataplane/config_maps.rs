@@ -5,10 +5,16 @@
 use std::path::Path;
 
 use anyhow::{Context as _, Result};
-use aya::maps::{Array, Map, MapData};
+use aya::maps::{
+    Array, Map, MapData,
+    lpm_trie::{Key, LpmTrie},
+};
 use icmp_common::Config;
 
-use crate::{config::PortBitmaps, config::Settings, map_names};
+use crate::{
+    config::{AnswerPrefixes, PortBitmaps, Settings},
+    map_names,
+};
 
 /// Writes `cfg` into the `CONFIG` slot not in use, then flips
 /// `ACTIVE_CONFIG` to it: a program run sees the old config or the new one,
@@ -41,30 +47,58 @@ pub fn write_ports(ports: &mut Map, bitmaps: &PortBitmaps) -> Result<()> {
     Ok(())
 }
 
+/// Makes the answer-prefix tries hold exactly `prefixes`: new entries are
+/// inserted first, then stale ones removed, so a prefix in both the old and
+/// the new config is never missing during a reload.
+pub fn write_answer_prefixes(v4: &mut Map, v6: &mut Map, prefixes: &AnswerPrefixes) -> Result<()> {
+    sync_trie::<4>(v4, &prefixes.v4).context("writing ANSWER_PREFIXES_V4")?;
+    sync_trie::<16>(v6, &prefixes.v6).context("writing ANSWER_PREFIXES_V6")
+}
+
+fn sync_trie<const N: usize>(map: &mut Map, want: &[([u8; N], u8)]) -> Result<()> {
+    let mut trie: LpmTrie<&mut MapData, [u8; N], u8> = LpmTrie::try_from(map)?;
+    for (addr, len) in want {
+        trie.insert(&Key::new(u32::from(*len), *addr), 1, 0)?;
+    }
+    let stale: Vec<Key<[u8; N]>> = trie
+        .keys()
+        .filter_map(Result::ok)
+        .filter(|k| !want.contains(&(k.data(), k.prefix_len() as u8)))
+        .collect();
+    for k in stale {
+        trie.remove(&k)?;
+    }
+    Ok(())
+}
+
 /// The maps a pinned instance is controlled through.
 pub struct Pinned {
     config: Map,
     active: Map,
     ports: Map,
+    prefixes_v4: Map,
+    prefixes_v6: Map,
 }
 
 impl Pinned {
     pub fn open(dir: &Path) -> Result<Self> {
-        let open = |name: &str| -> Result<Map> {
+        let data = |name: &str| -> Result<MapData> {
             let path = dir.join(name);
-            let data = MapData::from_pin(&path).with_context(|| format!("opening pinned map {}", path.display()))?;
-            Ok(Map::Array(data))
+            MapData::from_pin(&path).with_context(|| format!("opening pinned map {}", path.display()))
         };
         Ok(Self {
-            config: open(map_names::CONFIG)?,
-            active: open(map_names::ACTIVE_CONFIG)?,
-            ports: open(map_names::PORTS)?,
+            config: Map::Array(data(map_names::CONFIG)?),
+            active: Map::Array(data(map_names::ACTIVE_CONFIG)?),
+            ports: Map::Array(data(map_names::PORTS)?),
+            prefixes_v4: Map::LpmTrie(data(map_names::ANSWER_PREFIXES_V4)?),
+            prefixes_v6: Map::LpmTrie(data(map_names::ANSWER_PREFIXES_V6)?),
         })
     }
 
     /// Applies validated settings (all but `max_sources`, fixed at load).
     pub fn apply(&mut self, s: &Settings) -> Result<()> {
         write_ports(&mut self.ports, &s.ports)?;
+        write_answer_prefixes(&mut self.prefixes_v4, &mut self.prefixes_v6, &s.answer_prefixes)?;
         write_config(&mut self.config, &mut self.active, &s.config)
     }
 

@@ -13,7 +13,7 @@ use icmp_common::{AddrSet, Config};
 
 use crate::{
     EBPF_OBJECT, PASS_PROGRAM, PROGRAM,
-    config::{PortBitmaps, Settings},
+    config::{AnswerPrefixes, PortBitmaps, Settings},
     dataplane::config_maps as control,
     map_names,
     observe::counters::Snapshot,
@@ -168,7 +168,19 @@ impl Responder {
     /// `max_sources`, fixed at load).
     pub fn apply(&mut self, s: &Settings) -> Result<()> {
         self.set_ports(&s.ports)?;
+        self.set_answer_prefixes(&s.answer_prefixes)?;
         self.set_config(&s.config)
+    }
+
+    /// Writes `echo.answer_prefixes` into the LPM tries.
+    pub fn set_answer_prefixes(&mut self, prefixes: &AnswerPrefixes) -> Result<()> {
+        let [Some(v4), Some(v6)] = self
+            .ebpf
+            .maps_disjoint_mut([map_names::ANSWER_PREFIXES_V4, map_names::ANSWER_PREFIXES_V6])
+        else {
+            anyhow::bail!("ANSWER_PREFIXES_V4 or _V6 missing from the object");
+        };
+        control::write_answer_prefixes(v4, v6, prefixes)
     }
 
     pub fn set_addrs(&mut self, addrs: &AddrSet) -> Result<()> {
