@@ -31,10 +31,13 @@ pub const fn v6_is_multicast(a: &[u8; 16]) -> bool {
     a[0] == 0xff
 }
 
-/// :: (unspecified), ::1 (loopback) and ff00::/8 are not single hosts.
+/// :: (unspecified), ::1 (loopback), ff00::/8 and IPv4-mapped addresses
+/// (::ffff:0:0/96: "should not appear on the wire", RFC 4291 §2.5.5.2; a
+/// reply to one would go to an IPv4 host through an IPv6 header) are not
+/// single hosts.
 #[inline(always)]
 pub fn v6_is_single_host_source(a: &[u8; 16]) -> bool {
-    if v6_is_multicast(a) {
+    if v6_is_multicast(a) || v6_is_v4_mapped(a) {
         return false;
     }
     let mut hi = 0u8;
@@ -63,7 +66,7 @@ pub const fn v4_may_send_from(a: &[u8; 4]) -> bool {
 /// receipt, `ipv6_rcv`).
 #[inline(always)]
 pub fn v6_may_send_from(a: &[u8; 16]) -> bool {
-    v6_is_single_host_source(a) && !v6_is_v4_mapped(a)
+    v6_is_single_host_source(a)
 }
 
 /// ::ffff:0:0/96.

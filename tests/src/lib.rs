@@ -14,6 +14,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+pub mod fuzz;
+
 use aya::programs::{TestRun as _, TestRunOptions};
 use icmp_common::{Config, Reason};
 use icmp_user::{dataplane::load::Responder, lab::Lab};

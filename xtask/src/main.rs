@@ -34,6 +34,16 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Differential fuzz of the real program (BPF_PROG_TEST_RUN) for long
+    /// runs: every scenario config and random configs, N frames each.
+    Fuzz {
+        /// Frames per config.
+        #[arg(long, default_value_t = 1_000_000)]
+        frames: u64,
+        /// Seed (printed with any failure, so a run can be replayed).
+        #[arg(long)]
+        seed: Option<u64>,
+    },
     /// Run every test: unit, property, packet (test_run) and netns end to end.
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter).
@@ -255,6 +265,36 @@ fn main() -> ExitCode {
             setup()?;
             let bin = build(true)?;
             run(Command::new(bin).arg("bench").args(&args))
+        })(),
+        Cmd::Fuzz { frames, seed } => (|| {
+            if !is_root() {
+                bail!("`cargo xtask fuzz` loads the XDP program: run it as root");
+            }
+            setup()?;
+            build(false)?;
+            let seed = seed.unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |d| d.as_nanos() as u64)
+            });
+            println!(
+                "fuzz: {frames} frames per config, seed {seed} (replay: cargo xtask fuzz --frames {frames} --seed {seed})"
+            );
+            run(cargo()
+                .args([
+                    "test",
+                    "--release",
+                    "-p",
+                    "icmpxdp-tests",
+                    "--test",
+                    "fuzz",
+                    "--",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env("ICMPXDP_FUZZ_FRAMES", frames.to_string())
+                .env("ICMPXDP_FUZZ_SEED", seed.to_string())
+                .env("PATH", path_with_cargo_bin()))
         })(),
         Cmd::Test { args } => (|| {
             if !is_root() {
