@@ -15,6 +15,7 @@ use std::{
 };
 
 pub mod fuzz;
+pub mod tap;
 
 use aya::programs::{TestRun as _, TestRunOptions};
 use icmp_common::{Config, Reason};
