@@ -254,3 +254,22 @@ fn binding_a_socket_opens_the_port() {
     let s = stats_json(&l.instance());
     assert_eq!(s["verdicts"]["port_open"], 1, "{s}");
 }
+
+/// The same real clients with the program in skb (generic) mode, the mode
+/// `--mode auto` falls back to on a driver without native XDP: ping and a
+/// connected UDP socket, the kernel's own replies and errors silenced.
+#[test]
+fn echo_and_econnrefused_in_skb_mode() {
+    let l = unique_lab();
+    block_kernel_unreachables(&l.responder_ns);
+    let run = run_responder(&l, &["--mode", "skb"]);
+    let attached = run.stdout_lines.last().unwrap();
+    assert!(attached.contains("skb mode"), "{attached}");
+    assert_eq!(icmpxdp_tests::ping(&l, false, 3), (3, 3), "IPv4 echo in skb mode");
+    assert_eq!(icmpxdp_tests::ping(&l, true, 3), (3, 3), "IPv6 echo in skb mode");
+    assert_eq!(connected_udp(&l, false, 9), Err(ErrorKind::ConnectionRefused));
+    assert_eq!(connected_udp(&l, true, 9), Err(ErrorKind::ConnectionRefused));
+    let s = stats_json(&l.instance());
+    assert_eq!(s["verdicts"]["echo_answered"], 6, "{s}");
+    assert_eq!(s["verdicts"]["unreachable_sent"], 2, "{s}");
+}

@@ -40,13 +40,16 @@ impl Instance {
         let mode = opts.mode;
         let name = pin::instance_name(iface, netns);
         let lock = pin::claim(&name, opts.replace)?;
+        super::fault_point("claimed");
         let found = interface_addrs(iface)?;
         let mut responder = Responder::load_with(settings.max_sources)?;
         responder.apply(settings)?;
         responder.set_addrs(&found.set)?;
         let pins = PinDir::create(&name, &lock)?;
         responder.pin_maps(pins.path())?;
+        super::fault_point("maps_pinned");
         let attached: Attached = responder.attach(iface, mode)?;
+        super::fault_point("attached");
         for a in &found.dropped {
             log::warn!("{iface}: address set full, not answering for {a}");
         }
@@ -63,6 +66,7 @@ impl Instance {
             config: opts.config.as_ref().map(|p| p.display().to_string()),
         }
         .write(&name)?;
+        super::fault_point("meta_written");
         say!(
             "icmpxdp: attached to {iface} in {attached} mode (program id {program_id}), counters pinned at {}",
             pins.path().display()

@@ -22,6 +22,7 @@ pub(crate) fn attach(ifaces: &[String], netns: Option<&str>, opts: &RunOpts) -> 
     for iface in ifaces {
         let mut i = Instance::start(iface, netns, opts, &cfg, None).with_context(|| format!("attaching to {iface}"))?;
         i.responder.pin_attachment(i.pins.path())?;
+        super::fault_point("link_pinned");
         done.push(i);
     }
     for i in done {

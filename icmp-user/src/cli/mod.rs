@@ -25,6 +25,18 @@ macro_rules! say_raw {
     }};
 }
 
+/// Fault injection for the tests (`tests/faults.rs`): with
+/// `ICMPXDP_TEST_KILL_AT=<step>` in its environment the process SIGKILLs
+/// itself on reaching that step of starting an instance (`claimed`,
+/// `maps_pinned`, `attached`, `meta_written`, `link_pinned`), so the tests
+/// can show that whatever a `kill -9` leaves, the next start recovers.
+pub(crate) fn fault_point(step: &str) {
+    if std::env::var_os("ICMPXDP_TEST_KILL_AT").is_some_and(|v| v == step) {
+        // SAFETY: raise(2) with a valid signal number.
+        unsafe { libc::raise(libc::SIGKILL) };
+    }
+}
+
 pub(crate) mod bench;
 pub(crate) mod check_config;
 pub(crate) mod instance;
