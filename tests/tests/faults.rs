@@ -231,7 +231,7 @@ fn a_reload_racing_a_flood_shows_the_old_or_the_new_config_only() {
     std::fs::remove_dir_all(&dir).unwrap();
     eprintln!("{n} reloads during 50000 errors: {old} with the old config, {new} with the new");
     assert!(
-        n > 100 && old > 0 && new > 0,
+        n > 10 && old > 0 && new > 0,
         "the race was run: {n} reloads, {old}/{new}"
     );
 }
