@@ -51,27 +51,34 @@ fn parse_one(key: &str, text: &str) -> Result<IpPrefix> {
         },
     };
     Ok(match addr {
-        IpAddr::V4(a) => {
-            let m = masked(a.octets(), len);
-            if m != a.octets() {
-                bail!(
-                    "{key}: {text:?} has host bits set past /{len} (did you mean \"{}/{len}\"?)",
-                    std::net::Ipv4Addr::from(m)
-                );
-            }
-            IpPrefix::V4(m, len)
-        }
-        IpAddr::V6(a) => {
-            let m = masked(a.octets(), len);
-            if m != a.octets() {
-                bail!(
-                    "{key}: {text:?} has host bits set past /{len} (did you mean \"{}/{len}\"?)",
-                    std::net::Ipv6Addr::from(m)
-                );
-            }
-            IpPrefix::V6(m, len)
-        }
+        IpAddr::V4(a) => IpPrefix::V4(
+            host_bits_clear(key, text, a.octets(), len, |m| std::net::Ipv4Addr::from(m).to_string())?,
+            len,
+        ),
+        IpAddr::V6(a) => IpPrefix::V6(
+            host_bits_clear(key, text, a.octets(), len, |m| std::net::Ipv6Addr::from(m).to_string())?,
+            len,
+        ),
     })
+}
+
+/// `addr` if no bit past `len` is set; else an error that says which prefix
+/// was probably meant.
+fn host_bits_clear<const N: usize>(
+    key: &str,
+    text: &str,
+    addr: [u8; N],
+    len: u8,
+    show: impl Fn([u8; N]) -> String,
+) -> Result<[u8; N]> {
+    let m = masked(addr, len);
+    if m != addr {
+        bail!(
+            "{key}: {text:?} has host bits set past /{len} (did you mean \"{}/{len}\"?)",
+            show(m)
+        );
+    }
+    Ok(m)
 }
 
 enum IpPrefix {
