@@ -6,7 +6,7 @@ use icmp_common::{
     reason::{Action, Family, Reason},
 };
 
-use crate::maps::{ACTIONS, RX_TYPES, TX_TYPES, VERDICTS};
+use crate::maps::{ACTIONS, ICMP_IN_ERRORS, RX_TYPES, TX_TYPES, VERDICTS};
 
 #[inline(always)]
 fn bump(map: &PerCpuArray<u64>, index: u32) {
@@ -35,4 +35,10 @@ pub fn received(family: Family, icmp_type: u8) {
 #[inline(always)]
 pub fn sent(family: Family, icmp_type: u8) {
     bump(&TX_TYPES, type_index(family, icmp_type));
+}
+
+/// An ICMP message too short to parse (`Icmp_InErrors`).
+#[inline(always)]
+pub fn in_error(family: Family) {
+    bump(&ICMP_IN_ERRORS, family as u32);
 }

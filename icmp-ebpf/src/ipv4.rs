@@ -60,9 +60,11 @@ pub fn handle(ctx: &XdpContext, cur: &mut Cursor, eth: &mut EthHdr, l2_len: usiz
         return Reason::Fragment;
     }
     if tot_len < ihl + size_of::<IcmpHdr>() {
+        count::in_error(Family::V4);
         return Reason::Malformed;
     }
     let Some(icmp) = cur.next::<IcmpHdr>() else {
+        count::in_error(Family::V4);
         return Reason::Malformed;
     };
     count::received(Family::V4, icmp.kind);

@@ -77,9 +77,11 @@ pub fn handle(ctx: &XdpContext, cur: &mut Cursor, eth: &mut EthHdr, l2_len: usiz
         _ => return Reason::OtherProtocol,
     }
     if payload_len < size_of::<IcmpHdr>() {
+        count::in_error(Family::V6);
         return Reason::Malformed;
     }
     let Some(icmp) = cur.next::<IcmpHdr>() else {
+        count::in_error(Family::V6);
         return Reason::Malformed;
     };
     count::received(Family::V6, icmp.kind);

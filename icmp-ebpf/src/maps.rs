@@ -73,6 +73,11 @@ const ANSWER_PREFIXES_MAX: u32 = icmp_common::config::MAX_ANSWER_PREFIXES;
 #[map]
 pub static RX_TYPES: PerCpuArray<u64> = PerCpuArray::with_max_entries(TYPE_SLOTS, 0);
 
+/// ICMP messages received too short to parse, by family (`Icmp_InErrors`,
+/// `Icmp6_InErrors`; the checksum is not verified in XDP).
+#[map]
+pub static ICMP_IN_ERRORS: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
+
 /// ICMP messages sent, by family × type.
 #[map]
 pub static TX_TYPES: PerCpuArray<u64> = PerCpuArray::with_max_entries(TYPE_SLOTS, 0);

@@ -38,8 +38,9 @@ pub mod map_names {
     pub const RATE_LIMITED: &str = "RATE_LIMITED";
     pub const ANSWER_PREFIXES_V4: &str = "ANSWER_PREFIXES_V4";
     pub const ANSWER_PREFIXES_V6: &str = "ANSWER_PREFIXES_V6";
+    pub const ICMP_IN_ERRORS: &str = "ICMP_IN_ERRORS";
     /// Every map `icmpxdp` pins.
-    pub const PINNED: [&str; 13] = [
+    pub const PINNED: [&str; 14] = [
         CONFIG,
         ACTIVE_CONFIG,
         ADDRS,
@@ -53,5 +54,6 @@ pub mod map_names {
         GLOBAL_BUCKET,
         ANSWER_PREFIXES_V4,
         ANSWER_PREFIXES_V6,
+        ICMP_IN_ERRORS,
     ];
 }

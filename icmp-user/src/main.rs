@@ -122,6 +122,10 @@ struct RunOpts {
     /// with --netns, inside that namespace).
     #[arg(long, value_name = "ADDR")]
     metrics_addr: Option<std::net::SocketAddr>,
+    /// Exit non-zero when an interface disappears (so a supervisor restarts
+    /// icmpxdp), instead of waiting for it to come back and attaching again.
+    #[arg(long)]
+    exit_on_interface_loss: bool,
 }
 
 impl RunOpts {
@@ -131,8 +135,28 @@ impl RunOpts {
     }
 }
 
+/// Logs to stderr; under systemd (`JOURNAL_STREAM` set) each line starts
+/// with its syslog priority (`<3>` error … `<7>` debug), which journald reads,
+/// so `journalctl -p warning` shows warnings and errors.
+fn init_logging() {
+    let mut b = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        b.format(|buf, record| {
+            use std::io::Write as _;
+            let prio = match record.level() {
+                log::Level::Error => 3,
+                log::Level::Warn => 4,
+                log::Level::Info => 6,
+                log::Level::Debug | log::Level::Trace => 7,
+            };
+            writeln!(buf, "<{prio}>{}", record.args())
+        });
+    }
+    b.init();
+}
+
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    init_logging();
     let cli = Cli::parse();
     let result = (|| -> Result<()> {
         let netns = cli.netns.as_deref();

@@ -191,7 +191,8 @@ fn scrape(ns: &str, url: &str) -> (String, Vec<Sample>) {
     let script = r#"
 import json, sys, urllib.request
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
-r = urllib.request.urlopen(sys.argv[1], timeout=5)
+req = urllib.request.Request(sys.argv[1], headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+r = urllib.request.urlopen(req, timeout=5)
 body = r.read().decode()
 out = [[s.name, s.labels, s.value] for f in text_string_to_metric_families(body) for s in f.samples]
 print(json.dumps({"content_type": r.headers["Content-Type"], "samples": out}))
@@ -268,13 +269,23 @@ fn metrics_count_what_ping_received() {
         ),
         5.0
     );
+    assert_eq!(value("icmpxdp_netstat_Icmp_OutEchoReps", &[("iface", i)]), 5.0);
+    assert_eq!(value("icmpxdp_netstat_Icmp6_OutEchoReplies", &[("iface", i)]), 3.0);
+    assert_eq!(value("icmpxdp_attached", &[("iface", i)]), 1.0);
+    // Known types exist from zero; unknown ones would share `other`.
     assert_eq!(
-        value("icmpxdp_netstat", &[("iface", i), ("counter", "Icmp_OutEchoReps")]),
-        5.0
+        value(
+            "icmpxdp_sent_messages_total",
+            &[("iface", i), ("family", "ipv4"), ("type", "time_exceeded")]
+        ),
+        0.0
     );
     assert_eq!(
-        value("icmpxdp_netstat", &[("iface", i), ("counter", "Icmp6_OutEchoReplies")]),
-        3.0
+        value(
+            "icmpxdp_received_messages_total",
+            &[("iface", i), ("family", "ipv6"), ("type", "other")]
+        ),
+        0.0
     );
     assert_eq!(
         value("icmpxdp_verdicts_total", &[("iface", i), ("reason", "echo_answered")]),

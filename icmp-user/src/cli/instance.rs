@@ -1,7 +1,8 @@
 //! Starting one instance on one interface, in the order that leaves nothing
 //! half-done: claim the name, read the addresses, load and configure the
 //! program, pin its maps, attach, record the metadata. Dropping an
-//! [`Instance`] undoes it in reverse.
+//! [`Instance`] undoes it in reverse. While it runs, an instance follows its
+//! interface: deleted, it is waited for; back, it is attached again.
 
 use std::io::Write as _;
 
@@ -11,7 +12,7 @@ use icmp_user::{
     config::Settings,
     dataplane::{
         addrs::interface_addrs,
-        load::{Attached, Responder},
+        load::{Attached, Mode, Responder},
         pins::{self as pin, InstanceLock, PinDir},
     },
 };
@@ -27,6 +28,24 @@ pub(crate) struct Instance {
     pub(crate) pins: PinDir,
     _lock: InstanceLock,
     addrs: AddrSet,
+    meta: pin::Meta,
+    /// The interface the link holds (0 while it is gone).
+    ifindex: u32,
+}
+
+/// What [`Instance::follow_interface`] saw this time.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum InterfaceEvent {
+    /// As before: attached, or still waiting.
+    Unchanged,
+    /// The interface disappeared (or was replaced): nothing is attached.
+    Lost,
+    /// An interface of that name is back, and the program is attached to it.
+    Reattached(Attached),
+}
+
+fn ifindex_of(iface: &str) -> Option<u32> {
+    nix::net::if_::if_nametoindex(iface).ok()
 }
 
 impl Instance {
@@ -54,7 +73,8 @@ impl Instance {
             log::warn!("{iface}: address set full, not answering for {a}");
         }
         let program_id = responder.program_id()?;
-        pin::Meta {
+        let ifindex = ifindex_of(iface).unwrap_or(0);
+        let meta = pin::Meta {
             iface: iface.to_owned(),
             netns: netns.map(str::to_owned),
             mode: attached.to_string(),
@@ -64,8 +84,12 @@ impl Instance {
                 .map_or(0, |d| d.as_secs()),
             pid,
             config: opts.config.as_ref().map(|p| p.display().to_string()),
-        }
-        .write(&name)?;
+            sets: opts.sets.clone(),
+            max_sources: settings.max_sources,
+            reloads_ok: 0,
+            reloads_failed: 0,
+        };
+        meta.write(&name)?;
         super::fault_point("meta_written");
         say!(
             "icmpxdp: attached to {iface} in {attached} mode (program id {program_id}), counters pinned at {}",
@@ -78,7 +102,39 @@ impl Instance {
             pins,
             _lock: lock,
             addrs: found.set,
+            meta,
+            ifindex,
         })
+    }
+
+    /// Whether the interface is attached (not deleted under us).
+    pub(crate) fn is_attached(&self) -> bool {
+        self.ifindex != 0
+    }
+
+    /// Checks the interface (about once a second): deleted or replaced by
+    /// another of the same name, the link holds nothing; an interface of
+    /// the name present again while detached is attached to.
+    pub(crate) fn follow_interface(&mut self, mode: Mode) -> Result<InterfaceEvent> {
+        let now = ifindex_of(&self.iface);
+        if self.ifindex != 0 {
+            if now == Some(self.ifindex) {
+                return Ok(InterfaceEvent::Unchanged);
+            }
+            self.ifindex = 0;
+            return Ok(InterfaceEvent::Lost);
+        }
+        let Some(index) = now else {
+            return Ok(InterfaceEvent::Unchanged);
+        };
+        let attached = self.responder.reattach(&self.iface, mode)?;
+        self.ifindex = index;
+        self.meta.mode = attached.to_string();
+        self.meta.write(&self.name)?;
+        // Its addresses may differ from the old interface's.
+        self.addrs = AddrSet::default();
+        self.refresh_addrs()?;
+        Ok(InterfaceEvent::Reattached(attached))
     }
 
     /// Picks up address changes on the interface.

@@ -57,7 +57,7 @@ pub(crate) fn run_lab(opts: &RunOpts) -> Result<()> {
         say!("icmpxdp: metrics at http://{addr}/metrics (in the responder namespace)");
     }
     let mut prev = instances[0].responder.snapshot()?;
-    serve(&mut instances, &sig, opts, cfg.max_sources, |inst| {
+    serve(&mut instances, &sig, opts, |inst| {
         let Ok(now) = inst[0].responder.snapshot() else { return };
         let d = now.since(&prev);
         say!(

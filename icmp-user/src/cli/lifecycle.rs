@@ -7,6 +7,7 @@ use std::io::Write as _;
 use anyhow::{Context as _, Result, bail};
 use icmp_user::dataplane::{
     config_maps::Pinned,
+    links::instance_attached,
     pins::{self as pin, InstanceLock},
 };
 
@@ -64,15 +65,17 @@ pub(crate) fn status(as_json: bool) -> Result<()> {
     for name in pin::list_instances()? {
         let meta = pin::Meta::read(&name);
         let cfg = Pinned::open(&pin::instance_dir(&name)).and_then(|p| p.config()).ok();
-        rows.push((name, meta, cfg));
+        let attached = instance_attached(&name)?;
+        rows.push((name, meta, cfg, attached));
     }
     if as_json {
         let v: Vec<serde_json::Value> = rows
             .iter()
-            .map(|(name, m, c)| {
+            .map(|(name, m, c, attached)| {
                 serde_json::json!({
                     "instance": name,
                     "live": pin::is_live(name),
+                    "attached": attached,
                     "meta": m,
                     "uptime_s": m.as_ref().map(|m| now.saturating_sub(m.started)),
                     "config": c.as_ref().map(config_summary),
@@ -87,14 +90,15 @@ pub(crate) fn status(as_json: bool) -> Result<()> {
         return Ok(());
     }
     say!(
-        "{:<36} {:<7} {:>7} {:<14} {:>9}  config",
+        "{:<36} {:<8} {:<7} {:>7} {:<14} {:>9}  config",
         "instance",
+        "attached",
         "mode",
         "program",
         "owner",
         "uptime"
     );
-    for (name, m, c) in rows {
+    for (name, m, c, attached) in rows {
         let (mode, prog, owner, up) = match &m {
             _ if !pin::is_live(&name) => ("-".into(), "-".into(), "stale".into(), "-".into()),
             Some(m) => (
@@ -105,12 +109,15 @@ pub(crate) fn status(as_json: bool) -> Result<()> {
             ),
             None => ("?".into(), "?".into(), "?".into(), "?".into()),
         };
-        let summary = if pin::is_live(&name) {
-            c.as_ref().map_or_else(|| "unreadable".to_owned(), config_summary)
-        } else {
+        let summary = if !pin::is_live(&name) {
             "pins left by a killed run: the next start on it, or `icmpxdp detach`, removes them".to_owned()
+        } else if !attached {
+            "NOT ATTACHED: the interface is gone (a `run` attaches again when it returns)".to_owned()
+        } else {
+            c.as_ref().map_or_else(|| "unreadable".to_owned(), config_summary)
         };
-        say!("{name:<36} {mode:<7} {prog:>7} {owner:<14} {up:>9}  {summary}");
+        let yes_no = if attached { "yes" } else { "no" };
+        say!("{name:<36} {yes_no:<8} {mode:<7} {prog:>7} {owner:<14} {up:>9}  {summary}");
     }
     Ok(())
 }

@@ -42,6 +42,7 @@ pub(crate) mod check_config;
 pub(crate) mod instance;
 pub(crate) mod lab;
 pub(crate) mod lifecycle;
+pub(crate) mod notify;
 pub(crate) mod reload;
 pub(crate) mod run;
 pub(crate) mod stats;

@@ -8,31 +8,31 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 use icmp_user::observe::metrics;
 
-use super::{Signals, instance::Instance, require_privileges, signals};
+use super::{
+    Signals,
+    instance::{Instance, InterfaceEvent},
+    notify,
+    reload::reload_instance,
+    require_privileges, signals,
+};
 use crate::RunOpts;
 
-/// SIGHUP: re-reads the config; an invalid one changes nothing.
-fn reload_all(instances: &mut [Instance], opts: &RunOpts, loaded_max_sources: u32) {
-    match opts.config() {
-        Ok(settings) => {
-            if settings.max_sources != loaded_max_sources {
-                log::warn!(
-                    "rate_limit.max_sources changed to {} but stays {loaded_max_sources} until a restart (map size is fixed at load)",
-                    settings.max_sources
-                );
-            }
-            for i in instances.iter_mut() {
-                match i.responder.apply(&settings) {
-                    Ok(()) => log::info!("{}: config reloaded", i.name),
-                    Err(e) => log::error!("{}: reload failed: {e:#}", i.name),
-                }
-            }
+/// SIGHUP: each instance reloads its recorded config (the file, re-read, and
+/// every `--set` so far, including those of `icmpxdp reload`); an invalid
+/// one changes nothing. systemd hears RELOADING=1 / READY=1 around it.
+fn reload_all(instances: &mut [Instance]) {
+    notify::reloading();
+    for i in instances.iter_mut() {
+        let name = i.name.clone();
+        match reload_instance(&name, None, &[], |s| i.responder.apply(s)) {
+            Ok(r) => log::info!("{}", r.message(&name)),
+            Err(e) => log::error!("{e:#}"),
         }
-        Err(e) => log::error!("reload refused, config unchanged: {e:#}"),
     }
+    notify::ready();
 }
 
 /// Runs until a signal; `tick` is called about once a second.
@@ -40,14 +40,13 @@ pub(crate) fn serve(
     instances: &mut [Instance],
     sig: &Signals,
     opts: &RunOpts,
-    max_sources: u32,
     mut tick: impl FnMut(&mut [Instance]),
 ) -> Result<()> {
     let mut last = Instant::now();
     while !sig.stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
         if sig.reload.swap(false, Ordering::Relaxed) {
-            reload_all(instances, opts, max_sources);
+            reload_all(instances);
         }
         for i in instances.iter_mut() {
             i.responder.flush_logs();
@@ -55,7 +54,28 @@ pub(crate) fn serve(
         if last.elapsed() >= Duration::from_secs(1) {
             last = Instant::now();
             for i in instances.iter_mut() {
-                if let Err(e) = i.refresh_addrs() {
+                match i.follow_interface(opts.mode) {
+                    Ok(InterfaceEvent::Lost) if opts.exit_on_interface_loss => {
+                        bail!(
+                            "{}: the interface disappeared; exiting (--exit-on-interface-loss), nothing is attached",
+                            i.name
+                        );
+                    }
+                    Ok(InterfaceEvent::Lost) => log::warn!(
+                        "{}: the interface disappeared: nothing is answered until an interface named {} \
+                         comes back, then icmpxdp attaches to it again (status and /metrics say attached 0)",
+                        i.name,
+                        i.iface
+                    ),
+                    Ok(InterfaceEvent::Reattached(mode)) => {
+                        log::warn!("{}: the interface is back: attached again in {mode} mode", i.name);
+                    }
+                    Ok(InterfaceEvent::Unchanged) => {}
+                    Err(e) => log::error!("{}: attaching to the re-created interface failed: {e:#}", i.name),
+                }
+                if i.is_attached()
+                    && let Err(e) = i.refresh_addrs()
+                {
                     log::warn!("{}: {e:#}", i.iface);
                 }
             }
@@ -81,7 +101,9 @@ pub(crate) fn run(ifaces: &[String], netns: Option<&str>, opts: &RunOpts) -> Res
         metrics::spawn_server(addr, Some(instances.iter().map(|i| i.name.clone()).collect()))?;
         say!("icmpxdp: metrics at http://{addr}/metrics");
     }
-    serve(&mut instances, &sig, opts, cfg.max_sources, |_| {})?;
+    notify::ready();
+    serve(&mut instances, &sig, opts, |_| {})?;
+    notify::stopping();
     for i in instances.drain(..).rev() {
         let name = i.name.clone();
         drop(i);

@@ -213,13 +213,7 @@ impl Responder {
 
     /// Counters summed over CPUs, read from this instance's maps.
     pub fn snapshot(&self) -> Result<Snapshot> {
-        Snapshot::read(
-            self.map(map_names::VERDICTS)?,
-            self.map(map_names::ACTIONS)?,
-            self.map(map_names::RX_TYPES)?,
-            self.map(map_names::TX_TYPES)?,
-            self.map(map_names::RATE_LIMITED)?,
-        )
+        Snapshot::read(|name| self.map(name))
     }
 
     /// Pins every map under `dir` (which must exist on a bpffs).
@@ -254,6 +248,17 @@ impl Responder {
         };
         self.link = Some(link);
         Ok(got)
+    }
+
+    /// Attaches again after the interface was deleted and re-created: the
+    /// old link holds nothing any more and is closed first.
+    pub fn reattach(&mut self, iface: &str, mode: Mode) -> Result<Attached> {
+        if let Some(old) = self.link.take() {
+            // A link whose interface is gone detaches with an error; either
+            // way its fd is closed.
+            let _ = self.program().detach(old);
+        }
+        self.attach(iface, mode)
     }
 
     /// Pins the program and the link of the last attach under `dir`, so the

@@ -10,6 +10,7 @@
 
 pub mod addrs;
 pub mod config_maps;
+pub mod links;
 pub mod load;
 pub mod netns;
 pub mod pins;

@@ -29,11 +29,30 @@ pub fn instance_dir(instance: &str) -> PathBuf {
     Path::new(PIN_ROOT).join(instance)
 }
 
-/// Mounts a bpffs on /sys/fs/bpf unless one is there.
+/// Whether this process shares the host's mount namespace (that of pid 1):
+/// not so under `ip netns exec`, which gives the process a private /sys.
+fn in_host_mount_namespace() -> bool {
+    match (fs::read_link("/proc/self/ns/mnt"), fs::read_link("/proc/1/ns/mnt")) {
+        (Ok(ours), Ok(init)) => ours == init,
+        // Cannot tell (no /proc/1 access): do not refuse on a guess.
+        _ => true,
+    }
+}
+
+/// Mounts a bpffs on /sys/fs/bpf unless one is there. Refuses to mount one
+/// that only this process would see: pins in a private mount namespace
+/// vanish with the process, and an `attach` would silently be undone.
 pub fn ensure_bpffs() -> Result<()> {
     let st = nix::sys::statfs::statfs(BPFFS).with_context(|| format!("statfs {BPFFS}"))?;
     if st.filesystem_type().0 as i64 == BPF_FS_MAGIC {
         return Ok(());
+    }
+    if !in_host_mount_namespace() {
+        bail!(
+            "{BPFFS} is not a bpffs here, and this process has a mount namespace of its own (as under \
+             `ip netns exec`): a bpffs mounted here, and the pins in it, would vanish when icmpxdp exits, \
+             and an attachment with them. Use `icmpxdp --netns NS ...` instead of `ip netns exec NS icmpxdp ...`"
+        );
     }
     nix::mount::mount(
         Some("bpf"),
@@ -152,7 +171,20 @@ pub struct Meta {
     pub started: u64,
     /// The `run` process serving it; `None` for `attach`.
     pub pid: Option<u32>,
+    /// The config file it was started with, and every `--set` given since
+    /// (at the start and by `icmpxdp reload`), in order: a reload applies
+    /// its changes on top of these.
     pub config: Option<String>,
+    #[serde(default)]
+    pub sets: Vec<String>,
+    /// Config reloads applied, and refused (invalid config, nothing changed).
+    /// Entries of the per-source bucket map, fixed at load.
+    #[serde(default)]
+    pub max_sources: u32,
+    #[serde(default)]
+    pub reloads_ok: u64,
+    #[serde(default)]
+    pub reloads_failed: u64,
 }
 
 impl Meta {
@@ -244,8 +276,14 @@ pub fn remove_stale(instance: &str, _lock: &InstanceLock) -> Result<()> {
 
 /// Names of instances with a pin directory.
 pub fn list_instances() -> Result<Vec<String>> {
-    let Ok(entries) = fs::read_dir(PIN_ROOT) else {
-        return Ok(Vec::new());
+    let entries = match fs::read_dir(PIN_ROOT) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => bail!(
+            "cannot read {PIN_ROOT}: permission denied; reading icmpxdp's pinned maps needs root \
+             (or CAP_BPF with access to {BPFFS})"
+        ),
+        Err(e) => return Err(anyhow::Error::from(e).context(format!("reading {PIN_ROOT}"))),
     };
     let mut out: Vec<String> = entries
         .filter_map(|e| e.ok())

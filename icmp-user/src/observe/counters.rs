@@ -24,6 +24,8 @@ pub struct Snapshot {
     pub sent: Vec<u64>,
     /// Not sent for a rate limit, by scope × family × type.
     pub rate_limited: Vec<u64>,
+    /// ICMP messages too short to parse, by family.
+    pub in_errors: [u64; 2],
 }
 
 /// Slot `index` of a per-CPU `u64` array map, summed over CPUs.
@@ -39,32 +41,34 @@ pub fn sum_per_cpu_all(map: &Map, len: u32) -> Result<Vec<u64>> {
 }
 
 impl Snapshot {
-    pub fn read(verdicts: &Map, actions: &Map, received: &Map, sent: &Map, rate_limited: &Map) -> Result<Self> {
-        let v = sum_per_cpu_all(verdicts, Reason::COUNT)?;
-        let a = sum_per_cpu_all(actions, Action::COUNT)?;
+    /// Reads every counter map; `sum(name, len)` returns slots `0..len` of
+    /// the named per-CPU map, summed over CPUs.
+    fn read_with(sum: impl Fn(&str, u32) -> Result<Vec<u64>>) -> Result<Self> {
+        let v = sum(map_names::VERDICTS, Reason::COUNT)?;
+        let a = sum(map_names::ACTIONS, Action::COUNT)?;
+        let e = sum(map_names::ICMP_IN_ERRORS, 2)?;
         Ok(Self {
             verdicts: v.try_into().expect("Reason::COUNT slots"),
             actions: a.try_into().expect("Action::COUNT slots"),
-            received: sum_per_cpu_all(received, TYPE_SLOTS)?,
-            sent: sum_per_cpu_all(sent, TYPE_SLOTS)?,
-            rate_limited: sum_per_cpu_all(rate_limited, Scope::COUNT * TYPE_SLOTS)?,
+            received: sum(map_names::RX_TYPES, TYPE_SLOTS)?,
+            sent: sum(map_names::TX_TYPES, TYPE_SLOTS)?,
+            rate_limited: sum(map_names::RATE_LIMITED, Scope::COUNT * TYPE_SLOTS)?,
+            in_errors: e.try_into().expect("two families"),
         })
+    }
+
+    /// Reads a loaded instance's maps (`map` looks one up by name).
+    pub fn read<'a>(map: impl Fn(&str) -> Result<&'a Map>) -> Result<Self> {
+        Self::read_with(|name, len| sum_per_cpu_all(map(name)?, len))
     }
 
     /// Reads the maps pinned under an instance directory.
     pub fn from_pins(dir: &Path) -> Result<Self> {
-        let open = |name: &str| -> Result<Map> {
+        Self::read_with(|name, len| {
             let path = dir.join(name);
             let data = MapData::from_pin(&path).with_context(|| format!("opening pinned map {}", path.display()))?;
-            Ok(Map::PerCpuArray(data))
-        };
-        Self::read(
-            &open(map_names::VERDICTS)?,
-            &open(map_names::ACTIONS)?,
-            &open(map_names::RX_TYPES)?,
-            &open(map_names::TX_TYPES)?,
-            &open(map_names::RATE_LIMITED)?,
-        )
+            sum_per_cpu_all(&Map::PerCpuArray(data), len)
+        })
     }
 
     pub fn verdict(&self, r: Reason) -> u64 {
@@ -117,6 +121,9 @@ impl Snapshot {
             received: sub(&self.received, &earlier.received),
             sent: sub(&self.sent, &earlier.sent),
             rate_limited: sub(&self.rate_limited, &earlier.rate_limited),
+            in_errors: sub(&self.in_errors, &earlier.in_errors)
+                .try_into()
+                .expect("same length"),
         }
     }
 }
