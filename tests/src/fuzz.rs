@@ -44,7 +44,7 @@ impl Rng {
         Self(seed)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -54,7 +54,7 @@ impl Rng {
 
     /// Uniform in `0..n` (n > 0).
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.next_u64() % n
     }
 
     pub fn chance(&mut self, percent: u64) -> bool {
@@ -62,7 +62,7 @@ impl Rng {
     }
 
     pub fn byte(&mut self) -> u8 {
-        self.next() as u8
+        self.next_u64() as u8
     }
 
     pub fn bytes(&mut self, n: usize) -> Vec<u8> {
@@ -217,18 +217,22 @@ pub fn scenarios() -> Vec<Scenario> {
 /// leave it: nothing the loader validated.
 pub fn random_config(rng: &mut Rng) -> Config {
     let limit = |rng: &mut Rng| icmp_common::ratelimit::Limit {
-        interval_ns: if rng.chance(30) { 0 } else { rng.next() >> rng.below(64) },
-        tolerance_ns: rng.next() >> rng.below(64),
+        interval_ns: if rng.chance(30) {
+            0
+        } else {
+            rng.next_u64() >> rng.below(64)
+        },
+        tolerance_ns: rng.next_u64() >> rng.below(64),
     };
     Config {
-        flags: rng.next() as u32 | FLAG_ENABLED,
+        flags: rng.next_u64() as u32 | FLAG_ENABLED,
         ttl: rng.byte(),
         hop_limit: rng.byte(),
         _pad: [rng.byte(), rng.byte()],
-        v4_error_size: rng.next() as u16,
-        v6_error_size: rng.next() as u16,
-        ratemask_v4: rng.next() as u32,
-        ratemask_v6: std::array::from_fn(|_| rng.next() as u32),
+        v4_error_size: rng.next_u64() as u16,
+        v6_error_size: rng.next_u64() as u16,
+        ratemask_v4: rng.next_u64() as u32,
+        ratemask_v6: std::array::from_fn(|_| rng.next_u64() as u32),
         per_source: limit(rng),
         global: limit(rng),
         inbound: limit(rng),
@@ -263,7 +267,7 @@ fn v4_src(rng: &mut Rng) -> Ipv4Addr {
         3 => Ipv4Addr::new(240 + rng.byte() % 16, rng.byte(), rng.byte(), rng.byte()),
         4 => Ipv4Addr::BROADCAST,
         5 => rng.pick(&BCASTS4),
-        6 => Ipv4Addr::from(rng.next() as u32),
+        6 => Ipv4Addr::from(rng.next_u64() as u32),
         _ => Ipv4Addr::new(192, 0, 2, 2 + rng.byte() % 200),
     }
 }
@@ -278,7 +282,7 @@ fn v4_dst(rng: &mut Rng) -> Ipv4Addr {
         5 => Ipv4Addr::new(240, 0, 0, 1),
         6 => Ipv4Addr::new(198, 51, 100, rng.byte()),
         7 => Ipv4Addr::new(10, 88, 1, rng.byte()),
-        8 => Ipv4Addr::from(rng.next() as u32),
+        8 => Ipv4Addr::from(rng.next_u64() as u32),
         _ => rng.pick(&OURS4),
     }
 }
@@ -316,7 +320,7 @@ fn dport(rng: &mut Rng) -> u16 {
         0 => 33434 + rng.below(101) as u16,
         1 => OPEN_PORT,
         2 => 53,
-        _ => rng.next() as u16,
+        _ => rng.next_u64() as u16,
     }
 }
 
@@ -334,7 +338,10 @@ fn l4_v4(rng: &mut Rng, src: Ipv4Addr, dst: Ipv4Addr) -> (u8, Vec<u8>) {
                 ),
             )
         }
-        4..=7 => (17, udp4(src, dst, rng.next() as u16, dport(rng), &small_payload(rng))),
+        4..=7 => (
+            17,
+            udp4(src, dst, rng.next_u64() as u16, dport(rng), &small_payload(rng)),
+        ),
         8 => {
             let n = 20 + rng.below(40) as usize;
             (6, rng.bytes(n))
@@ -359,7 +366,10 @@ fn l4_v6(rng: &mut Rng, src: Ipv6Addr, dst: Ipv6Addr) -> (u8, Vec<u8>) {
                 ),
             )
         }
-        4..=7 => (17, udp6(&src, &dst, rng.next() as u16, dport(rng), &small_payload(rng))),
+        4..=7 => (
+            17,
+            udp6(&src, &dst, rng.next_u64() as u16, dport(rng), &small_payload(rng)),
+        ),
         _ => (rng.byte(), small_payload(rng)),
     }
 }
@@ -456,12 +466,12 @@ pub fn frame(rng: &mut Rng) -> Vec<u8> {
     for i in 0..tags {
         let tpid: u16 = if i == 0 && tags > 1 { 0x88a8 } else { 0x8100 };
         f.extend_from_slice(&tpid.to_be_bytes());
-        f.extend_from_slice(&((rng.next() as u16) & 0x0fff).to_be_bytes());
+        f.extend_from_slice(&((rng.next_u64() as u16) & 0x0fff).to_be_bytes());
     }
     let v6 = rng.chance(45);
     let ethertype: u16 = match rng.below(30) {
         0 => 0x0806,
-        1 => rng.next() as u16,
+        1 => rng.next_u64() as u16,
         _ if v6 => 0x86dd,
         _ => 0x0800,
     };
@@ -503,11 +513,11 @@ fn mutate(rng: &mut Rng, f: &mut Vec<u8>, l3_at: usize) {
                 // A length field that lies (IPv4 total length / IPv6 payload length).
                 let at = if f[l3_at] >> 4 == 6 { l3_at + 4 } else { l3_at + 2 };
                 if at + 2 <= f.len() {
-                    let v = rng.next() as u16;
+                    let v = rng.next_u64() as u16;
                     f[at..at + 2].copy_from_slice(&v.to_be_bytes());
                 }
             }
-            3 if f.len() >= l3_at + 1 => f[l3_at] = rng.byte(),
+            3 if f.len() > l3_at => f[l3_at] = rng.byte(),
             4 => {
                 let i = rng.below(f.len().max(1) as u64) as usize;
                 if i < f.len() {
@@ -1006,21 +1016,21 @@ pub fn run(scenario: &Scenario, seed: u64, frames: u64, random_configs: bool) ->
         if let Some(slot) = outcome.actions.get_mut(action as usize) {
             *slot += 1;
         }
-        if let Err(why) = check(&knobs, &f, action, &out) {
-            if outcome.failures.len() < 5 {
-                let mut fails = |cand: &[u8]| {
-                    run_once(&mut r, cand).is_some_and(|(a, o)| check(&knobs, cand, a, &o).err().as_ref() == Some(&why))
-                };
-                let small = minimise(&f, &mut fails);
-                let small_out =
-                    run_once(&mut r, &small).map_or_else(String::new, |(a, o)| format!("action {a}: {}", hex(&o)));
-                outcome.failures.push(format!(
+        if let Err(why) = check(&knobs, &f, action, &out)
+            && outcome.failures.len() < 5
+        {
+            let mut fails = |cand: &[u8]| {
+                run_once(&mut r, cand).is_some_and(|(a, o)| check(&knobs, cand, a, &o).err().as_ref() == Some(&why))
+            };
+            let small = minimise(&f, &mut fails);
+            let small_out =
+                run_once(&mut r, &small).map_or_else(String::new, |(a, o)| format!("action {a}: {}", hex(&o)));
+            outcome.failures.push(format!(
                     "{}: seed {seed} frame #{i}: {why}\n  config: {cfg:?}\n  frame:     {}\n  minimised: {}\n  its output: {small_out}",
                     scenario.name,
                     hex(&f),
                     hex(&small)
                 ));
-            }
         }
     }
     // The counters add up: one verdict and one action per frame run (the

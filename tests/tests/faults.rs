@@ -196,7 +196,7 @@ fn a_reload_racing_a_flood_shows_the_old_or_the_new_config_only() {
             let mut maps = Pinned::open(&dir).unwrap();
             let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
-                maps.apply(if n % 2 == 0 { &b } else { &a }).unwrap();
+                maps.apply(if n.is_multiple_of(2) { &b } else { &a }).unwrap();
                 n += 1;
             }
             n
