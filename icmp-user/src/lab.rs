@@ -98,6 +98,25 @@ impl Lab {
             ip(&["netns", "add", &ns])?;
             self.created.push(ns);
         }
+        // The responder's kernel must not answer: replies then come from XDP only.
+        sysctl_in(&self.responder_ns, "net.ipv4.icmp_echo_ignore_all", "1")?;
+        sysctl_in(&self.responder_ns, "net.ipv6.icmp.echo_ignore_all", "1")?;
+        self.link(client_program)
+    }
+
+    /// Deletes the veth pair (as an operator's `ip link del` would).
+    pub fn delete_link(&mut self) -> Result<()> {
+        self.client_pass = None;
+        ip(&["-n", &self.responder_ns, "link", "del", &self.responder_if])
+    }
+
+    /// Creates the veth pair again, as it was (after [`Lab::delete_link`]).
+    pub fn recreate_link(&mut self) -> Result<()> {
+        self.link(crate::PASS_PROGRAM)
+    }
+
+    /// The veth pair, addressed and up, the client's program on its end.
+    fn link(&mut self, client_program: &'static str) -> Result<()> {
         let (r, c) = (self.responder_ns.as_str(), self.client_ns.as_str());
         let (ri, ci) = (self.responder_if.as_str(), self.client_if.as_str());
         ip(&[
@@ -110,10 +129,6 @@ impl Lab {
             ip(&["-n", ns, "link", "set", dev, "up"])?;
             ip(&["-n", ns, "link", "set", "lo", "up"])?;
         }
-        // The responder's kernel must not answer: replies then come from XDP only.
-        sysctl_in(r, "net.ipv4.icmp_echo_ignore_all", "1")?;
-        sysctl_in(r, "net.ipv6.icmp.echo_ignore_all", "1")?;
-
         let _inside = netns::enter(c)?;
         let mut pass = Responder::load_named(client_program)?;
         pass.attach(ci, Mode::Driver)?;

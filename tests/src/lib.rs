@@ -118,6 +118,11 @@ pub struct Running {
 impl Running {
     /// Starts `icmpxdp ARGS` and waits (at most 20 s) for its "attached" line.
     pub fn start(args: &[&str]) -> Self {
+        Self::start_until(args, "attached to")
+    }
+
+    /// Starts `icmpxdp ARGS` and waits (at most 20 s) for a line containing `marker`.
+    pub fn start_until(args: &[&str], marker: &str) -> Self {
         let mut child = Command::new(icmpxdp_bin())
             .args(args)
             .stdout(Stdio::piped())
@@ -139,7 +144,7 @@ impl Running {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(line) => {
-                    let done = line.contains("attached to");
+                    let done = line.contains(marker);
                     lines.push(line);
                     if done {
                         break;
@@ -148,7 +153,7 @@ impl Running {
                 Err(_) => {
                     let _ = child.kill();
                     let status = child.wait();
-                    panic!("icmpxdp {args:?} did not attach within 20 s ({status:?}); stdout: {lines:?}");
+                    panic!("icmpxdp {args:?} printed no {marker:?} within 20 s ({status:?}); stdout: {lines:?}");
                 }
             }
         }

@@ -82,10 +82,7 @@ pub struct Pinned {
 
 impl Pinned {
     pub fn open(dir: &Path) -> Result<Self> {
-        let data = |name: &str| -> Result<MapData> {
-            let path = dir.join(name);
-            MapData::from_pin(&path).with_context(|| format!("opening pinned map {}", path.display()))
-        };
+        let data = |name: &str| -> Result<MapData> { crate::dataplane::pins::open_map(&dir.join(name)) };
         Ok(Self {
             config: Map::Array(data(map_names::CONFIG)?),
             active: Map::Array(data(map_names::ACTIVE_CONFIG)?),

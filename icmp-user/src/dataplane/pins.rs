@@ -29,13 +29,19 @@ pub fn instance_dir(instance: &str) -> PathBuf {
     Path::new(PIN_ROOT).join(instance)
 }
 
-/// Whether this process shares the host's mount namespace (that of pid 1):
-/// not so under `ip netns exec`, which gives the process a private /sys.
-fn in_host_mount_namespace() -> bool {
-    match (fs::read_link("/proc/self/ns/mnt"), fs::read_link("/proc/1/ns/mnt")) {
-        (Ok(ours), Ok(init)) => ours == init,
-        // Cannot tell (no /proc/1 access): do not refuse on a guess.
-        _ => true,
+/// Whether this process shares its parent's mount namespace (or, where the
+/// parent cannot be read, pid 1's): not so under `ip netns exec`, which
+/// unshares the mount namespace and mounts a private /sys before it runs
+/// the command.
+fn in_shared_mount_namespace() -> bool {
+    let Ok(ours) = fs::read_link("/proc/self/ns/mnt") else {
+        return true;
+    };
+    let parent = format!("/proc/{}/ns/mnt", std::os::unix::process::parent_id());
+    match fs::read_link(parent).or_else(|_| fs::read_link("/proc/1/ns/mnt")) {
+        Ok(theirs) => ours == theirs,
+        // Cannot tell: do not refuse on a guess.
+        Err(_) => true,
     }
 }
 
@@ -47,7 +53,7 @@ pub fn ensure_bpffs() -> Result<()> {
     if st.filesystem_type().0 as i64 == BPF_FS_MAGIC {
         return Ok(());
     }
-    if !in_host_mount_namespace() {
+    if !in_shared_mount_namespace() {
         bail!(
             "{BPFFS} is not a bpffs here, and this process has a mount namespace of its own (as under \
              `ip netns exec`): a bpffs mounted here, and the pins in it, would vanish when icmpxdp exits, \
@@ -272,6 +278,24 @@ pub fn remove_stale(instance: &str, _lock: &InstanceLock) -> Result<()> {
     let _ = fs::remove_dir(PIN_ROOT);
     Meta::remove(instance);
     Ok(())
+}
+
+/// Opens a pinned map, saying what permission is missing when that is why.
+pub fn open_map(path: &Path) -> Result<aya::maps::MapData> {
+    aya::maps::MapData::from_pin(path).map_err(|e| {
+        let denied = std::error::Error::source(&e)
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .is_some_and(|io| matches!(io.raw_os_error(), Some(libc::EACCES | libc::EPERM)))
+            || e.to_string().contains("Permission denied");
+        let err = anyhow::Error::from(e).context(format!("opening pinned map {}", path.display()));
+        if denied {
+            err.context(format!(
+                "permission denied: reading icmpxdp's pinned maps needs root (or CAP_BPF with access to {BPFFS})"
+            ))
+        } else {
+            err
+        }
+    })
 }
 
 /// Names of instances with a pin directory.

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use aya::maps::{Map, MapData, PerCpuArray};
 use icmp_common::{
     counters::{TYPE_SLOTS, type_index},
@@ -65,8 +65,7 @@ impl Snapshot {
     /// Reads the maps pinned under an instance directory.
     pub fn from_pins(dir: &Path) -> Result<Self> {
         Self::read_with(|name, len| {
-            let path = dir.join(name);
-            let data = MapData::from_pin(&path).with_context(|| format!("opening pinned map {}", path.display()))?;
+            let data = crate::dataplane::pins::open_map(&dir.join(name))?;
             sum_per_cpu_all(&Map::PerCpuArray(data), len)
         })
     }

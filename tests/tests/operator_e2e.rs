@@ -1,0 +1,278 @@
+//! What an operator meets: an interface deleted under `run`, a `run` killed
+//! while metrics are scraped, a scrape without permission, reloads that
+//! change only what they name, `ip netns exec` attach, `promtool`.
+
+use std::{
+    io::{BufRead as _, BufReader},
+    path::Path,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use icmpxdp_tests::{Running, icmpxdp_bin, output, ping, run_responder, unique_lab};
+use serde_json::Value;
+
+fn status_of(instance: &str) -> Value {
+    let (ok, out, err) = output(Command::new(icmpxdp_bin()).args(["status", "--json"]));
+    assert!(ok, "status: {err}");
+    let all: Value = serde_json::from_str(&out).unwrap();
+    all.as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["instance"] == instance)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// Waits (at most `secs`) until `cond` holds.
+fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    cond()
+}
+
+#[test]
+fn an_interface_deleted_under_run_is_waited_for_and_attached_again() {
+    let mut l = unique_lab();
+    let instance = l.instance();
+    let mut run = run_responder(&l, &[]);
+    assert_eq!(ping(&l, false, 2), (2, 2));
+    assert_eq!(status_of(&instance)["attached"], true);
+
+    l.delete_link().unwrap();
+    assert!(
+        eventually(5, || status_of(&instance)["attached"] == false),
+        "status says not attached once the interface is gone: {}",
+        status_of(&instance)
+    );
+    assert!(run.child.try_wait().unwrap().is_none(), "run keeps waiting");
+
+    l.recreate_link().unwrap();
+    assert!(
+        eventually(5, || status_of(&instance)["attached"] == true),
+        "attached again when the interface is back: {}",
+        status_of(&instance)
+    );
+    assert_eq!(ping(&l, false, 3), (3, 3), "the new interface is answered by XDP");
+    assert_eq!(ping(&l, true, 2), (2, 2), "IPv6 too (the address set was re-read)");
+    assert!(run.stop().success());
+}
+
+#[test]
+fn exit_on_interface_loss_exits_non_zero_and_cleans_up() {
+    let mut l = unique_lab();
+    let instance = l.instance();
+    let mut run = run_responder(&l, &["--exit-on-interface-loss"]);
+    l.delete_link().unwrap();
+    let mut status = None;
+    assert!(eventually(5, || {
+        status = run.child.try_wait().unwrap();
+        status.is_some()
+    }));
+    let status = status.unwrap();
+    assert!(
+        !status.success(),
+        "a supervisor's Restart=on-failure must fire: {status:?}"
+    );
+    assert!(
+        !Path::new(&format!("/sys/fs/bpf/icmpxdp/{instance}")).exists(),
+        "pins removed"
+    );
+}
+
+/// GET `url` from inside namespace `ns`: (HTTP status, body).
+fn http_get(ns: &str, url: &str, accept: &str) -> (u16, String) {
+    let script = r#"
+import sys, urllib.request, urllib.error
+req = urllib.request.Request(sys.argv[1], headers={"Accept": sys.argv[2]})
+try:
+    r = urllib.request.urlopen(req, timeout=5)
+    print(r.status); sys.stdout.write(r.read().decode())
+except urllib.error.HTTPError as e:
+    print(e.code); sys.stdout.write(e.read().decode())
+"#;
+    let (ok, out, err) = output(Command::new("ip").args(["netns", "exec", ns, "python3", "-c", script, url, accept]));
+    assert!(ok, "GET {url}: {err}");
+    let (code, body) = out.split_once('\n').unwrap();
+    (code.trim().parse().unwrap(), body.to_owned())
+}
+
+fn sample(body: &str, prefix: &str) -> Option<f64> {
+    body.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn metrics_say_when_the_responder_is_gone_and_promtool_accepts_them() {
+    let l = unique_lab();
+    let instance = l.instance();
+    let mut run = run_responder(&l, &[]);
+    let addr = "127.0.0.1:9471";
+    let _metrics = Running::start_until(
+        &["--netns", &l.responder_ns, "serve-metrics", "--metrics-addr", addr],
+        "metrics at",
+    );
+    let url = format!("http://{addr}/metrics");
+    assert_eq!(ping(&l, false, 2), (2, 2));
+    let (code, body) = http_get(&l.responder_ns, &url, "text/plain");
+    assert_eq!(code, 200);
+    let attached = format!("icmpxdp_attached{{iface=\"{instance}\"}}");
+    assert_eq!(sample(&body, &attached), Some(1.0), "{body}");
+    assert!(body.contains("icmpxdp_build_info{version="), "{body}");
+    assert_eq!(
+        sample(
+            &body,
+            &format!("icmpxdp_netstat_Icmp_OutEchoReps{{iface=\"{instance}\"}}")
+        ),
+        Some(2.0)
+    );
+
+    // promtool reads the Prometheus text format and lints it.
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus)");
+    std::io::Write::write_all(promtool.stdin.as_mut().unwrap(), body.as_bytes()).unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    // The one lint allowed: the node_exporter-compatible netstat names are
+    // camelCase on purpose (node_exporter's own node_netstat_Icmp_* fail it
+    // the same way), so a dashboard swaps a prefix, not its queries.
+    let problems: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .chain(String::from_utf8_lossy(&out.stderr).lines())
+        .filter(|l| {
+            !(l.starts_with("icmpxdp_netstat_Icmp") && l.ends_with("should be written in 'snake_case' not 'camelCase'"))
+        })
+        .map(str::to_owned)
+        .collect();
+    assert!(problems.is_empty(), "promtool check metrics: {problems:#?}");
+
+    // kill -9: the link dies with the process; the metrics must say so.
+    run.child.kill().unwrap();
+    run.child.wait().unwrap();
+    let (code, body) = http_get(&l.responder_ns, &url, "application/openmetrics-text");
+    assert_eq!(code, 200);
+    assert_eq!(sample(&body, &attached), Some(0.0), "{body}");
+    assert!(
+        !body.contains(&format!("icmpxdp_frames_total{{iface=\"{instance}\"}}")),
+        "no frozen counters for a dead instance: {body}"
+    );
+    assert_eq!(status_of(&instance)["live"], false);
+}
+
+#[test]
+fn a_scrape_without_permission_fails_instead_of_answering_empty() {
+    let l = unique_lab();
+    let _run = run_responder(&l, &[]);
+    // As nobody, in the root namespace, on loopback.
+    let mut child = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
+        .arg(icmpxdp_bin())
+        .args(["serve-metrics", "--metrics-addr", "127.0.0.1:9472"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("metrics at"), "{line}");
+    let script = r#"
+import urllib.request, urllib.error
+try:
+    print(urllib.request.urlopen("http://127.0.0.1:9472/metrics", timeout=5).status)
+except urllib.error.HTTPError as e:
+    print(e.code, e.read().decode())
+"#;
+    let (_, out, _) = output(Command::new("python3").args(["-c", script]));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(out.starts_with("500"), "Prometheus must see the target fail: {out}");
+    assert!(out.contains("permission denied") && out.contains("root"), "{out}");
+}
+
+fn config_of(instance: &str) -> String {
+    status_of(instance)["config"].as_str().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn reload_changes_only_what_it_names_on_every_path() {
+    let l = unique_lab();
+    let instance = l.instance();
+    let file = std::env::temp_dir().join(format!("icmpxdp-op-{}.toml", std::process::id()));
+    std::fs::write(&file, "[ip]\nttl = 50\n[rate_limit]\nburst = 8\n").unwrap();
+    let file_s = file.to_str().unwrap();
+    let run = run_responder(&l, &["--config", file_s, "--set", "rate_limit.msgs_per_sec=500"]);
+    assert!(config_of(&instance).contains("ttl 50"), "{}", config_of(&instance));
+
+    let reload = |args: &[&str]| {
+        let mut a = vec![
+            "--netns",
+            l.responder_ns.as_str(),
+            "reload",
+            "--iface",
+            l.responder_if.as_str(),
+        ];
+        a.extend_from_slice(args);
+        output(Command::new(icmpxdp_bin()).args(&a))
+    };
+    let (ok, out, err) = reload(&["--set", "ip.ttl=99"]);
+    assert!(ok, "{out}{err}");
+    let c = config_of(&instance);
+    assert!(c.contains("ttl 99"), "the named key changed: {c}");
+    assert!(c.contains("burst 8"), "the file's burst stays: {c}");
+    assert!(c.contains("global 500/s"), "the start's --set stays: {c}");
+
+    let (ok, out, _) = reload(&["--set", "rate_limit.max_sources=100"]);
+    assert!(ok && out.contains("until a restart"), "{out}");
+
+    let (ok, _, err) = reload(&["--set", "ip.ttl=0"]);
+    assert!(!ok && err.contains("ip.ttl: must be between 1 and 255, got 0"), "{err}");
+    assert!(
+        config_of(&instance).contains("ttl 99"),
+        "a refused reload changes nothing"
+    );
+    let meta = &status_of(&instance)["meta"];
+    assert_eq!(meta["reloads_ok"], 2, "{meta}");
+    assert_eq!(meta["reloads_failed"], 1, "{meta}");
+
+    // SIGHUP re-reads the file and keeps every --set so far: the CLI
+    // reload's ttl 99 is not undone.
+    std::fs::write(&file, "[ip]\nttl = 50\n[rate_limit]\nburst = 9\n").unwrap();
+    // SAFETY: kill(2) on our child.
+    unsafe { libc::kill(run.child.id() as i32, libc::SIGHUP) };
+    assert!(
+        eventually(5, || config_of(&instance).contains("burst 9")),
+        "{}",
+        config_of(&instance)
+    );
+    let c = config_of(&instance);
+    assert!(c.contains("ttl 99") && c.contains("global 500/s"), "{c}");
+    std::fs::remove_file(&file).unwrap();
+}
+
+#[test]
+fn ip_netns_exec_attach_is_refused_with_the_fix() {
+    let l = unique_lab();
+    let (ok, _, err) =
+        output(
+            l.responder_command(icmpxdp_bin().to_str().unwrap())
+                .args(["attach", "--iface", &l.responder_if]),
+        );
+    assert!(!ok, "refused");
+    assert!(err.contains("--netns"), "says what to do instead: {err}");
+    let (_, links, _) = output(Command::new("ip").args(["-n", &l.responder_ns, "link", "show", &l.responder_if]));
+    assert!(!links.contains("prog/xdp"), "nothing attached: {links}");
+    assert!(!Path::new(&format!("/run/icmpxdp/{}.json", l.responder_if)).exists());
+}
