@@ -54,7 +54,8 @@ enum Cmd {
 
 /// Debian packages: Debian's rustc with core sources and LLVM 22 for the eBPF
 /// build and bpf-linker; iproute2, ping, traceroute and nftables for the lab
-/// and the tests.
+/// and the tests; promtool (prometheus) and systemd-analyze (systemd) for the
+/// tests that check the metrics and the unit file.
 const APT_PACKAGES: &[&str] = &[
     "rustc-web",
     "cargo-web",
@@ -160,6 +161,9 @@ fn setup() -> Result<()> {
         ("ping", "iputils-ping"),
         ("traceroute", "traceroute"),
         ("nft", "nftables"),
+        ("promtool", "prometheus"),
+        ("systemd-analyze", "systemd"),
+        ("setpriv", "util-linux"),
     ] {
         if which(program).is_none() && !Path::new("/usr/sbin").join(program).is_file() {
             missing.push(package);

@@ -85,6 +85,7 @@ impl Instance {
             pid,
             config: opts.config.as_ref().map(|p| p.display().to_string()),
             sets: opts.sets.clone(),
+            ifindex,
             max_sources: settings.max_sources,
             reloads_ok: 0,
             reloads_failed: 0,
@@ -122,6 +123,8 @@ impl Instance {
                 return Ok(InterfaceEvent::Unchanged);
             }
             self.ifindex = 0;
+            self.meta.ifindex = 0;
+            self.meta.write(&self.name)?;
             return Ok(InterfaceEvent::Lost);
         }
         let Some(index) = now else {
@@ -129,6 +132,7 @@ impl Instance {
         };
         let attached = self.responder.reattach(&self.iface, mode)?;
         self.ifindex = index;
+        self.meta.ifindex = index;
         self.meta.mode = attached.to_string();
         self.meta.write(&self.name)?;
         // Its addresses may differ from the old interface's.

@@ -12,6 +12,7 @@ use std::os::fd::{FromRawFd as _, OwnedFd};
 
 use anyhow::{Result, bail};
 
+const BPF_OBJ_GET: libc::c_long = 7;
 const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 const BPF_LINK_GET_FD_BY_ID: libc::c_long = 30;
 const BPF_LINK_GET_NEXT_ID: libc::c_long = 31;
@@ -49,10 +50,27 @@ fn link_info(id: u32) -> Option<LinkInfo> {
         return None; // gone since it was listed
     }
     // SAFETY: the kernel just returned this fd to us.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    info_of(&unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// The info of a pinned link (any process with access to the pin; no
+/// CAP_SYS_ADMIN needed, unlike walking every link).
+fn pinned_link_info(path: &std::path::Path) -> Option<LinkInfo> {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
+    let mut attr = [0u8; 24];
+    attr[0..8].copy_from_slice(&(c.as_ptr() as u64).to_ne_bytes());
+    let fd = bpf(BPF_OBJ_GET, &mut attr);
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: the kernel just returned this fd to us.
+    info_of(&unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+fn info_of(fd: &OwnedFd) -> Option<LinkInfo> {
     let mut info = LinkInfo::default();
     let mut attr = [0u8; 16];
-    attr[0..4].copy_from_slice(&(std::os::fd::AsRawFd::as_raw_fd(&fd) as u32).to_ne_bytes());
+    attr[0..4].copy_from_slice(&(std::os::fd::AsRawFd::as_raw_fd(fd) as u32).to_ne_bytes());
     attr[4..8].copy_from_slice(&(size_of::<LinkInfo>() as u32).to_ne_bytes());
     attr[8..16].copy_from_slice(&(&raw mut info as u64).to_ne_bytes());
     (bpf(BPF_OBJ_GET_INFO_BY_FD, &mut attr) == 0).then_some(info)
@@ -100,12 +118,24 @@ pub fn is_attached(program_id: u32) -> Result<bool> {
 /// Whether instance `name` answers right now: it is live (a running `run` or
 /// a pinned `attach`) and its program holds an interface. A stale instance
 /// (pins of a killed run) or one whose interface was deleted is not.
+///
+/// An `attach` is asked through its pinned link. A `run` is asked through
+/// the kernel's list of links when this process may walk it (CAP_SYS_ADMIN);
+/// otherwise through the ifindex the live `run` records each time its
+/// interface goes or comes back.
 pub fn instance_attached(name: &str) -> Result<bool> {
     if !super::pins::is_live(name) {
         return Ok(false);
     }
-    match super::pins::Meta::read(name) {
-        Some(meta) => is_attached(meta.program_id),
-        None => Ok(false),
+    let Some(meta) = super::pins::Meta::read(name) else {
+        return Ok(false);
+    };
+    let link = super::pins::instance_dir(name).join(super::pins::LINK_PIN);
+    if link.exists() {
+        return Ok(pinned_link_info(&link).is_some_and(|i| i.prog_id == meta.program_id && i.ifindex != 0));
+    }
+    match is_attached(meta.program_id) {
+        Ok(attached) => Ok(attached),
+        Err(_) => Ok(meta.ifindex != 0),
     }
 }

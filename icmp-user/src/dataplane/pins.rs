@@ -184,6 +184,9 @@ pub struct Meta {
     #[serde(default)]
     pub sets: Vec<String>,
     /// Config reloads applied, and refused (invalid config, nothing changed).
+    /// The interface the `run` serving it holds now (0: it is gone).
+    #[serde(default)]
+    pub ifindex: u32,
     /// Entries of the per-source bucket map, fixed at load.
     #[serde(default)]
     pub max_sources: u32,
@@ -198,9 +201,14 @@ impl Meta {
         Path::new(LOCK_ROOT).join(format!("{instance}.json"))
     }
 
+    /// Replaces the file atomically (a temporary file renamed over it), so a
+    /// reader never sees it half-written.
     pub fn write(&self, instance: &str) -> Result<()> {
         fs::create_dir_all(LOCK_ROOT)?;
-        fs::write(Self::path(instance), serde_json::to_string(self)?).context("writing instance metadata")
+        let path = Self::path(instance);
+        let tmp = path.with_extension(format!("json.{}.tmp", std::process::id()));
+        fs::write(&tmp, serde_json::to_string(self)?).context("writing instance metadata")?;
+        fs::rename(&tmp, &path).context("writing instance metadata")
     }
 
     pub fn read(instance: &str) -> Option<Self> {
