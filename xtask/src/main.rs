@@ -192,9 +192,16 @@ fn setup() -> Result<()> {
 
     // The metrics test parses /metrics with the Python Prometheus client's
     // own OpenMetrics parser.
-    if !succeeds(Command::new("python3").args(["-c", "import prometheus_client"])) {
-        println!("setup: python3 -m pip install prometheus-client");
-        run(Command::new("python3").args(["-m", "pip", "install", "--quiet", "prometheus-client"]))?;
+    // The DaemonSet test validates it against the Kubernetes schemas
+    // offline with kubernetes-validate (PyPI).
+    for (module, package) in [
+        ("prometheus_client", "prometheus-client"),
+        ("kubernetes_validate", "kubernetes-validate"),
+    ] {
+        if !succeeds(Command::new("python3").args(["-c", &format!("import {module}")])) {
+            println!("setup: python3 -m pip install {package}");
+            run(Command::new("python3").args(["-m", "pip", "install", "--quiet", package]))?;
+        }
     }
 
     if !nightly && !has_core_src(DEB_TOOLCHAIN) {

@@ -231,6 +231,27 @@ pub fn render(instances: Option<&[String]>, accept: &str) -> Result<(String, &'s
     })
 }
 
+/// `/healthz`: 200 while every instance served is attached (its program
+/// holds its interface), 503 saying which is not — what a readiness or
+/// liveness probe asks.
+pub fn health(instances: Option<&[String]>) -> (StatusCode, String) {
+    match collect(instances) {
+        Ok(views) if views.is_empty() => (StatusCode::SERVICE_UNAVAILABLE, "no icmpxdp instance\n".to_owned()),
+        Ok(views) => {
+            let down: Vec<&str> = views.iter().filter(|v| !v.attached).map(|v| v.name.as_str()).collect();
+            if down.is_empty() {
+                (StatusCode::OK, "ok\n".to_owned())
+            } else {
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("not attached: {}\n", down.join(", ")),
+                )
+            }
+        }
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}\n")),
+    }
+}
+
 /// Serves `/metrics` on `addr` until the process exits (on its own thread).
 pub fn spawn_server(addr: SocketAddr, instances: Option<Vec<String>>) -> Result<std::thread::JoinHandle<()>> {
     let listener =
@@ -247,26 +268,35 @@ pub fn spawn_server(addr: SocketAddr, instances: Option<Vec<String>>) -> Result<
                 Ok(l) => l,
                 Err(e) => return log::error!("metrics: {e}"),
             };
-            let app = axum::Router::new().route(
-                "/metrics",
-                axum::routing::get(move |headers: HeaderMap| {
-                    let instances = Arc::clone(&instances);
-                    async move {
-                        let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
-                        match render(instances.as_ref().as_deref(), accept) {
-                            Ok((body, ctype)) => ([(header::CONTENT_TYPE, ctype)], body).into_response(),
-                            // A 500, so Prometheus marks the target down
-                            // instead of scraping an empty page as healthy.
-                            Err(e) => (
-                                StatusCode::INTERNAL_SERVER_ERROR,
-                                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-                                format!("icmpxdp: reading counters failed: {e:#}\n"),
-                            )
-                                .into_response(),
+            let for_health = Arc::clone(&instances);
+            let app = axum::Router::new()
+                .route(
+                    "/healthz",
+                    axum::routing::get(move || {
+                        let instances = Arc::clone(&for_health);
+                        async move { health(instances.as_ref().as_deref()) }
+                    }),
+                )
+                .route(
+                    "/metrics",
+                    axum::routing::get(move |headers: HeaderMap| {
+                        let instances = Arc::clone(&instances);
+                        async move {
+                            let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+                            match render(instances.as_ref().as_deref(), accept) {
+                                Ok((body, ctype)) => ([(header::CONTENT_TYPE, ctype)], body).into_response(),
+                                // A 500, so Prometheus marks the target down
+                                // instead of scraping an empty page as healthy.
+                                Err(e) => (
+                                    StatusCode::INTERNAL_SERVER_ERROR,
+                                    [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                                    format!("icmpxdp: reading counters failed: {e:#}\n"),
+                                )
+                                    .into_response(),
+                            }
                         }
-                    }
-                }),
-            );
+                    }),
+                );
             if let Err(e) = axum::serve(listener, app).await {
                 log::error!("metrics server: {e}");
             }
