@@ -276,3 +276,76 @@ fn ip_netns_exec_attach_is_refused_with_the_fix() {
     assert!(!links.contains("prog/xdp"), "nothing attached: {links}");
     assert!(!Path::new(&format!("/run/icmpxdp/{}.json", l.responder_if)).exists());
 }
+
+#[test]
+fn systemd_hears_ready_reloading_and_stopping_and_journald_gets_priorities() {
+    use std::os::unix::net::UnixDatagram;
+    let l = unique_lab();
+    let dir = std::env::temp_dir().join(format!("icmpxdp-notify-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock_path = dir.join("notify");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut child = Command::new(icmpxdp_bin())
+        .args([
+            "--netns",
+            &l.responder_ns,
+            "run",
+            "--iface",
+            &l.responder_if,
+            "--metrics-addr",
+            "127.0.0.1:9473",
+        ])
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("JOURNAL_STREAM", "0:0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let recv = || {
+        let mut buf = [0u8; 256];
+        let n = sock.recv(&mut buf).expect("a notification within 10 s");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let ready = recv();
+    assert!(ready.starts_with("READY=1"), "{ready}");
+    // READY=1 came after the attach: the interface answers now.
+    assert_eq!(ping(&l, false, 1), (1, 1));
+    let (code, body) = http_get(&l.responder_ns, "http://127.0.0.1:9473/healthz", "*/*");
+    assert_eq!((code, body.as_str()), (200, "ok\n"));
+
+    // SAFETY: kill(2) on our child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    let reloading = recv();
+    assert!(reloading.starts_with("RELOADING=1\nMONOTONIC_USEC="), "{reloading}");
+    assert!(recv().starts_with("READY=1"));
+
+    // Deleting the interface makes /healthz fail and logs a warning at <4>.
+    let mut l = l;
+    l.delete_link().unwrap();
+    assert!(eventually(5, || http_get(
+        &l.responder_ns,
+        "http://127.0.0.1:9473/healthz",
+        "*/*"
+    )
+    .0 == 503));
+    // The kernel says so at once; run notices on its next once-a-second check.
+    std::thread::sleep(Duration::from_millis(1500));
+
+    // SAFETY: kill(2) on our child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(recv(), "STOPPING=1");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .lines()
+            .any(|line| line.starts_with("<4>") && line.contains("disappeared")),
+        "a warning with syslog priority 4: {stderr}"
+    );
+    assert!(
+        stderr.lines().any(|line| line.starts_with("<6>")),
+        "info lines at <6>: {stderr}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
