@@ -5,11 +5,20 @@
 //! has the `rust-src` component; else `deb-web` (Debian's rustc-web linked with
 //! `rustup toolchain link deb-web /usr`, see `cargo xtask setup`), which is a
 //! stable compiler and so needs RUSTC_BOOTSTRAP=1 for `-Z build-std=core`.
+//!
+//! This is aya-build's `build_ebpf` (same command, flags and target
+//! directory) without its one drawback: aya-build turns every line cargo
+//! prints (`Compiling core …`) into a `cargo:warning`, forty of them on a
+//! clean build. Here only the eBPF crate's own compiler warnings become
+//! warnings, and cargo's output is shown when the build fails.
 
-use std::{path::Path, process::Command};
+use std::{
+    io::{BufRead as _, BufReader, Read as _},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+};
 
 use anyhow::{Context as _, bail};
-use aya_build::{Package, Toolchain};
 
 fn sysroot_has_core_src(toolchain: &str) -> bool {
     let Ok(out) = Command::new("rustup")
@@ -27,8 +36,13 @@ fn sysroot_has_core_src(toolchain: &str) -> bool {
 
 fn main() -> anyhow::Result<()> {
     println!("cargo:rerun-if-env-changed=ICMPXDP_EBPF_TOOLCHAIN");
-    // aya-build watches icmp-ebpf; the program also compiles icmp-common.
-    println!("cargo:rerun-if-changed=../icmp-common/src");
+    // The program is icmp-ebpf's source and the icmp-common it compiles.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("workspace root")?
+        .to_owned();
+    println!("cargo:rerun-if-changed={}", root.join("icmp-ebpf").display());
+    println!("cargo:rerun-if-changed={}", root.join("icmp-common/src").display());
 
     let toolchain = match std::env::var("ICMPXDP_EBPF_TOOLCHAIN") {
         Ok(t) => t,
@@ -39,21 +53,62 @@ fn main() -> anyhow::Result<()> {
              or Debian's rustc-web linked as `deb-web`. Run `cargo xtask setup`."
         ),
     };
-    if toolchain != "nightly" {
-        // SAFETY: the build script is single-threaded at this point.
-        unsafe { std::env::set_var("RUSTC_BOOTSTRAP", "1") };
+    let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").context("OUT_DIR not set")?);
+    let arch = std::env::var("CARGO_CFG_TARGET_ARCH").context("CARGO_CFG_TARGET_ARCH not set")?;
+    let target_dir = out_dir.join("aya-build").join("target").join("icmp-ebpf");
+
+    let mut cmd = Command::new("rustup");
+    cmd.args(["run", &toolchain, "cargo", "build", "--package", "icmp-ebpf", "--bins"])
+        .args(["--message-format=json", "--release", "--target", "bpfel-unknown-none"])
+        .args(["-Z", "build-std=core", "--features", ""])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .current_dir(root.join("icmp-ebpf"))
+        // A stable compiler needs this for -Z build-std; nightly ignores it.
+        .env("RUSTC_BOOTSTRAP", "1")
+        .env(
+            "CARGO_ENCODED_RUSTFLAGS",
+            format!("--cfg=bpf_target_arch=\"{arch}\"\x1f-Cdebuginfo=2\x1f-Clink-arg=--btf"),
+        )
+        .env_remove("RUSTC")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().with_context(|| format!("spawning {cmd:?}"))?;
+    let mut stderr = child.stderr.take().context("stderr")?;
+    let stderr = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let mut executable = None;
+    for line in BufReader::new(child.stdout.take().context("stdout")?).lines() {
+        let line = line?;
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        match msg["reason"].as_str() {
+            Some("compiler-artifact") if msg["target"]["name"] == "icmp-ebpf" => {
+                if let Some(exe) = msg["executable"].as_str() {
+                    executable = Some(PathBuf::from(exe));
+                }
+            }
+            // Warnings and errors in the program's own code: those matter.
+            Some("compiler-message") => {
+                for l in msg["message"]["rendered"].as_str().unwrap_or_default().lines() {
+                    println!("cargo:warning={l}");
+                }
+            }
+            _ => {}
+        }
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("workspace root")?
-        .join("icmp-ebpf");
-    let root = root.to_str().context("non-UTF-8 path")?;
-    aya_build::build_ebpf(
-        [Package {
-            name: "icmp-ebpf",
-            root_dir: root,
-            ..Default::default()
-        }],
-        Toolchain::Custom(&toolchain),
-    )
+    let status = child.wait()?;
+    let stderr = stderr.join().unwrap_or_default();
+    if !status.success() {
+        bail!("building the eBPF program failed ({status}):\n{stderr}");
+    }
+    let exe = executable.context("cargo built no icmp-ebpf binary")?;
+    std::fs::copy(&exe, out_dir.join("icmp-ebpf"))
+        .with_context(|| format!("copying {} into OUT_DIR", exe.display()))?;
+    Ok(())
 }

@@ -286,7 +286,7 @@ fn systemd_hears_ready_reloading_and_stopping_and_journald_gets_priorities() {
     let sock_path = dir.join("notify");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut child = Command::new(icmpxdp_bin())
+    let child = Command::new(icmpxdp_bin())
         .args([
             "--netns",
             &l.responder_ns,
