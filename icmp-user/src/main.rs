@@ -25,6 +25,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Attach to interfaces and answer until SIGINT/SIGTERM, then detach.
+    #[command(after_help = "Examples:\n  icmpxdp run --iface eth0\n  \
+        icmpxdp run --iface eth0 --config /etc/icmpxdp/icmpxdp.toml --metrics-addr 127.0.0.1:9469\n  \
+        icmpxdp --netns blue run --iface veth1 --set rate_limit.burst=10")]
     Run {
         /// Interface to attach to (repeatable).
         #[arg(long = "iface", required = true)]
@@ -34,33 +37,49 @@ enum Command {
     },
     /// Attach, pin everything under /sys/fs/bpf/icmpxdp/<iface>/ and exit;
     /// the program keeps answering until `icmpxdp detach`.
+    #[command(
+        after_help = "Examples:\n  icmpxdp attach --iface eth0 --config /etc/icmpxdp/icmpxdp.toml\n  \
+        icmpxdp --netns blue attach --iface veth1 --replace"
+    )]
     Attach {
+        /// Interface to attach to (repeatable).
         #[arg(long = "iface", required = true)]
         ifaces: Vec<String>,
         #[command(flatten)]
         opts: RunOpts,
     },
-    /// Detach an `icmpxdp attach` and remove its pins.
+    /// Detach an `icmpxdp attach` and remove its pins (or the stale pins a
+    /// killed `run` left).
+    #[command(after_help = "Examples:\n  icmpxdp detach --iface eth0\n  icmpxdp --netns blue detach --iface veth1")]
     Detach {
+        /// Interface to detach from (repeatable).
         #[arg(long = "iface", required = true)]
         ifaces: Vec<String>,
     },
-    /// List attached instances: mode, program, owner, uptime, config.
+    /// List instances: attached or not, mode, program, owner, uptime, config.
+    #[command(after_help = "Examples:\n  icmpxdp status\n  icmpxdp status --json | jq '.[] | {instance, attached}'")]
     Status {
+        /// One JSON array of instances instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Start a two-namespace lab, attach in it, show live counters until Ctrl-C.
+    #[command(after_help = "Examples:\n  icmpxdp lab\n  icmpxdp lab --set rate_limit.ratelimit_ms=0")]
     Lab {
         #[command(flatten)]
         opts: RunOpts,
     },
-    /// Apply a new config to running instances without detaching.
+    /// Apply config changes to running instances without detaching: the
+    /// instance's file (or --config) and every --set so far, plus these.
+    #[command(after_help = "Examples:\n  icmpxdp reload --set ip.ttl=128\n  \
+        icmpxdp reload --iface eth0 --config /etc/icmpxdp/icmpxdp.toml\n  \
+        icmpxdp --netns blue reload --iface veth1 --set 'unreachable.closed_ports=[\"33434-33534\"]'")]
     Reload {
         /// Only this interface (default: every running instance).
         #[arg(long)]
         iface: Option<String>,
-        /// TOML config file.
+        /// TOML config file to use from now on (default: the one the
+        /// instance was started with, re-read).
         #[arg(long)]
         config: Option<PathBuf>,
         /// Override a config key: `--set rate_limit.burst=10` (repeatable).
@@ -68,6 +87,7 @@ enum Command {
         sets: Vec<String>,
     },
     /// Print the counters of running instances.
+    #[command(after_help = "Examples:\n  icmpxdp stats\n  icmpxdp stats --iface eth0 --json\n  icmpxdp stats --watch")]
     Stats {
         /// Only this interface.
         #[arg(long)]
@@ -79,8 +99,13 @@ enum Command {
         #[arg(long, conflicts_with = "json")]
         watch: bool,
     },
-    /// Serve Prometheus metrics of attached instances until SIGINT/SIGTERM.
+    /// Serve Prometheus metrics (/metrics) and a health check (/healthz) of
+    /// attached instances until SIGINT/SIGTERM.
+    #[command(
+        after_help = "Examples:\n  icmpxdp serve-metrics\n  icmpxdp serve-metrics --metrics-addr 192.0.2.10:9469 --iface eth0"
+    )]
     ServeMetrics {
+        /// Address to listen on (with --netns, inside that namespace).
         #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9469")]
         metrics_addr: std::net::SocketAddr,
         /// Only these interfaces (default: every instance, as they come and go).
@@ -88,9 +113,14 @@ enum Command {
         ifaces: Vec<String>,
     },
     /// Validate a config file without attaching anything.
-    CheckConfig { file: PathBuf },
+    #[command(after_help = "Example:\n  icmpxdp check-config /etc/icmpxdp/icmpxdp.toml")]
+    CheckConfig {
+        /// The TOML config file (see icmpxdp.example.toml).
+        file: PathBuf,
+    },
     /// Measure ns/packet per path (BPF_PROG_TEST_RUN, against XDP_PASS),
     /// then replies/s and CPU per reply over veth, kernel against icmpxdp.
+    #[command(after_help = "Examples:\n  icmpxdp bench\n  icmpxdp bench --quick --no-e2e --json")]
     Bench {
         /// One JSON object instead of Markdown tables.
         #[arg(long)]
@@ -106,7 +136,8 @@ enum Command {
 
 #[derive(clap::Args)]
 struct RunOpts {
-    /// auto = driver mode, falling back to skb mode.
+    /// How to attach: auto = driver (native) mode, falling back to skb
+    /// (generic) mode where the driver has none.
     #[arg(long, value_enum, default_value_t = Mode::Auto)]
     mode: Mode,
     /// TOML config file (see icmpxdp.example.toml); SIGHUP re-reads it.
@@ -168,6 +199,18 @@ fn main() {
             }
             _ => None,
         };
+        if let Some(ns) = netns {
+            let ignored = match &cli.command {
+                Command::Status { .. } => Some("status (it lists every namespace's instances)"),
+                Command::Lab { .. } => Some("lab (it creates its own namespaces)"),
+                Command::CheckConfig { .. } => Some("check-config (it attaches nothing)"),
+                Command::Bench { .. } => Some("bench (it creates its own namespaces)"),
+                _ => None,
+            };
+            if let Some(what) = ignored {
+                anyhow::bail!("--netns {ns} does not apply to {what}; drop it");
+            }
+        }
         match &cli.command {
             Command::Run { ifaces, opts } => cli::run::run(ifaces, netns, opts),
             Command::Attach { ifaces, opts } => cli::lifecycle::attach(ifaces, netns, opts),

@@ -349,3 +349,81 @@ fn systemd_hears_ready_reloading_and_stopping_and_journald_gets_priorities() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn errors_say_what_to_do() {
+    let l = unique_lab();
+    let ns = l.responder_ns.as_str();
+    let iface = l.responder_if.as_str();
+    let bin = icmpxdp_bin();
+
+    // Options a command ignores are errors.
+    let (ok, _, err) = output(Command::new(&bin).args(["--netns", ns, "status"]));
+    assert!(
+        !ok && err.contains("--netns") && err.contains("does not apply to status"),
+        "{err}"
+    );
+
+    // An MTU too large for driver mode says MTU (a veth pair of its own, in
+    // the lab's namespace, removed with it).
+    let st = Command::new("ip")
+        .args([
+            "-n", ns, "link", "add", "ixmtu0", "mtu", "9000", "type", "veth", "peer", "name", "ixmtu1", "mtu", "9000",
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let (ok, _, err) = output(Command::new(&bin).args(["--netns", ns, "run", "--iface", "ixmtu0", "--mode", "driver"]));
+    assert!(
+        !ok && err.contains("MTU") && err.contains("9000") && err.contains("--mode skb"),
+        "{err}"
+    );
+
+    // The hint after an attach names the namespace, and works as given.
+    let (ok, out, err) = output(Command::new(&bin).args(["--netns", ns, "attach", "--iface", iface]));
+    assert!(ok, "{err}");
+    let hint = format!("`icmpxdp --netns {ns} detach --iface {iface}`");
+    assert!(out.contains(&hint), "{out}");
+    // A second attach explains the conflict and the way out.
+    let (ok, _, err) = output(Command::new(&bin).args(["--netns", ns, "attach", "--iface", iface]));
+    assert!(
+        !ok && err.contains("--replace") && err.contains("icmpxdp detach"),
+        "{err}"
+    );
+    let (ok, _, err) = output(Command::new(&bin).args(["--netns", ns, "detach", "--iface", iface]));
+    assert!(ok, "{err}");
+
+    // A bad --set is blamed on the --set, not on a valid file; an untagged
+    // value says what it expects.
+    let file = std::env::temp_dir().join(format!("icmpxdp-err-{}.toml", std::process::id()));
+    std::fs::write(&file, "[ip]\nttl = 5\n").unwrap();
+    let (ok, _, err) = output(Command::new(&bin).args(["check-config"]).arg(&file));
+    assert!(ok, "{err}");
+    let (ok, _, err) = output(
+        Command::new(&bin)
+            .args(["--netns", ns, "run", "--iface", iface, "--config"])
+            .arg(&file)
+            .args(["--set", "ip.tll=3"]),
+    );
+    assert!(
+        !ok && err.contains("invalid --set ip.tll=3") && err.contains("unknown field `tll`"),
+        "{err}"
+    );
+    std::fs::write(&file, "[rate_limit]\nratemask = true\n").unwrap();
+    let (ok, _, err) = output(Command::new(&bin).arg("check-config").arg(&file));
+    assert!(
+        !ok && err.contains("a ratemask: a number") && err.contains("rate_limit.ratemask"),
+        "{err}"
+    );
+    std::fs::remove_file(&file).unwrap();
+
+    // Without root, reading counters says what permission is missing.
+    let _run = run_responder(&l, &[]);
+    let (ok, _, err) = output(
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
+            .arg(&bin)
+            .args(["stats", "--iface", &l.instance()]),
+    );
+    assert!(!ok && err.contains("needs root"), "{err}");
+}

@@ -27,8 +27,9 @@ pub(crate) fn attach(ifaces: &[String], netns: Option<&str>, opts: &RunOpts) -> 
         done.push(i);
     }
     for i in done {
+        let ns = netns.map_or_else(String::new, |n| format!("--netns {n} "));
         say!(
-            "icmpxdp: {} stays attached after this process exits; `icmpxdp detach --iface {}` removes it",
+            "icmpxdp: {} stays attached after this process exits; `icmpxdp {ns}detach --iface {}` removes it",
             i.name,
             i.iface
         );

@@ -42,7 +42,7 @@ pub enum SuppressedAction {
 
 /// A port (`53`) or an inclusive range (`"33434-33534"`).
 #[derive(Debug, Deserialize, Clone, PartialEq, Eq)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "a port number (53) or a range as a string (\"33434-33534\")")]
 pub enum PortSpec {
     One(i64),
     Range(String),
@@ -88,7 +88,10 @@ impl Default for Unreachable {
 /// A ratemask: a number (`0x1818`, `6168`) or a list of types and ranges
 /// (`"0-1,3-127"`, `[3, 4, 11, 12]`).
 #[derive(Debug, Deserialize, Clone, PartialEq, Eq)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "a ratemask: a number (6168 or \"0x1818\"), a string of types and ranges (\"0-1,3-127\") or a list of types ([3, 4, 11, 12])"
+)]
 pub enum Ratemask {
     Number(i64),
     Text(String),
@@ -262,12 +265,14 @@ impl FileConfig {
             }
             t.insert(last.to_owned(), value);
         }
+        let file_alone_ok = toml::from_str::<Self>(&text).is_ok();
         let file: Self = toml::Value::Table(table)
             .try_into()
             .map_err(anyhow::Error::from)
             .with_context(|| match path {
-                Some(p) => format!("invalid config {}", p.display()),
-                None => "invalid --set".to_owned(),
+                // Blame the --set when the file alone is valid.
+                Some(p) if !file_alone_ok => format!("invalid config {}", p.display()),
+                _ => format!("invalid --set {}", overrides.join(" --set ")),
             })?;
         Ok(file)
     }

@@ -290,6 +290,25 @@ impl Responder {
     }
 }
 
+/// The interface's MTU, asked in the calling thread's network namespace.
+fn mtu_of(iface: &str) -> Option<u32> {
+    // SAFETY: a datagram socket we close below, and SIOCGIFMTU with a
+    // zeroed struct ifreq holding the name.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return None;
+        }
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (d, s) in req.ifr_name.iter_mut().zip(iface.bytes().take(libc::IFNAMSIZ - 1)) {
+            *d = s as libc::c_char;
+        }
+        let r = libc::ioctl(fd, libc::SIOCGIFMTU, &mut req);
+        libc::close(fd);
+        (r == 0).then(|| req.ifr_ifru.ifru_mtu as u32)
+    }
+}
+
 #[derive(Debug)]
 struct UnknownInterface;
 
@@ -320,8 +339,16 @@ fn explain_attach(iface: &str, mode: XdpMode, e: ProgramError) -> anyhow::Error 
             "interface `{iface}` does not exist in this network namespace; list interfaces with `ip link`"
         )),
         (_, Some(libc::EBUSY | libc::EEXIST)) => anyhow!(e).context(format!(
-            "another XDP program is already attached to `{iface}` (see `ip link show {iface}`); \
-             detach it first (`ip link set dev {iface} xdp off`)"
+            "another XDP program is already attached to `{iface}` (`bpftool net show dev {iface}` names it). \
+             If it is an `icmpxdp attach`: `icmpxdp detach --iface {iface}` (with the same --netns), or pass \
+             --replace. One attached through a BPF link (by icmpxdp, libxdp, …) is removed by its owner, or \
+             with `bpftool link detach id ID`; `ip link set dev {iface} xdp off` removes only netlink attachments"
+        )),
+        (_, Some(libc::ERANGE)) => anyhow!(e).context(format!(
+            "the MTU of `{iface}` ({}) is too large for XDP in {mode_name} mode on this driver (a frame must \
+             fit in one page: about 3,500 bytes on veth); lower it (`ip link set dev {iface} mtu 1500`) or use \
+             `--mode skb`",
+            mtu_of(iface).map_or_else(|| "unknown".to_owned(), |m| m.to_string())
         )),
         (_, Some(libc::EOPNOTSUPP | libc::EINVAL)) => anyhow!(e).context(format!(
             "`{iface}` does not support XDP in {mode_name} mode; try `--mode skb` or `--mode auto`"
