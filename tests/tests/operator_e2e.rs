@@ -427,3 +427,46 @@ fn errors_say_what_to_do() {
     );
     assert!(!ok && err.contains("needs root"), "{err}");
 }
+
+#[test]
+fn a_veth_whose_peer_runs_no_xdp_gets_skb_mode_in_auto() {
+    let l = unique_lab();
+    let ns = l.responder_ns.as_str();
+    // The lab's veth: its peer runs xdp_pass (in another namespace), so
+    // auto keeps driver mode.
+    let mut run = run_responder(&l, &[]);
+    assert!(
+        run.stdout_lines.last().unwrap().contains("driver mode"),
+        "{:?}",
+        run.stdout_lines
+    );
+    assert!(run.stop().success());
+
+    // A veth pair of its own, neither end running XDP.
+    let st = Command::new("ip")
+        .args(["-n", ns, "link", "add", "ixv0", "type", "veth", "peer", "name", "ixv1"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    for dev in ["ixv0", "ixv1"] {
+        Command::new("ip")
+            .args(["-n", ns, "link", "set", dev, "up"])
+            .status()
+            .unwrap();
+    }
+    let (ok, out, err) = output(Command::new(icmpxdp_bin()).args(["--netns", ns, "attach", "--iface", "ixv0"]));
+    assert!(ok, "{err}");
+    assert!(out.contains("in skb mode"), "auto picks skb: {out}");
+    assert!(err.contains("veth peer runs no XDP program"), "and says why: {err}");
+    let (ok, _, err) = output(Command::new(icmpxdp_bin()).args(["--netns", ns, "detach", "--iface", "ixv0"]));
+    assert!(ok, "{err}");
+    let (ok, out, err) =
+        output(Command::new(icmpxdp_bin()).args(["--netns", ns, "attach", "--iface", "ixv0", "--mode", "driver"]));
+    assert!(ok && out.contains("in driver mode"), "{out}{err}");
+    assert!(
+        err.contains("driver mode as asked") && err.contains("--mode skb"),
+        "warns: {err}"
+    );
+    let (ok, _, err) = output(Command::new(icmpxdp_bin()).args(["--netns", ns, "detach", "--iface", "ixv0"]));
+    assert!(ok, "{err}");
+}

@@ -5,7 +5,7 @@
 use std::io::Write as _;
 
 use anyhow::Result;
-use icmp_common::Family;
+use icmp_common::{Action, Family, Reason};
 use icmp_user::{
     dataplane::netns,
     lab::{self, Lab},
@@ -43,8 +43,9 @@ pub(crate) fn run_lab(opts: &RunOpts) -> Result<()> {
          ip netns exec {c} ping -c 5 {rv4}\n  \
          ip netns exec {c} ping -6 -c 5 {rv6}\n  \
          ip netns exec {c} traceroute -n {rv4}      (UDP to closed ports: Port Unreachable from XDP)\n  \
-         icmpxdp stats\n\
+         {bin} stats\n\
          Ctrl-C stops icmpxdp and removes the lab.\n",
+        bin = std::env::current_exe().map_or_else(|_| "icmpxdp".to_owned(), |p| p.display().to_string()),
         c = lab.client_ns,
         r = lab.responder_ns,
         cv4 = lab::CLIENT_V4,
@@ -60,16 +61,25 @@ pub(crate) fn run_lab(opts: &RunOpts) -> Result<()> {
     serve(&mut instances, &sig, opts, |inst| {
         let Ok(now) = inst[0].responder.snapshot() else { return };
         let d = now.since(&prev);
+        let limited = |s: &icmp_user::observe::counters::Snapshot| {
+            s.verdict(Reason::RateLimitedPerSource)
+                + s.verdict(Reason::RateLimitedGlobal)
+                + s.verdict(Reason::RateLimitedInbound)
+        };
         say!(
-            "echo requests/s v4 {:>6} v6 {:>6} | replies/s v4 {:>6} v6 {:>6} | unreachables/s {:>6} | totals: tx {} pass {} suppressed {}",
+            "echo requests/s v4 {:>5} v6 {:>5} | replies/s v4 {:>5} v6 {:>5} | unreachables/s {:>5} | rate-limited/s {:>5} | \
+             totals: tx {} pass {} drop {} suppressed {} rate-limited {}",
             d.received(Family::V4, 8),
             d.received(Family::V6, 128),
             d.sent(Family::V4, 0),
             d.sent(Family::V6, 129),
             d.sent(Family::V4, 3) + d.sent(Family::V6, 1),
-            now.action(icmp_common::Action::Tx),
-            now.action(icmp_common::Action::Pass),
+            limited(&d),
+            now.action(Action::Tx),
+            now.action(Action::Pass),
+            now.action(Action::Drop),
             now.suppressed(),
+            limited(&now),
         );
         let _ = std::io::stdout().flush();
         prev = now;

@@ -232,9 +232,27 @@ impl Responder {
     /// leaves nothing attached.
     pub fn attach(&mut self, iface: &str, mode: Mode) -> Result<Attached> {
         let attempt = |p: &mut Xdp, m: XdpMode| p.attach(iface, m).map_err(|e| explain_attach(iface, m, e));
+        // A veth delivers driver-mode XDP_TX only to a peer that runs XDP
+        // (only the responder sends; the lab's and bench's helpers do not).
+        let peer_without_xdp =
+            self.name == PROGRAM && matches!(crate::dataplane::veth::peer_runs_xdp(iface), Ok(Some(false)));
+        const VETH: &str = "its veth peer runs no XDP program, and a veth delivers driver-mode XDP_TX \
+                            frames only to a peer that does (they would be counted as sent and lost)";
         let (link, got) = match mode {
-            Mode::Driver => (attempt(self.program(), XdpMode::Driver)?, Attached::Driver),
+            Mode::Driver => {
+                if peer_without_xdp {
+                    log::warn!(
+                        "{iface}: driver mode as asked, but {VETH}: attach an XDP program to the peer \
+                         (any, even one that passes everything) or use --mode skb"
+                    );
+                }
+                (attempt(self.program(), XdpMode::Driver)?, Attached::Driver)
+            }
             Mode::Skb => (attempt(self.program(), XdpMode::Skb)?, Attached::Skb),
+            Mode::Auto if peer_without_xdp => {
+                log::warn!("{iface}: using skb (generic) mode: {VETH}");
+                (attempt(self.program(), XdpMode::Skb)?, Attached::Skb)
+            }
             Mode::Auto => match attempt(self.program(), XdpMode::Driver) {
                 Ok(link) => (link, Attached::Driver),
                 Err(driver_err) => {
@@ -305,7 +323,7 @@ fn mtu_of(iface: &str) -> Option<u32> {
         }
         let r = libc::ioctl(fd, libc::SIOCGIFMTU, &mut req);
         libc::close(fd);
-        (r == 0).then(|| req.ifr_ifru.ifru_mtu as u32)
+        (r == 0).then_some(req.ifr_ifru.ifru_mtu as u32)
     }
 }
 

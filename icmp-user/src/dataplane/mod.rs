@@ -14,3 +14,4 @@ pub mod links;
 pub mod load;
 pub mod netns;
 pub mod pins;
+pub mod veth;
