@@ -1,6 +1,6 @@
 //! Per-CPU counters: no atomics needed, the loader sums across CPUs.
 
-use aya_ebpf::maps::PerCpuArray;
+use aya_ebpf::btf_maps::PerCpuArray;
 use icmp_common::{
     counters::type_index,
     reason::{Action, Family, Reason},
@@ -9,7 +9,7 @@ use icmp_common::{
 use crate::maps::{ACTIONS, ICMP_IN_ERRORS, RX_TYPES, TX_TYPES, VERDICTS};
 
 #[inline(always)]
-fn bump(map: &PerCpuArray<u64>, index: u32) {
+fn bump<const N: usize>(map: &PerCpuArray<u64, N>, index: u32) {
     if let Some(slot) = map.get_ptr_mut(index) {
         // SAFETY: a per-CPU slot is only touched by this CPU, and XDP programs
         // are not preempted mid-run.

@@ -1,8 +1,15 @@
 //! Every map of the program, in one place. Names are what the loader pins
 //! under `/sys/fs/bpf/icmpxdp/<iface>/`.
+//!
+//! The responder's maps are BTF map definitions (`#[btf_map]`), so the
+//! kernel knows their key and value types and `bpftool map dump` prints
+//! field names and numbers instead of hex. Three stay legacy definitions:
+//! `BUCKETS` (the loader sizes it at load time), the answer-prefix LPM tries
+//! and the benchmark's helper maps.
 
 use aya_ebpf::{
-    macros::map,
+    btf_maps,
+    macros::{btf_map, map},
     maps::{Array, LpmTrie, LruHashMap, PerCpuArray},
 };
 use icmp_common::{
@@ -15,13 +22,14 @@ use icmp_common::{
 
 /// Two [`Config`] slots, double-buffered: a reload writes the slot not in
 /// use, then flips `ACTIVE_CONFIG` (a 4-byte write, atomic), so the program
-/// never reads a half-written config.
-#[map]
-pub static CONFIG: Array<Config> = Array::with_max_entries(2, 0);
+/// never reads a half-written config. A BTF map definition, so the kernel
+/// knows the value's type and `bpftool map dump` prints its field names.
+#[btf_map]
+pub static CONFIG: btf_maps::Array<Config, 2> = btf_maps::Array::new();
 
 /// Which `CONFIG` slot is in use (0 or 1).
-#[map]
-pub static ACTIVE_CONFIG: Array<u32> = Array::with_max_entries(1, 0);
+#[btf_map]
+pub static ACTIVE_CONFIG: btf_maps::Array<u32, 1> = btf_maps::Array::new();
 
 /// The config in use.
 #[inline(always)]
@@ -53,9 +61,10 @@ pub fn echo_reply_type(request: u8, reply: u8) -> u8 {
     }
 }
 
-/// The interface's own addresses and directed broadcasts.
-#[map]
-pub static ADDRS: Array<AddrSet> = Array::with_max_entries(1, 0);
+/// The interface's own addresses and directed broadcasts (BTF: field names
+/// in `bpftool map dump`).
+#[btf_map]
+pub static ADDRS: btf_maps::Array<AddrSet, 1> = btf_maps::Array::new();
 
 /// `echo.answer_prefixes`, IPv4: echo requests to these destinations are
 /// answered too (value unused). Looked up only with `FLAG_ANSWER_PREFIXES`.
@@ -70,29 +79,29 @@ pub static ANSWER_PREFIXES_V6: LpmTrie<[u8; 16], u8> = LpmTrie::with_max_entries
 const ANSWER_PREFIXES_MAX: u32 = icmp_common::config::MAX_ANSWER_PREFIXES;
 
 /// ICMP messages received, by family × type.
-#[map]
-pub static RX_TYPES: PerCpuArray<u64> = PerCpuArray::with_max_entries(TYPE_SLOTS, 0);
+#[btf_map]
+pub static RX_TYPES: btf_maps::PerCpuArray<u64, { TYPE_SLOTS as usize }> = btf_maps::PerCpuArray::new();
 
 /// ICMP messages received too short to parse, by family (`Icmp_InErrors`,
 /// `Icmp6_InErrors`; the checksum is not verified in XDP).
-#[map]
-pub static ICMP_IN_ERRORS: PerCpuArray<u64> = PerCpuArray::with_max_entries(2, 0);
+#[btf_map]
+pub static ICMP_IN_ERRORS: btf_maps::PerCpuArray<u64, 2> = btf_maps::PerCpuArray::new();
 
 /// ICMP messages sent, by family × type.
-#[map]
-pub static TX_TYPES: PerCpuArray<u64> = PerCpuArray::with_max_entries(TYPE_SLOTS, 0);
+#[btf_map]
+pub static TX_TYPES: btf_maps::PerCpuArray<u64, { TYPE_SLOTS as usize }> = btf_maps::PerCpuArray::new();
 
 /// Frames by final [`Reason`].
-#[map]
-pub static VERDICTS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Reason::COUNT, 0);
+#[btf_map]
+pub static VERDICTS: btf_maps::PerCpuArray<u64, { Reason::COUNT as usize }> = btf_maps::PerCpuArray::new();
 
 /// Frames by XDP action (slot = action code).
-#[map]
-pub static ACTIONS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Action::COUNT, 0);
+#[btf_map]
+pub static ACTIONS: btf_maps::PerCpuArray<u64, { Action::COUNT as usize }> = btf_maps::PerCpuArray::new();
 
 /// Static port policy: bitmap of open ports, then of closed ports.
-#[map]
-pub static PORTS: Array<u64> = Array::with_max_entries(PORT_SLOTS, 0);
+#[btf_map]
+pub static PORTS: btf_maps::Array<u64, { PORT_SLOTS as usize }> = btf_maps::Array::new();
 
 /// Per-source token buckets (GCRA: one TAT each), keyed by scope and source
 /// prefix. LRU and bounded: under a spoofed-source flood the oldest sources
@@ -102,12 +111,13 @@ pub static PORTS: Array<u64> = Array::with_max_entries(PORT_SLOTS, 0);
 pub static BUCKETS: LruHashMap<BucketKey, u64> = LruHashMap::with_max_entries(65536, 0);
 
 /// The host-wide bucket (one TAT).
-#[map]
-pub static GLOBAL_BUCKET: Array<u64> = Array::with_max_entries(1, 0);
+#[btf_map]
+pub static GLOBAL_BUCKET: btf_maps::Array<u64, 1> = btf_maps::Array::new();
 
 /// Messages not sent (or requests refused) by scope × family × type.
-#[map]
-pub static RATE_LIMITED: PerCpuArray<u64> = PerCpuArray::with_max_entries(Scope::COUNT * TYPE_SLOTS, 0);
+#[btf_map]
+pub static RATE_LIMITED: btf_maps::PerCpuArray<u64, { (Scope::COUNT * TYPE_SLOTS) as usize }> =
+    btf_maps::PerCpuArray::new();
 
 /// Benchmark generator: the frame `xdp_gen` writes into every live frame.
 #[map]

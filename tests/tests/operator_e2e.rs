@@ -470,3 +470,26 @@ fn a_veth_whose_peer_runs_no_xdp_gets_skb_mode_in_auto() {
     let (ok, _, err) = output(Command::new(icmpxdp_bin()).args(["--netns", ns, "detach", "--iface", "ixv0"]));
     assert!(ok, "{err}");
 }
+
+#[test]
+fn bpftool_dumps_maps_with_field_names() {
+    let l = unique_lab();
+    let _run = run_responder(&l, &["--set", "ip.ttl=77"]);
+    let dir = format!("/sys/fs/bpf/icmpxdp/{}", l.instance());
+    let (ok, out, err) =
+        output(Command::new("bpftool").args(["-j", "map", "dump", "pinned", &format!("{dir}/CONFIG")]));
+    assert!(ok, "bpftool: {err}");
+    let entries: Value = serde_json::from_str(&out).unwrap();
+    let ttls: Vec<&Value> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["formatted"]["value"]["ttl"])
+        .collect();
+    assert!(
+        ttls.contains(&&Value::from(77)),
+        "the config slot in use, by field name: {out}"
+    );
+    let (ok, out, _) = output(Command::new("bpftool").args(["map", "dump", "pinned", &format!("{dir}/VERDICTS")]));
+    assert!(ok && out.contains("\"cpu\": 0"), "counters per CPU, as numbers: {out}");
+}

@@ -164,6 +164,7 @@ fn setup() -> Result<()> {
         ("promtool", "prometheus"),
         ("systemd-analyze", "systemd"),
         ("setpriv", "util-linux"),
+        ("bpftool", "bpftool"),
     ] {
         if which(program).is_none() && !Path::new("/usr/sbin").join(program).is_file() {
             missing.push(package);
