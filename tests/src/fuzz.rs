@@ -15,6 +15,7 @@
 //! Everything is seeded ([`Rng`]): a failure prints its seed, the frame's
 //! index and a minimised frame, and `cargo xtask fuzz --seed S` replays it.
 
+use icmp_user::observe::counters::Snapshot;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use aya::programs::{TestRun as _, TestRunOptions};
@@ -1001,7 +1002,7 @@ pub fn run(scenario: &Scenario, seed: u64, frames: u64, random_configs: bool) ->
     let mut outcome = Outcome::default();
     let mut cfg = scenario.settings.config;
     let listed = scenario.settings.ports.0.iter().any(|w| *w != 0);
-    let before = r.snapshot().expect("snapshot");
+    let before = Snapshot::of(&r).expect("snapshot");
     for i in 0..frames {
         if random_configs && i % 1000 == 0 {
             cfg = random_config(&mut cfg_rng);
@@ -1035,7 +1036,7 @@ pub fn run(scenario: &Scenario, seed: u64, frames: u64, random_configs: bool) ->
     }
     // The counters add up: one verdict and one action per frame run (the
     // minimiser's runs included, so compare against the map's own totals).
-    let after = r.snapshot().expect("snapshot");
+    let after = Snapshot::of(&r).expect("snapshot");
     let d = after.since(&before);
     let actions: u64 = d.actions.iter().sum();
     if d.frames() != actions {

@@ -5,6 +5,7 @@
 //! Frame builders and the independent checksum live in `icmp_user::bench::frames`
 //! (the benchmark uses them too) and are re-exported here.
 
+use icmp_user::observe::counters::Snapshot;
 use std::{
     io::{BufRead as _, BufReader},
     net::{Ipv4Addr, Ipv6Addr},
@@ -77,7 +78,7 @@ impl Xdp {
     }
 
     pub fn verdict(&self, r: Reason) -> u64 {
-        self.responder.snapshot().expect("snapshot").verdict(r)
+        Snapshot::of(&self.responder).expect("snapshot").verdict(r)
     }
 }
 

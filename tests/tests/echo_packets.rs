@@ -2,6 +2,7 @@
 //! exact output bytes for answered frames, untouched frames and the right
 //! counter for everything passed.
 
+use icmp_user::observe::counters::Snapshot;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use icmp_common::{
@@ -55,7 +56,7 @@ fn ipv4_echo_is_answered_exactly() {
             answered += 1;
         }
     }
-    let snap = x.responder.snapshot().unwrap();
+    let snap = Snapshot::of(&x.responder).unwrap();
     assert_eq!(snap.verdict(Reason::EchoAnswered), answered);
     assert_eq!(snap.received(Family::V4, 8), answered);
     assert_eq!(snap.sent(Family::V4, 0), answered);
@@ -87,7 +88,7 @@ fn ipv6_echo_is_answered_exactly() {
             answered += 1;
         }
     }
-    let snap = x.responder.snapshot().unwrap();
+    let snap = Snapshot::of(&x.responder).unwrap();
     assert_eq!(snap.received(Family::V6, 128), answered);
     assert_eq!(snap.sent(Family::V6, 129), answered);
 }
@@ -182,7 +183,7 @@ fn not_ours_broadcast_and_bad_sources_are_passed() {
     assert_passed(&mut x, &f6(PEER6, all_nodes), Reason::BroadcastDestination, "ff02::1");
     assert_passed(&mut x, &f6(Ipv6Addr::LOCALHOST, US6), Reason::BadSource, "from ::1");
     assert_passed(&mut x, &f6(Ipv6Addr::UNSPECIFIED, US6), Reason::BadSource, "from ::");
-    assert_eq!(x.responder.snapshot().unwrap().action(icmp_common::Action::Tx), 0);
+    assert_eq!(Snapshot::of(&x.responder).unwrap().action(icmp_common::Action::Tx), 0);
 }
 
 #[test]
@@ -330,7 +331,7 @@ fn malformed_and_truncated_frames_are_passed() {
         Reason::Malformed,
         "v6 ICMP header cut",
     );
-    let snap = x.responder.snapshot().unwrap();
+    let snap = Snapshot::of(&x.responder).unwrap();
     assert_eq!(snap.action(icmp_common::Action::Tx), 0);
 }
 

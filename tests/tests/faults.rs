@@ -2,6 +2,7 @@
 //! instance, a flood from a million spoofed sources against a smaller
 //! bucket map, and config reloads racing a flood.
 
+use icmp_user::observe::counters::Snapshot;
 use std::{
     net::Ipv4Addr,
     path::Path,
@@ -132,7 +133,7 @@ fn a_million_spoofed_sources_are_held_by_the_global_cap() {
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
-    let s = r.snapshot().unwrap();
+    let s = Snapshot::of(&r).unwrap();
     assert_eq!(s.verdict(Reason::UnreachableSent), sent);
     assert_eq!(
         s.verdict(Reason::UnreachableSent)

@@ -2,6 +2,7 @@
 //! use 10 s intervals so the clock cannot refill a bucket mid-test: counts
 //! are exact.
 
+use icmp_user::observe::counters::Snapshot;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use icmp_common::{
@@ -70,7 +71,7 @@ fn exactly_burst_errors_then_limited_per_source() {
     let mut x = load(cfg(Limit::new(TEN_S, 4), Limit::UNLIMITED));
     let a = Ipv4Addr::new(192, 0, 2, 2);
     assert_eq!(sent_of(&mut x, &udp_from(a), 10, XDP_DROP), 4, "burst 4, then nothing");
-    let s = x.responder.snapshot().unwrap();
+    let s = Snapshot::of(&x.responder).unwrap();
     assert_eq!(s.verdict(Reason::RateLimitedPerSource), 6);
     assert_eq!(s.limited(Scope::PerSource, Family::V4, 3), 6);
     assert_eq!(s.sent(Family::V4, 3), 4);
@@ -89,7 +90,9 @@ fn exactly_burst_errors_then_limited_per_source() {
     );
     assert_eq!(sent_of(&mut x, &udp6_from(v6c), 5, XDP_DROP), 4);
     assert_eq!(
-        x.responder.snapshot().unwrap().limited(Scope::PerSource, Family::V6, 1),
+        Snapshot::of(&x.responder)
+            .unwrap()
+            .limited(Scope::PerSource, Family::V6, 1),
         5
     );
 }
@@ -122,7 +125,7 @@ fn the_global_cap_holds_across_sources() {
         .map(|i| sent_of(&mut x, &udp_from(Ipv4Addr::new(192, 0, 2, i)), 3, XDP_DROP))
         .sum();
     assert_eq!(total, 5, "30 datagrams from 10 sources, global burst 5");
-    let s = x.responder.snapshot().unwrap();
+    let s = Snapshot::of(&x.responder).unwrap();
     assert_eq!(s.limited(Scope::Global, Family::V4, 3), 25);
     assert_eq!(s.verdict(Reason::RateLimitedGlobal), 25);
 }
@@ -139,7 +142,7 @@ fn a_source_over_its_own_limit_spends_no_global_credit() {
         0,
         "now global is empty"
     );
-    let s = x.responder.snapshot().unwrap();
+    let s = Snapshot::of(&x.responder).unwrap();
     assert_eq!(s.limited(Scope::PerSource, Family::V4, 3), 4);
     assert_eq!(s.limited(Scope::Global, Family::V4, 3), 1);
 }
@@ -164,7 +167,9 @@ fn echo_replies_are_limited_only_when_the_ratemask_says_so() {
         "type 0 in the ratemask"
     );
     assert_eq!(
-        x.responder.snapshot().unwrap().limited(Scope::PerSource, Family::V4, 0),
+        Snapshot::of(&x.responder)
+            .unwrap()
+            .limited(Scope::PerSource, Family::V4, 0),
         8
     );
     // ICMPv6: 129 added to the v6 mask.
@@ -207,7 +212,7 @@ fn inbound_echo_limit_drops_the_excess_and_counts_it() {
     let mut x = load(c);
     let a = Ipv4Addr::new(192, 0, 2, 2);
     assert_eq!(sent_of(&mut x, &echo_from(a), 8, XDP_DROP), 3);
-    let s = x.responder.snapshot().unwrap();
+    let s = Snapshot::of(&x.responder).unwrap();
     assert_eq!(s.verdict(Reason::RateLimitedInbound), 5);
     assert_eq!(s.limited(Scope::Inbound, Family::V4, 8), 5);
     assert_eq!(

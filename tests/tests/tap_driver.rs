@@ -9,6 +9,7 @@
 //! - Multi-queue: two queues written from threads on both CPUs, every
 //!   request answered, counters summed over CPUs.
 
+use icmp_user::observe::counters::Snapshot;
 use std::{process::Command, time::Duration};
 
 use icmp_common::{Config, ratelimit::Limit};
@@ -191,7 +192,7 @@ fn answers_match_the_kernels_on_a_tap() {
                 );
             }
         }
-        let s = r.snapshot().unwrap();
+        let s = Snapshot::of(&r).unwrap();
         assert_eq!(
             s.verdict(icmp_common::Reason::EchoAnswered),
             50,
@@ -249,7 +250,7 @@ fn multi_queue_tap_answers_on_every_queue_and_cpu() {
         answered += 1;
     }
     assert_eq!(answered, 2 * PER_CPU, "every request answered, on whichever queue");
-    let s = r.snapshot().unwrap();
+    let s = Snapshot::of(&r).unwrap();
     assert_eq!(s.verdict(icmp_common::Reason::EchoAnswered), u64::from(2 * PER_CPU));
     assert_eq!(s.frames(), s.actions.iter().sum::<u64>(), "counters add up");
     drop(r);

@@ -2,6 +2,7 @@
 //! on the real program. Every suppression test fails if its rule is removed:
 //! an error would then be built (XDP_TX) and the reason would not move.
 
+use icmp_user::observe::counters::Snapshot;
 use std::net::{Ipv4Addr, Ipv6Addr, UdpSocket};
 
 use icmp_common::{
@@ -121,7 +122,7 @@ fn ipv4_port_unreachable_exact_bytes() {
             sent += 1;
         }
     }
-    let snap = x.responder.snapshot().unwrap();
+    let snap = Snapshot::of(&x.responder).unwrap();
     assert_eq!(snap.verdict(Reason::UnreachableSent), sent);
     assert_eq!(snap.sent(Family::V4, 3), sent);
     assert_eq!(snap.action(Action::Tx), sent);
@@ -144,7 +145,7 @@ fn ipv6_port_unreachable_exact_bytes() {
             sent += 1;
         }
     }
-    assert_eq!(x.responder.snapshot().unwrap().sent(Family::V6, 1), sent);
+    assert_eq!(Snapshot::of(&x.responder).unwrap().sent(Family::V6, 1), sent);
 }
 
 #[test]
@@ -280,7 +281,7 @@ fn rule2_no_error_about_broadcast_or_multicast_destinations() {
         XDP_PASS,
         "to ff02::1",
     );
-    assert_eq!(x.responder.snapshot().unwrap().action(Action::Tx), 0);
+    assert_eq!(Snapshot::of(&x.responder).unwrap().action(Action::Tx), 0);
 }
 
 #[test]
@@ -431,7 +432,7 @@ fn suppressed_datagrams_can_be_dropped() {
     let port = sock.local_addr().unwrap().port();
     let f = Frame::new(ETH_P_IP, dgram4(PEER4, Ipv4Addr::BROADCAST, port, b"x")).bytes();
     assert_not_answered(&mut x, &f, Reason::PortOpen, XDP_PASS, "broadcast to an open port");
-    assert_eq!(x.responder.snapshot().unwrap().action(Action::Drop), 2);
+    assert_eq!(Snapshot::of(&x.responder).unwrap().action(Action::Drop), 2);
 }
 
 #[test]
@@ -480,7 +481,7 @@ fn malformed_udp_is_never_answered() {
         XDP_PASS,
         "v6 UDP header cut",
     );
-    assert_eq!(x.responder.snapshot().unwrap().action(Action::Tx), 0);
+    assert_eq!(Snapshot::of(&x.responder).unwrap().action(Action::Tx), 0);
 }
 
 #[test]

@@ -14,6 +14,7 @@
 //! every run did the whole echo path. One run of every path is checked first
 //! (XDP action, checksums), so the bench cannot time the wrong path.
 
+use crate::observe::counters::Snapshot;
 use std::net::Ipv4Addr;
 
 use anyhow::{Context as _, Result, ensure};
@@ -182,9 +183,9 @@ fn check_in_place(r: &mut Responder, what: &str, frame: &[u8], v6: bool, repeat:
         out == expected,
         "bench path `{what}`: the in-place rewrite did not give the swapped request"
     );
-    let before = r.snapshot()?.verdict(Reason::EchoAnswered);
+    let before = Snapshot::of(r)?.verdict(Reason::EchoAnswered);
     run_once(r, frame, repeat)?;
-    let answered = r.snapshot()?.verdict(Reason::EchoAnswered) - before;
+    let answered = Snapshot::of(r)?.verdict(Reason::EchoAnswered) - before;
     ensure!(
         answered == u64::from(repeat),
         "bench path `{what}`: {answered} of {repeat} repeat-mode runs answered: the bench would time the wrong path"

@@ -9,7 +9,7 @@ use icmp_common::{Action, Family, Reason};
 use icmp_user::{
     dataplane::netns,
     lab::{self, Lab},
-    observe::metrics,
+    observe::{counters::Snapshot, metrics},
 };
 
 use super::{instance::Instance, require_privileges, run::serve, signals};
@@ -57,11 +57,13 @@ pub(crate) fn run_lab(opts: &RunOpts) -> Result<()> {
         metrics::spawn_server(addr, Some(vec![instances[0].name.clone()]))?;
         say!("icmpxdp: metrics at http://{addr}/metrics (in the responder namespace)");
     }
-    let mut prev = instances[0].responder.snapshot()?;
+    let mut prev = Snapshot::of(&instances[0].responder)?;
     serve(&mut instances, &sig, opts, |inst| {
-        let Ok(now) = inst[0].responder.snapshot() else { return };
+        let Ok(now) = Snapshot::of(&inst[0].responder) else {
+            return;
+        };
         let d = now.since(&prev);
-        let limited = |s: &icmp_user::observe::counters::Snapshot| {
+        let limited = |s: &Snapshot| {
             s.verdict(Reason::RateLimitedPerSource)
                 + s.verdict(Reason::RateLimitedGlobal)
                 + s.verdict(Reason::RateLimitedInbound)

@@ -16,7 +16,6 @@ use crate::{
     config::{AnswerPrefixes, PortBitmaps, Settings},
     dataplane::config_maps as control,
     map_names,
-    observe::counters::Snapshot,
 };
 
 /// Per-source buckets when no config says otherwise.
@@ -199,21 +198,17 @@ impl Responder {
         Ok(map.get(&0, 0)?)
     }
 
-    fn map(&self, name: &str) -> Result<&aya::maps::Map> {
-        self.ebpf
-            .map(name)
-            .with_context(|| format!("map {name} missing from the object"))
-    }
-
     fn map_mut(&mut self, name: &str) -> Result<&mut aya::maps::Map> {
         self.ebpf
             .map_mut(name)
             .with_context(|| format!("map {name} missing from the object"))
     }
 
-    /// Counters summed over CPUs, read from this instance's maps.
-    pub fn snapshot(&self) -> Result<Snapshot> {
-        Snapshot::read(|name| self.map(name))
+    /// A map of this instance by name (read only).
+    pub fn map(&self, name: &str) -> Result<&aya::maps::Map> {
+        self.ebpf
+            .map(name)
+            .with_context(|| format!("map {name} missing from the object"))
     }
 
     /// Pins every map under `dir` (which must exist on a bpffs).

@@ -57,6 +57,11 @@ impl Snapshot {
         })
     }
 
+    /// Reads a loaded instance's counters.
+    pub fn of(r: &crate::dataplane::load::Responder) -> Result<Self> {
+        Self::read(|name| r.map(name))
+    }
+
     /// Reads a loaded instance's maps (`map` looks one up by name).
     pub fn read<'a>(map: impl Fn(&str) -> Result<&'a Map>) -> Result<Self> {
         Self::read_with(|name, len| sum_per_cpu_all(map(name)?, len))
