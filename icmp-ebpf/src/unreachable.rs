@@ -115,7 +115,7 @@ fn sent_or_not(family: Family, kind: u8, r: Result<(), Error>) -> u64 {
     reason as u64
 }
 
-enum Error {
+pub(crate) enum Error {
     /// `bpf_xdp_adjust_head` refused: the frame is unchanged.
     NoHeadroom,
     /// A bounds check failed after the frame was changed (not expected).
@@ -194,7 +194,14 @@ fn trim(ctx: &XdpContext, total: usize) -> Result<(), Error> {
 /// is `quote_sum`. The addresses are copied, swapped, from the quoted
 /// original header right behind the new one.
 #[inline(always)]
-fn send_v4(ctx: &XdpContext, l2_len: usize, tos: u8, ttl: u8, quote: usize, quote_sum: u64) -> Result<(), Error> {
+pub(crate) fn send_v4(
+    ctx: &XdpContext,
+    l2_len: usize,
+    tos: u8,
+    ttl: u8,
+    quote: usize,
+    quote_sum: u64,
+) -> Result<(), Error> {
     const KIND: u8 = 3;
     const CODE: u8 = 3;
     // SAFETY: helper without arguments.
@@ -241,7 +248,13 @@ fn send_v4(ctx: &XdpContext, l2_len: usize, tos: u8, ttl: u8, quote: usize, quot
 /// sends them) + 8-byte ICMPv6 header (type 1 code 4) + quote, checksummed
 /// with the pseudo-header. Addresses come, swapped, from the quoted header.
 #[inline(always)]
-fn send_v6(ctx: &XdpContext, l2_len: usize, hop_limit: u8, quote: usize, quote_sum: u64) -> Result<(), Error> {
+pub(crate) fn send_v6(
+    ctx: &XdpContext,
+    l2_len: usize,
+    hop_limit: u8,
+    quote: usize,
+    quote_sum: u64,
+) -> Result<(), Error> {
     const KIND: u8 = 1;
     const CODE: u8 = 4;
     let payload_len = ((8 + quote) as u16).to_be_bytes();

@@ -10,3 +10,4 @@ pub mod frames;
 mod placement;
 pub mod report;
 pub mod testrun;
+pub mod versus;

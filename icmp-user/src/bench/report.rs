@@ -45,6 +45,8 @@ pub struct Report {
     /// limiter skipped by the ratemask.
     pub limiter_added_ns: f64,
     pub limiter_target_ns: f64,
+    /// The responder against the bare programs, attached, fresh frames.
+    pub versus: Vec<super::versus::Comparison>,
 }
 
 /// How a figure against its target is shown in the Markdown reports.
@@ -116,6 +118,28 @@ impl Report {
             "\nRate limiter added on the Port Unreachable path: {:.1} ns (target ≤ {:.0} ns: {met}).",
             self.limiter_added_ns, self.limiter_target_ns
         );
+        let _ = writeln!(
+            s,
+            "\n#### Against bare programs (every program attached; fresh frame per call; ns over the XDP_PASS floor)\n"
+        );
+        let _ = writeln!(s, "| path | icmpxdp ns | bare program | bare ns | ratio | target | |");
+        let _ = writeln!(s, "|---|---:|---|---:|---:|---|---|");
+        for c in &self.versus {
+            let (bare_ns, ratio) = if c.bare.is_empty() {
+                (String::new(), String::new())
+            } else {
+                (format!("{:.1}", c.bare_over_floor_ns), format!("{:.2}×", c.ratio))
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {:.1} | {} | {bare_ns} | {ratio} | {} | {} |",
+                c.path,
+                c.icmpxdp_over_floor_ns,
+                c.bare,
+                c.target,
+                verdict(c.met)
+            );
+        }
         s
     }
 }
@@ -124,6 +148,9 @@ impl Report {
 pub fn validate(r: &Report) -> Result<()> {
     if r.paths.len() < 11 {
         bail!("only {} paths", r.paths.len());
+    }
+    if r.versus.len() < 8 {
+        bail!("only {} rows against the bare programs", r.versus.len());
     }
     for p in &r.paths {
         ensure!(

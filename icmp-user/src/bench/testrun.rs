@@ -319,5 +319,6 @@ pub fn run(opts: Options) -> Result<Report> {
         paths,
         limiter_added_ns,
         limiter_target_ns: 5.0,
+        versus: super::versus::compare(opts.trials, opts.calls)?,
     })
 }

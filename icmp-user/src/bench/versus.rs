@@ -1,0 +1,438 @@
+//! The responder against bare programs that do only the rewrite of each
+//! path (`icmp-ebpf/src/bare.rs`), side by side in one run: fresh frame by
+//! fresh frame through BPF_PROG_TEST_RUN, each over an XDP_PASS floor
+//! measured interleaved with it, reported as ratios with their targets.
+//!
+//! Every program measured here, the floor included, is *attached* (driver
+//! mode, to a veth pair of its own in a namespace the bench creates): the
+//! kernel then calls it through the XDP dispatcher's direct call, as it
+//! calls a program on a NIC. A program that is only loaded is reached by a
+//! retpolined indirect call, about 16 ns more per run, which would make any
+//! comparison between an attached and an unattached program meaningless.
+
+use std::net::Ipv4Addr;
+
+use anyhow::{Context as _, Result, ensure};
+use aya::programs::{TestRun as _, TestRunOptions};
+use icmp_common::{
+    AddrSet, Config,
+    config::{FLAG_PORTS_BY_SOCKET, PORT_SLOTS, PORT_WORDS, port_slot},
+    ratelimit::Limit,
+};
+use serde::Serialize;
+
+use crate::{
+    bench::frames::{ETH_P_IP, ETH_P_IPV6, Frame, PEER4, PEER6, US4, US6, icmp4, icmp6, ipv4, ipv6, udp4, udp6},
+    config::PortBitmaps,
+    dataplane::{
+        load::{Mode, Responder},
+        netns,
+    },
+    lab::ip,
+};
+
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+const XDP_TX: u32 = 3;
+
+/// One row: the responder's and the bare program's cost over the floor.
+#[derive(Clone, Debug, Serialize)]
+pub struct Comparison {
+    pub path: String,
+    /// The bare program it is compared with ("" for an absolute target).
+    pub bare: String,
+    pub icmpxdp_over_floor_ns: f64,
+    pub bare_over_floor_ns: f64,
+    pub ratio: f64,
+    /// What the row must meet, in words, and whether it did.
+    pub target: String,
+    pub met: bool,
+}
+
+/// Veth pairs in a namespace of the bench's own, one per program.
+struct Attachments {
+    ns: String,
+    next: usize,
+}
+
+impl Attachments {
+    fn new() -> Result<Self> {
+        let ns = format!("icmpxdp-bench-{}", std::process::id());
+        let _ = ip(&["netns", "del", &ns]);
+        ip(&["netns", "add", &ns])?;
+        Ok(Self { ns, next: 0 })
+    }
+
+    /// Attaches `r` in driver mode to a veth of its own.
+    fn attach(&mut self, r: &mut Responder) -> Result<()> {
+        let (a, b) = (format!("ixb{}a", self.next), format!("ixb{}b", self.next));
+        self.next += 1;
+        ip(&["-n", &self.ns, "link", "add", &a, "type", "veth", "peer", "name", &b])?;
+        ip(&["-n", &self.ns, "link", "set", &a, "up"])?;
+        ip(&["-n", &self.ns, "link", "set", &b, "up"])?;
+        let _inside = netns::enter(&self.ns)?;
+        r.attach(&a, Mode::Driver)
+            .with_context(|| format!("attaching a benchmark program to {a}"))?;
+        Ok(())
+    }
+}
+
+impl Drop for Attachments {
+    fn drop(&mut self) {
+        let _ = ip(&["netns", "del", &self.ns]);
+    }
+}
+
+fn run(r: &mut Responder, frame: &[u8], out: &mut [u8]) -> Result<(u32, f64)> {
+    let opts = TestRunOptions {
+        data_in: Some(frame),
+        data_out: Some(out),
+        repeat: 1,
+        ..TestRunOptions::default()
+    };
+    let res = r.program().test_run(opts).context("BPF_PROG_TEST_RUN")?;
+    Ok((res.return_value, res.duration.as_nanos() as f64))
+}
+
+/// 10%-trimmed mean: the clock steps coarsely and a VM has outliers.
+fn trimmed_mean(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let cut = v.len() / 10;
+    let kept = &v[cut..v.len() - cut];
+    kept.iter().sum::<f64>() / kept.len() as f64
+}
+
+fn frame4(l3: Vec<u8>) -> Vec<u8> {
+    Frame::new(ETH_P_IP, l3).bytes()
+}
+
+fn frame6(l3: Vec<u8>) -> Vec<u8> {
+    Frame::new(ETH_P_IPV6, l3).bytes()
+}
+
+fn udp_from4(src: Ipv4Addr) -> Vec<u8> {
+    frame4(ipv4(src, US4, 17, 64, &[], &udp4(src, US4, 40000, 33434, &[0x5a; 32])))
+}
+
+/// What the rows are measured with.
+struct Setup {
+    floor: Responder,
+    /// The default config, limits lifted out of the way of echo.
+    echo: Responder,
+    /// Port Unreachable doing only the bare program's work: a listed closed
+    /// port (no socket lookup), 56 / 96-byte errors (28 / 48-byte quote),
+    /// ratemask 0 (no limiter).
+    pu_bare_work: Responder,
+    /// The default config with a limiter that always admits.
+    pu_default: Responder,
+    /// One source over its per-source limit.
+    pu_refused: Responder,
+    bare_echo4: Responder,
+    bare_echo6: Responder,
+    bare_unreach4: Responder,
+    bare_unreach6: Responder,
+    _attached: Attachments,
+}
+
+fn responder(cfg: Config, ports: Option<&PortBitmaps>) -> Result<Responder> {
+    let mut r = Responder::load()?;
+    let mut addrs = AddrSet::default();
+    addrs.push_v4(US4.octets());
+    addrs.push_v6(US6.octets());
+    r.set_addrs(&addrs)?;
+    if let Some(p) = ports {
+        r.set_ports(p)?;
+    }
+    r.set_config(&cfg)?;
+    Ok(r)
+}
+
+fn setup() -> Result<Setup> {
+    let unlimited = Config {
+        per_source: Limit::UNLIMITED,
+        global: Limit::UNLIMITED,
+        ..Config::default()
+    };
+    let mut closed = PortBitmaps(vec![0; PORT_SLOTS as usize]);
+    let (slot, bit) = port_slot(33434);
+    closed.0[(slot + PORT_WORDS) as usize] |= bit;
+    let admitting = Limit::new(1, u32::MAX);
+    let mut s = Setup {
+        floor: Responder::load_pass()?,
+        echo: responder(unlimited, None)?,
+        pu_bare_work: responder(
+            Config {
+                flags: unlimited.flags & !FLAG_PORTS_BY_SOCKET,
+                v4_error_size: Config::MIN_V4_ERROR_SIZE,
+                v6_error_size: Config::MIN_V6_ERROR_SIZE,
+                ratemask_v4: 0,
+                ratemask_v6: [0; 8],
+                ..unlimited
+            },
+            Some(&closed),
+        )?,
+        pu_default: responder(
+            Config {
+                per_source: admitting,
+                global: admitting,
+                ..Config::default()
+            },
+            None,
+        )?,
+        pu_refused: responder(
+            Config {
+                per_source: Limit::new(3_600_000_000_000, 1),
+                ..Config::default()
+            },
+            None,
+        )?,
+        bare_echo4: Responder::load_named("bare_echo4")?,
+        bare_echo6: Responder::load_named("bare_echo6")?,
+        bare_unreach4: Responder::load_named("bare_unreach4")?,
+        bare_unreach6: Responder::load_named("bare_unreach6")?,
+        _attached: Attachments::new()?,
+    };
+    let a = &mut s._attached;
+    for r in [
+        &mut s.floor,
+        &mut s.echo,
+        &mut s.pu_bare_work,
+        &mut s.pu_default,
+        &mut s.pu_refused,
+        &mut s.bare_echo4,
+        &mut s.bare_echo6,
+        &mut s.bare_unreach4,
+        &mut s.bare_unreach6,
+    ] {
+        a.attach(r)?;
+    }
+    Ok(s)
+}
+
+/// Mean cost over the floor of `r` on `frames` (one per call, cycled),
+/// measured in `trials` rounds of `calls` calls interleaved with the floor
+/// and with `other` (the bare program on `other_frame`), so all three see
+/// the same machine. Returns (r over floor, other over floor).
+fn versus(
+    floor: &mut Responder,
+    r: &mut Responder,
+    frames: &[Vec<u8>],
+    other: &mut Responder,
+    other_frame: &[u8],
+    trials: usize,
+    calls: usize,
+) -> Result<(f64, f64)> {
+    let mut out = vec![0u8; 2048];
+    // Warm up: every frame once (a source's bucket exists, as it would for
+    // a peer that keeps sending), and the caches.
+    for f in frames.iter().chain(std::iter::repeat_n(&frames[0], 64)) {
+        run(r, f, &mut out)?;
+        run(floor, other_frame, &mut out)?;
+        run(other, other_frame, &mut out)?;
+    }
+    let (mut fl, mut a, mut b) = (Vec::new(), Vec::new(), Vec::new());
+    let mut k = 0;
+    for trial in 0..trials {
+        // Blocks of `calls` runs of one program, the blocks' order rotating
+        // from trial to trial. Not one call each in turn: the XDP dispatcher
+        // picks its direct call by comparing program addresses, and
+        // alternating programs every call mispredicts those branches (a few
+        // ns, a different few for each program), which a NIC running one
+        // program never sees.
+        for step in 0..3 {
+            for _ in 0..calls {
+                match (step + trial) % 3 {
+                    0 => fl.push(run(floor, other_frame, &mut out)?.1),
+                    1 => {
+                        a.push(run(r, &frames[k % frames.len()], &mut out)?.1);
+                        k += 1;
+                    }
+                    _ => b.push(run(other, other_frame, &mut out)?.1),
+                }
+            }
+        }
+    }
+    let f = trimmed_mean(&mut fl);
+    Ok((trimmed_mean(&mut a) - f, trimmed_mean(&mut b) - f))
+}
+
+fn expect(r: &mut Responder, what: &str, frame: &[u8], action: u32) -> Result<()> {
+    let mut out = vec![0u8; 2048];
+    let (got, _) = run(r, frame, &mut out)?;
+    ensure!(
+        got == action,
+        "bench `{what}`: XDP action {got}, expected {action}: it would time the wrong path"
+    );
+    Ok(())
+}
+
+/// Runs the side-by-side table (`trials` rounds of `calls` fresh frames).
+pub fn compare(trials: usize, calls: usize) -> Result<Vec<Comparison>> {
+    let mut s = setup()?;
+    let echo4 = frame4(ipv4(PEER4, US4, 1, 64, &[], &icmp4(8, 0, [0, 1, 0, 1], &[0x5a; 56])));
+    let echo6 = frame6(ipv6(
+        PEER6,
+        US6,
+        58,
+        64,
+        &icmp6(&PEER6, &US6, 128, 0, [0, 1, 0, 1], &[0x5a; 56]),
+    ));
+    let pu4 = udp_from4(PEER4);
+    let pu6 = frame6(ipv6(PEER6, US6, 17, 64, &udp6(&PEER6, &US6, 40000, 33434, &[0x5a; 32])));
+    let tcp = frame4(ipv4(PEER4, US4, 6, 64, &[], &[0u8; 20]));
+    // 4096 sources, one frame each, cycled: the bucket map and its cache
+    // lines see what a spread of real peers costs.
+    let many: Vec<Vec<u8>> = (0..4096u32)
+        .map(|i| udp_from4(Ipv4Addr::from(0xc633_0000 | i)))
+        .collect();
+
+    expect(&mut s.echo, "echo4", &echo4, XDP_TX)?;
+    expect(&mut s.echo, "echo6", &echo6, XDP_TX)?;
+    expect(&mut s.echo, "tcp", &tcp, XDP_PASS)?;
+    expect(&mut s.bare_echo4, "bare echo4", &echo4, XDP_TX)?;
+    expect(&mut s.bare_echo6, "bare echo6", &echo6, XDP_TX)?;
+    expect(&mut s.pu_bare_work, "pu4 bare work", &pu4, XDP_TX)?;
+    expect(&mut s.pu_bare_work, "pu6 bare work", &pu6, XDP_TX)?;
+    expect(&mut s.bare_unreach4, "bare pu4", &pu4, XDP_TX)?;
+    expect(&mut s.bare_unreach6, "bare pu6", &pu6, XDP_TX)?;
+    expect(&mut s.pu_default, "pu4 default", &pu4, XDP_TX)?;
+    expect(&mut s.pu_refused, "pu4 first", &pu4, XDP_TX)?; // spends the one token
+    expect(&mut s.pu_refused, "pu4 refused", &pu4, XDP_DROP)?;
+
+    let mut rows = Vec::new();
+    let mut row = |path: &str, bare: &str, (x, b): (f64, f64), limit: f64, plus: f64| {
+        let ratio = x / b.max(0.1);
+        let allowed = (b * limit).max(b + plus);
+        let target = if plus > 0.0 {
+            format!("≤ {limit}× bare or bare + {plus} ns")
+        } else {
+            format!("≤ {limit}× bare")
+        };
+        rows.push(Comparison {
+            path: path.to_owned(),
+            bare: bare.to_owned(),
+            icmpxdp_over_floor_ns: x,
+            bare_over_floor_ns: b,
+            ratio,
+            target,
+            met: x <= allowed,
+        });
+    };
+    let (t, c) = (trials, calls);
+    row(
+        "IPv4 echo, default config",
+        "bare_echo4",
+        versus(
+            &mut s.floor,
+            &mut s.echo,
+            std::slice::from_ref(&echo4),
+            &mut s.bare_echo4,
+            &echo4,
+            t,
+            c,
+        )?,
+        1.5,
+        6.0,
+    );
+    row(
+        "ICMPv6 echo, default config",
+        "bare_echo6",
+        versus(
+            &mut s.floor,
+            &mut s.echo,
+            std::slice::from_ref(&echo6),
+            &mut s.bare_echo6,
+            &echo6,
+            t,
+            c,
+        )?,
+        1.5,
+        6.0,
+    );
+    row(
+        "IPv4 Port Unreachable, the bare program's work",
+        "bare_unreach4",
+        versus(
+            &mut s.floor,
+            &mut s.pu_bare_work,
+            std::slice::from_ref(&pu4),
+            &mut s.bare_unreach4,
+            &pu4,
+            t,
+            c,
+        )?,
+        1.5,
+        0.0,
+    );
+    row(
+        "IPv6 Port Unreachable, the bare program's work",
+        "bare_unreach6",
+        versus(
+            &mut s.floor,
+            &mut s.pu_bare_work,
+            std::slice::from_ref(&pu6),
+            &mut s.bare_unreach6,
+            &pu6,
+            t,
+            c,
+        )?,
+        1.5,
+        0.0,
+    );
+    row(
+        "IPv4 Port Unreachable, default config (socket lookup, limiter admitting), one source",
+        "bare_unreach4",
+        versus(
+            &mut s.floor,
+            &mut s.pu_default,
+            std::slice::from_ref(&pu4),
+            &mut s.bare_unreach4,
+            &pu4,
+            t,
+            c,
+        )?,
+        2.5,
+        0.0,
+    );
+    row(
+        "IPv4 Port Unreachable, default config, 4096 rotating sources",
+        "bare_unreach4",
+        versus(&mut s.floor, &mut s.pu_default, &many, &mut s.bare_unreach4, &pu4, t, c)?,
+        3.0,
+        0.0,
+    );
+    row(
+        "IPv4 UDP refused by the per-source limit (dropped), vs the bare program answering",
+        "bare_unreach4",
+        versus(
+            &mut s.floor,
+            &mut s.pu_refused,
+            std::slice::from_ref(&pu4),
+            &mut s.bare_unreach4,
+            &pu4,
+            t,
+            c,
+        )?,
+        1.0,
+        0.0,
+    );
+    let (x, _) = versus(
+        &mut s.floor,
+        &mut s.echo,
+        std::slice::from_ref(&tcp),
+        &mut s.bare_echo4,
+        &echo4,
+        t,
+        c,
+    )?;
+    rows.push(Comparison {
+        path: "pass-through TCP".to_owned(),
+        bare: String::new(),
+        icmpxdp_over_floor_ns: x,
+        bare_over_floor_ns: 0.0,
+        ratio: 0.0,
+        target: "≤ 5 ns".to_owned(),
+        met: x <= 5.0,
+    });
+    Ok(rows)
+}
