@@ -238,6 +238,7 @@ mod pod {
     unsafe impl aya::Pod for super::Config {}
     unsafe impl aya::Pod for super::AddrSet {}
     unsafe impl aya::Pod for crate::ratelimit::BucketKey {}
+    unsafe impl aya::Pod for crate::counters::Counters {}
 }
 
 #[cfg(test)]

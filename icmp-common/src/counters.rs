@@ -1,15 +1,42 @@
 //! Counter layout shared by the XDP program and the loader.
 //!
-//! Per-CPU array maps hold plain `u64` counters:
+//! Per-CPU maps hold plain `u64` counters:
+//! - `COUNTERS`: one [`Counters`] per CPU, what every frame touches: its
+//!   action and its verdict (one slot per [`Reason`]; every frame lands in
+//!   exactly one, so the verdicts add up to the frames processed), in one
+//!   value so that the common verdicts share a cache line with the actions;
 //! - `RX_TYPES` / `TX_TYPES`: ICMP messages received / sent, indexed by
 //!   [`type_index`] (family × type, 2 × 256 slots);
-//! - `VERDICTS`: one slot per [`Reason`](crate::reason::Reason). Every frame
-//!   the program sees lands in exactly one slot, so the slots add up to the
-//!   frames processed;
-//! - `ACTIONS`: one slot per [`Action`](crate::reason::Action);
 //! - `RATE_LIMITED`: scope × [`type_index`].
 
-use crate::reason::Family;
+use crate::reason::{Action, Family, Reason};
+
+/// The per-CPU value of `COUNTERS`. Actions first, then the verdicts in
+/// [`Reason`] order: a frame's two counts, for the common outcomes (echo
+/// answered, error sent, other protocol, not an echo request), fall in the
+/// first 64 bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Counters {
+    /// By [`Action`] code (aborted, drop, pass, tx).
+    pub actions: [u64; Action::COUNT as usize],
+    /// By [`Reason`].
+    pub verdicts: [u64; Reason::COUNT as usize],
+    /// ICMP messages too short to parse, by family (`Icmp_InErrors`).
+    pub icmp_in_errors: [u64; 2],
+    pub _pad: [u64; 3],
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Self {
+            actions: [0; Action::COUNT as usize],
+            verdicts: [0; Reason::COUNT as usize],
+            icmp_in_errors: [0; 2],
+            _pad: [0; 3],
+        }
+    }
+}
 
 /// Slots in `RX_TYPES` and `TX_TYPES`.
 pub const TYPE_SLOTS: u32 = 512;

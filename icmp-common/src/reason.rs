@@ -166,7 +166,7 @@ impl Reason {
     }
 }
 
-/// XDP actions, counted in their own `ACTIONS` map (slot = XDP action code):
+/// XDP actions, counted in `COUNTERS.actions` (slot = XDP action code):
 /// a suppressed datagram is passed or dropped depending on config, so the
 /// action cannot be derived from the [`Reason`].
 #[repr(u32)]

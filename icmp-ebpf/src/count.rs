@@ -6,7 +6,7 @@ use icmp_common::{
     reason::{Action, Family, Reason},
 };
 
-use crate::maps::{ACTIONS, ICMP_IN_ERRORS, RX_TYPES, TX_TYPES, VERDICTS};
+use crate::maps::{COUNTERS, RX_TYPES, TX_TYPES};
 
 #[inline(always)]
 fn bump<const N: usize>(map: &PerCpuArray<u64, N>, index: u32) {
@@ -18,13 +18,27 @@ fn bump<const N: usize>(map: &PerCpuArray<u64, N>, index: u32) {
 }
 
 #[inline(always)]
-pub fn verdict(reason: Reason) {
-    bump(&VERDICTS, reason as u32);
+fn opaque(x: u32) -> u32 {
+    // SAFETY: a read of a local.
+    unsafe { core::ptr::read_volatile(&x) }
 }
 
+/// A frame's outcome: its verdict and its action, in one per-CPU value.
 #[inline(always)]
-pub fn action(action: Action) {
-    bump(&ACTIONS, action as u32);
+pub fn outcome(reason: Reason, action: Action) {
+    if let Some(c) = COUNTERS.get_ptr_mut(0) {
+        // SAFETY: this CPU's value; XDP programs are not preempted mid-run.
+        let c = unsafe { &mut *c };
+        // Through a volatile read: LLVM knows an enum's range and would drop
+        // the bounds check, which the verifier, not knowing it, needs.
+        let (r, a) = (opaque(reason as u32), opaque(action as u32));
+        if let Some(v) = c.verdicts.get_mut(r as usize) {
+            *v += 1;
+        }
+        if let Some(a) = c.actions.get_mut(a as usize) {
+            *a += 1;
+        }
+    }
 }
 
 #[inline(always)]
@@ -40,5 +54,10 @@ pub fn sent(family: Family, icmp_type: u8) {
 /// An ICMP message too short to parse (`Icmp_InErrors`).
 #[inline(always)]
 pub fn in_error(family: Family) {
-    bump(&ICMP_IN_ERRORS, family as u32);
+    if let Some(c) = COUNTERS.get_ptr_mut(0) {
+        // SAFETY: as in `outcome`.
+        if let Some(e) = unsafe { &mut *c }.icmp_in_errors.get_mut(family as usize) {
+            *e += 1;
+        }
+    }
 }

@@ -38,8 +38,7 @@ pub fn icmpxdp(ctx: XdpContext) -> u32 {
         Reason::Disabled
     };
     let action = action_for(reason, cfg);
-    count::verdict(reason);
-    count::action(action);
+    count::outcome(reason, action);
     if cfg.has(FLAG_LOG_DECISIONS) {
         let _ = icmpxdp_log_decision(reason as u64, action as u64);
     }

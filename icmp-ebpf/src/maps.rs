@@ -15,9 +15,8 @@ use aya_ebpf::{
 use icmp_common::{
     AddrSet, Config,
     config::PORT_SLOTS,
-    counters::TYPE_SLOTS,
+    counters::{Counters, TYPE_SLOTS},
     ratelimit::{BucketKey, Scope},
-    reason::{Action, Reason},
 };
 
 /// Two [`Config`] slots, double-buffered: a reload writes the slot not in
@@ -82,22 +81,14 @@ const ANSWER_PREFIXES_MAX: u32 = icmp_common::config::MAX_ANSWER_PREFIXES;
 #[btf_map]
 pub static RX_TYPES: btf_maps::PerCpuArray<u64, { TYPE_SLOTS as usize }> = btf_maps::PerCpuArray::new();
 
-/// ICMP messages received too short to parse, by family (`Icmp_InErrors`,
-/// `Icmp6_InErrors`; the checksum is not verified in XDP).
-#[btf_map]
-pub static ICMP_IN_ERRORS: btf_maps::PerCpuArray<u64, 2> = btf_maps::PerCpuArray::new();
-
 /// ICMP messages sent, by family × type.
 #[btf_map]
 pub static TX_TYPES: btf_maps::PerCpuArray<u64, { TYPE_SLOTS as usize }> = btf_maps::PerCpuArray::new();
 
-/// Frames by final [`Reason`].
+/// Every frame's action and verdict, and ICMP too short to parse, per CPU:
+/// one value, so a frame's two counts share a cache line.
 #[btf_map]
-pub static VERDICTS: btf_maps::PerCpuArray<u64, { Reason::COUNT as usize }> = btf_maps::PerCpuArray::new();
-
-/// Frames by XDP action (slot = action code).
-#[btf_map]
-pub static ACTIONS: btf_maps::PerCpuArray<u64, { Action::COUNT as usize }> = btf_maps::PerCpuArray::new();
+pub static COUNTERS: btf_maps::PerCpuArray<Counters, 1> = btf_maps::PerCpuArray::new();
 
 /// Static port policy: bitmap of open ports, then of closed ports.
 #[btf_map]

@@ -30,30 +30,26 @@ pub mod map_names {
     pub const ADDRS: &str = "ADDRS";
     pub const RX_TYPES: &str = "RX_TYPES";
     pub const TX_TYPES: &str = "TX_TYPES";
-    pub const VERDICTS: &str = "VERDICTS";
-    pub const ACTIONS: &str = "ACTIONS";
+    pub const COUNTERS: &str = "COUNTERS";
     pub const PORTS: &str = "PORTS";
     pub const BUCKETS: &str = "BUCKETS";
     pub const GLOBAL_BUCKET: &str = "GLOBAL_BUCKET";
     pub const RATE_LIMITED: &str = "RATE_LIMITED";
     pub const ANSWER_PREFIXES_V4: &str = "ANSWER_PREFIXES_V4";
     pub const ANSWER_PREFIXES_V6: &str = "ANSWER_PREFIXES_V6";
-    pub const ICMP_IN_ERRORS: &str = "ICMP_IN_ERRORS";
     /// Every map `icmpxdp` pins.
-    pub const PINNED: [&str; 14] = [
+    pub const PINNED: [&str; 12] = [
         CONFIG,
         ACTIVE_CONFIG,
         ADDRS,
         PORTS,
         RX_TYPES,
         TX_TYPES,
-        VERDICTS,
-        ACTIONS,
+        COUNTERS,
         RATE_LIMITED,
         BUCKETS,
         GLOBAL_BUCKET,
         ANSWER_PREFIXES_V4,
         ANSWER_PREFIXES_V6,
-        ICMP_IN_ERRORS,
     ];
 }

@@ -131,6 +131,14 @@ enum Command {
         /// Only the per-path BPF_PROG_TEST_RUN figures.
         #[arg(long)]
         no_e2e: bool,
+        /// Instead of measuring, run one path in a loop for `perf record`
+        /// (echo4, echo6, pu4, pu4-default, pu4-refused, bare-echo4,
+        /// bare-unreach4, tcp) for --seconds.
+        #[arg(long, value_name = "PATH")]
+        profile: Option<String>,
+        /// How long --profile runs.
+        #[arg(long, default_value_t = 5, requires = "profile")]
+        seconds: u64,
     },
 }
 
@@ -224,7 +232,14 @@ fn main() {
             } => cli::stats::stats(iface.as_deref(), netns, *json),
             Command::Stats { iface, watch: true, .. } => cli::stats::watch(iface.as_deref(), netns),
             Command::ServeMetrics { metrics_addr, ifaces } => cli::stats::serve_metrics(*metrics_addr, ifaces, netns),
-            Command::Bench { json, quick, no_e2e } => cli::bench::bench(*json, *quick, *no_e2e),
+            Command::Bench {
+                profile: Some(path),
+                seconds,
+                ..
+            } => cli::bench::profile(path, *seconds),
+            Command::Bench {
+                json, quick, no_e2e, ..
+            } => cli::bench::bench(*json, *quick, *no_e2e),
             Command::Reload { iface, config, sets } => {
                 cli::reload::reload(iface.as_deref(), netns, config.as_deref(), sets)
             }

@@ -1050,7 +1050,7 @@ pub fn run(scenario: &Scenario, seed: u64, frames: u64, random_configs: bool) ->
         for a in Action::ALL {
             if d.action(a) != outcome.actions[a as usize] {
                 outcome.failures.push(format!(
-                    "{}: ACTIONS[{}] moved {} but the program returned it {} times",
+                    "{}: the {} action counter moved {} but the program returned it {} times",
                     scenario.name,
                     a.label(),
                     d.action(a),

@@ -51,11 +51,27 @@ fn bench_reports_every_path() {
         md.contains("| path | mode | median ns | min ns | floor median ns | over floor ns | target | |"),
         "{md}"
     );
-    assert_eq!(
-        md.lines()
-            .filter(|l| l.starts_with("| ") && !l.starts_with("| path"))
-            .count(),
-        paths.len(),
+    // The first table: one row per path.
+    let first: Vec<&str> = md
+        .lines()
+        .skip_while(|l| !l.starts_with("| path | mode"))
+        .take_while(|l| l.starts_with('|'))
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| path"))
+        .collect();
+    assert_eq!(first.len(), paths.len(), "{md}");
+
+    // Against the bare programs: every row measured, each with its target.
+    let versus = r["versus"].as_array().expect("versus");
+    assert!(versus.len() >= 8, "{versus:?}");
+    for row in versus {
+        assert!(
+            row["icmpxdp_over_floor_ns"].is_number() && row["met"].is_boolean(),
+            "{row}"
+        );
+        assert!(!row["target"].as_str().unwrap().is_empty(), "{row}");
+    }
+    assert!(
+        md.contains("| path | icmpxdp ns | bare program | bare ns | ratio | target | |"),
         "{md}"
     );
 }

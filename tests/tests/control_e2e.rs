@@ -132,7 +132,7 @@ fn attach_outlives_its_process_until_detach() {
     let (ok, out, err) = icmpxdp(&["--netns", ns, "attach", "--iface", iface]);
     assert!(ok, "{err}");
     assert!(out.contains("stays attached"), "{out}");
-    assert!(dir.join("link").exists() && dir.join("prog").exists() && dir.join("VERDICTS").exists());
+    assert!(dir.join("link").exists() && dir.join("prog").exists() && dir.join("COUNTERS").exists());
     assert_eq!(ping(&l, false, 3).1, 3, "answered after the attaching process exited");
 
     let (ok, st, _) = icmpxdp(&["status"]);

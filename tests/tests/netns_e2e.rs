@@ -29,7 +29,7 @@ fn ping_is_answered_by_xdp_only_while_attached() {
     let mut run = run_responder(&l, &[]);
     let attached = run.stdout_lines.last().unwrap().clone();
     assert!(attached.contains("driver mode"), "veth supports native XDP: {attached}");
-    assert!(Path::new(&format!("/sys/fs/bpf/icmpxdp/{instance}/VERDICTS")).exists());
+    assert!(Path::new(&format!("/sys/fs/bpf/icmpxdp/{instance}/COUNTERS")).exists());
 
     assert_eq!(ping(&l, false, PINGS), (PINGS, PINGS), "IPv4: every echo answered");
     assert_eq!(ping(&l, true, PINGS), (PINGS, PINGS), "IPv6: every echo answered");

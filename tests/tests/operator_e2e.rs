@@ -490,6 +490,9 @@ fn bpftool_dumps_maps_with_field_names() {
         ttls.contains(&&Value::from(77)),
         "the config slot in use, by field name: {out}"
     );
-    let (ok, out, _) = output(Command::new("bpftool").args(["map", "dump", "pinned", &format!("{dir}/VERDICTS")]));
-    assert!(ok && out.contains("\"cpu\": 0"), "counters per CPU, as numbers: {out}");
+    let (ok, out, _) = output(Command::new("bpftool").args(["map", "dump", "pinned", &format!("{dir}/COUNTERS")]));
+    assert!(
+        ok && out.contains("\"cpu\": 0") && out.contains("\"verdicts\""),
+        "counters per CPU, by field: {out}"
+    );
 }

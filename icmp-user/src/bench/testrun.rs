@@ -10,7 +10,7 @@
 //! overhead is in both and cancels in "over floor". Echo is also measured in
 //! repeat mode, on an instance loaded with `BENCH_ECHO_IN_PLACE` set (the
 //! rewrite writes the request type back, so its output is again a request):
-//! the VERDICTS counter must then grow by exactly the number of runs, so
+//! the verdict counter must then grow by exactly the number of runs, so
 //! every run did the whole echo path. One run of every path is checked first
 //! (XDP action, checksums), so the bench cannot time the wrong path.
 

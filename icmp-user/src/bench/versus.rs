@@ -25,7 +25,7 @@ use crate::{
     bench::frames::{ETH_P_IP, ETH_P_IPV6, Frame, PEER4, PEER6, US4, US6, icmp4, icmp6, ipv4, ipv6, udp4, udp6},
     config::PortBitmaps,
     dataplane::{
-        load::{Mode, Responder},
+        load::Responder,
         netns,
     },
     lab::ip,
@@ -71,7 +71,7 @@ impl Attachments {
         ip(&["-n", &self.ns, "link", "set", &a, "up"])?;
         ip(&["-n", &self.ns, "link", "set", &b, "up"])?;
         let _inside = netns::enter(&self.ns)?;
-        r.attach(&a, Mode::Driver)
+        r.attach_for_test_run(&a)
             .with_context(|| format!("attaching a benchmark program to {a}"))?;
         Ok(())
     }
@@ -435,4 +435,42 @@ pub fn compare(trials: usize, calls: usize) -> Result<Vec<Comparison>> {
         met: x <= 5.0,
     });
     Ok(rows)
+}
+
+/// Runs one path of the table in a loop for `seconds`, for `perf record`
+/// (see the README's profiling recipe): `echo4`, `echo6`, `pu4`, `pu4-default`,
+/// `pu4-refused`, `bare-echo4`, `bare-unreach4`, `tcp`.
+pub fn profile(path: &str, seconds: u64) -> Result<u64> {
+    let mut s = setup()?;
+    let echo4 = frame4(ipv4(PEER4, US4, 1, 64, &[], &icmp4(8, 0, [0, 1, 0, 1], &[0x5a; 56])));
+    let echo6 = frame6(ipv6(
+        PEER6,
+        US6,
+        58,
+        64,
+        &icmp6(&PEER6, &US6, 128, 0, [0, 1, 0, 1], &[0x5a; 56]),
+    ));
+    let pu4 = udp_from4(PEER4);
+    let tcp = frame4(ipv4(PEER4, US4, 6, 64, &[], &[0u8; 20]));
+    let (r, frame) = match path {
+        "echo4" => (&mut s.echo, &echo4),
+        "echo6" => (&mut s.echo, &echo6),
+        "pu4" => (&mut s.pu_bare_work, &pu4),
+        "pu4-default" => (&mut s.pu_default, &pu4),
+        "pu4-refused" => (&mut s.pu_refused, &pu4),
+        "bare-echo4" => (&mut s.bare_echo4, &echo4),
+        "bare-unreach4" => (&mut s.bare_unreach4, &pu4),
+        "tcp" => (&mut s.echo, &tcp),
+        other => anyhow::bail!("no path `{other}` to profile"),
+    };
+    let mut out = vec![0u8; 2048];
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    let mut n = 0;
+    while std::time::Instant::now() < end {
+        for _ in 0..1000 {
+            run(r, frame, &mut out)?;
+        }
+        n += 1000;
+    }
+    Ok(n)
 }

@@ -33,3 +33,11 @@ pub(crate) fn bench(json: bool, quick: bool, no_e2e: bool) -> Result<()> {
     }
     Ok(())
 }
+
+/// `icmpxdp bench --profile PATH`: one path in a loop, for `perf record`.
+pub(crate) fn profile(path: &str, seconds: u64) -> Result<()> {
+    require_privileges()?;
+    let runs = icmp_user::bench::versus::profile(path, seconds)?;
+    say!("{path}: {runs} runs in {seconds} s");
+    Ok(())
+}

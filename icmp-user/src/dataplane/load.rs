@@ -57,6 +57,9 @@ pub struct Responder {
     /// The link made by the last [`Responder::attach`].
     link: Option<XdpLinkId>,
     logger: Option<EbpfLogger<&'static dyn log::Log>>,
+    /// Attached only so BPF_PROG_TEST_RUN calls it as the kernel calls an
+    /// attached program (the bench): no traffic, nothing to warn about.
+    test_run_only: bool,
 }
 
 impl Responder {
@@ -127,6 +130,7 @@ impl Responder {
             name,
             link: None,
             logger,
+            test_run_only: false,
         })
     }
 
@@ -229,8 +233,9 @@ impl Responder {
         let attempt = |p: &mut Xdp, m: XdpMode| p.attach(iface, m).map_err(|e| explain_attach(iface, m, e));
         // A veth delivers driver-mode XDP_TX only to a peer that runs XDP
         // (only the responder sends; the lab's and bench's helpers do not).
-        let peer_without_xdp =
-            self.name == PROGRAM && matches!(crate::dataplane::veth::peer_runs_xdp(iface), Ok(Some(false)));
+        let peer_without_xdp = self.name == PROGRAM
+            && !self.test_run_only
+            && matches!(crate::dataplane::veth::peer_runs_xdp(iface), Ok(Some(false)));
         const VETH: &str = "its veth peer runs no XDP program, and a veth delivers driver-mode XDP_TX \
                             frames only to a peer that does (they would be counted as sent and lost)";
         let (link, got) = match mode {
@@ -261,6 +266,14 @@ impl Responder {
         };
         self.link = Some(link);
         Ok(got)
+    }
+
+    /// Attaches in driver mode only so that BPF_PROG_TEST_RUN reaches the
+    /// program through the XDP dispatcher, as the kernel reaches a program
+    /// on a NIC (the bench; no traffic ever crosses `iface`).
+    pub fn attach_for_test_run(&mut self, iface: &str) -> Result<()> {
+        self.test_run_only = true;
+        self.attach(iface, Mode::Driver).map(|_| ())
     }
 
     /// Attaches again after the interface was deleted and re-created: the

@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::Result;
 use aya::maps::{Map, MapData, PerCpuArray};
 use icmp_common::{
-    counters::{TYPE_SLOTS, type_index},
+    counters::{Counters, TYPE_SLOTS, type_index},
     ratelimit::Scope,
     reason::{Action, Family, Reason},
 };
@@ -34,6 +34,24 @@ pub fn sum_per_cpu(map: &Map, index: u32) -> Result<u64> {
     Ok(map.get(&index, 0)?.iter().sum())
 }
 
+/// The per-CPU `COUNTERS` values, summed field by field over CPUs.
+pub fn sum_counters(map: &Map) -> Result<Counters> {
+    let map: PerCpuArray<&MapData, Counters> = PerCpuArray::try_from(map)?;
+    let mut total = Counters::default();
+    for c in map.get(&0, 0)?.iter() {
+        for (t, x) in total.actions.iter_mut().zip(c.actions) {
+            *t += x;
+        }
+        for (t, x) in total.verdicts.iter_mut().zip(c.verdicts) {
+            *t += x;
+        }
+        for (t, x) in total.icmp_in_errors.iter_mut().zip(c.icmp_in_errors) {
+            *t += x;
+        }
+    }
+    Ok(total)
+}
+
 /// Slots `0..len` of a per-CPU `u64` array map, each summed over CPUs.
 pub fn sum_per_cpu_all(map: &Map, len: u32) -> Result<Vec<u64>> {
     let map: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(map)?;
@@ -42,18 +60,20 @@ pub fn sum_per_cpu_all(map: &Map, len: u32) -> Result<Vec<u64>> {
 
 impl Snapshot {
     /// Reads every counter map; `sum(name, len)` returns slots `0..len` of
-    /// the named per-CPU map, summed over CPUs.
-    fn read_with(sum: impl Fn(&str, u32) -> Result<Vec<u64>>) -> Result<Self> {
-        let v = sum(map_names::VERDICTS, Reason::COUNT)?;
-        let a = sum(map_names::ACTIONS, Action::COUNT)?;
-        let e = sum(map_names::ICMP_IN_ERRORS, 2)?;
+    /// the named per-CPU `u64` map, `counters()` the per-CPU `COUNTERS`
+    /// values, each summed over CPUs.
+    fn read_with(
+        sum: impl Fn(&str, u32) -> Result<Vec<u64>>,
+        counters: impl FnOnce() -> Result<Counters>,
+    ) -> Result<Self> {
+        let c = counters()?;
         Ok(Self {
-            verdicts: v.try_into().expect("Reason::COUNT slots"),
-            actions: a.try_into().expect("Action::COUNT slots"),
+            verdicts: c.verdicts,
+            actions: c.actions,
             received: sum(map_names::RX_TYPES, TYPE_SLOTS)?,
             sent: sum(map_names::TX_TYPES, TYPE_SLOTS)?,
             rate_limited: sum(map_names::RATE_LIMITED, Scope::COUNT * TYPE_SLOTS)?,
-            in_errors: e.try_into().expect("two families"),
+            in_errors: c.icmp_in_errors,
         })
     }
 
@@ -64,15 +84,20 @@ impl Snapshot {
 
     /// Reads a loaded instance's maps (`map` looks one up by name).
     pub fn read<'a>(map: impl Fn(&str) -> Result<&'a Map>) -> Result<Self> {
-        Self::read_with(|name, len| sum_per_cpu_all(map(name)?, len))
+        Self::read_with(
+            |name, len| sum_per_cpu_all(map(name)?, len),
+            || sum_counters(map(map_names::COUNTERS)?),
+        )
     }
 
     /// Reads the maps pinned under an instance directory.
     pub fn from_pins(dir: &Path) -> Result<Self> {
-        Self::read_with(|name, len| {
-            let data = crate::dataplane::pins::open_map(&dir.join(name))?;
-            sum_per_cpu_all(&Map::PerCpuArray(data), len)
-        })
+        let open =
+            |name: &str| -> Result<Map> { Ok(Map::PerCpuArray(crate::dataplane::pins::open_map(&dir.join(name))?)) };
+        Self::read_with(
+            |name, len| sum_per_cpu_all(&open(name)?, len),
+            || sum_counters(&open(map_names::COUNTERS)?),
+        )
     }
 
     pub fn verdict(&self, r: Reason) -> u64 {
