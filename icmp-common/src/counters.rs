@@ -1,20 +1,24 @@
 //! Counter layout shared by the XDP program and the loader.
 //!
-//! Per-CPU maps hold plain `u64` counters:
-//! - `COUNTERS`: one [`Counters`] per CPU, what every frame touches: its
-//!   action and its verdict (one slot per [`Reason`]; every frame lands in
-//!   exactly one, so the verdicts add up to the frames processed), in one
-//!   value so that the common verdicts share a cache line with the actions;
-//! - `RX_TYPES` / `TX_TYPES`: ICMP messages received / sent, indexed by
-//!   [`type_index`] (family × type, 2 × 256 slots);
-//! - `RATE_LIMITED`: scope × [`type_index`].
+//! Every counter lives in one per-CPU value, `COUNTERS` (a [`Counters`]):
+//! a frame touches one map element, found with one lookup, and the lines of
+//! that element it counts in — not one per-CPU allocation per counter
+//! (each element of a per-CPU array is an allocation of its own, reached
+//! through a pointer table: two cache lines per counter map per frame).
+//!
+//! - `actions`, then `verdicts` (one slot per [`Reason`]; every frame lands
+//!   in exactly one, so the verdicts add up to the frames processed): the
+//!   common outcomes share the first 64 bytes with the actions;
+//! - `received` / `sent`: ICMP messages by [`type_index`] (family × type);
+//! - `rate_limited`: scope × [`type_index`].
 
-use crate::reason::{Action, Family, Reason};
+use crate::{
+    ratelimit::Scope,
+    reason::{Action, Family, Reason},
+};
 
-/// The per-CPU value of `COUNTERS`. Actions first, then the verdicts in
-/// [`Reason`] order: a frame's two counts, for the common outcomes (echo
-/// answered, error sent, other protocol, not an echo request), fall in the
-/// first 64 bytes.
+/// The per-CPU value of `COUNTERS` (about 20 KiB; a per-CPU value may be
+/// up to 32 KiB).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Counters {
@@ -25,6 +29,12 @@ pub struct Counters {
     /// ICMP messages too short to parse, by family (`Icmp_InErrors`).
     pub icmp_in_errors: [u64; 2],
     pub _pad: [u64; 3],
+    /// ICMP messages received, by [`type_index`].
+    pub received: [u64; TYPE_SLOTS as usize],
+    /// ICMP messages sent, by [`type_index`].
+    pub sent: [u64; TYPE_SLOTS as usize],
+    /// Not sent (or refused, inbound) by a rate limit: scope × [`type_index`].
+    pub rate_limited: [u64; (Scope::COUNT * TYPE_SLOTS) as usize],
 }
 
 impl Default for Counters {
@@ -34,14 +44,17 @@ impl Default for Counters {
             verdicts: [0; Reason::COUNT as usize],
             icmp_in_errors: [0; 2],
             _pad: [0; 3],
+            received: [0; TYPE_SLOTS as usize],
+            sent: [0; TYPE_SLOTS as usize],
+            rate_limited: [0; (Scope::COUNT * TYPE_SLOTS) as usize],
         }
     }
 }
 
-/// Slots in `RX_TYPES` and `TX_TYPES`.
+/// Slots in `received` and `sent`.
 pub const TYPE_SLOTS: u32 = 512;
 
-/// Index of (family, ICMP type) in `RX_TYPES` / `TX_TYPES`.
+/// Index of (family, ICMP type) in `received` / `sent`.
 #[inline(always)]
 pub const fn type_index(family: Family, icmp_type: u8) -> u32 {
     ((family as u32) << 8) | icmp_type as u32

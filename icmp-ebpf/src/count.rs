@@ -1,20 +1,20 @@
 //! Per-CPU counters: no atomics needed, the loader sums across CPUs.
 
-use aya_ebpf::btf_maps::PerCpuArray;
 use icmp_common::{
     counters::type_index,
     reason::{Action, Family, Reason},
 };
 
-use crate::maps::{COUNTERS, RX_TYPES, TX_TYPES};
+use icmp_common::{counters::Counters, ratelimit::Scope};
 
+use crate::maps::COUNTERS;
+
+/// This CPU's counters.
 #[inline(always)]
-fn bump<const N: usize>(map: &PerCpuArray<u64, N>, index: u32) {
-    if let Some(slot) = map.get_ptr_mut(index) {
-        // SAFETY: a per-CPU slot is only touched by this CPU, and XDP programs
-        // are not preempted mid-run.
-        unsafe { *slot += 1 };
-    }
+fn counters() -> Option<&'static mut Counters> {
+    // SAFETY: this CPU's value of a per-CPU map; XDP programs are not
+    // preempted mid-run, so nothing else touches it meanwhile.
+    COUNTERS.get_ptr_mut(0).map(|c| unsafe { &mut *c })
 }
 
 #[inline(always)]
@@ -26,9 +26,7 @@ fn opaque(x: u32) -> u32 {
 /// A frame's outcome: its verdict and its action, in one per-CPU value.
 #[inline(always)]
 pub fn outcome(reason: Reason, action: Action) {
-    if let Some(c) = COUNTERS.get_ptr_mut(0) {
-        // SAFETY: this CPU's value; XDP programs are not preempted mid-run.
-        let c = unsafe { &mut *c };
+    if let Some(c) = counters() {
         // Through a volatile read: LLVM knows an enum's range and would drop
         // the bounds check, which the verifier, not knowing it, needs.
         let (r, a) = (opaque(reason as u32), opaque(action as u32));
@@ -43,21 +41,39 @@ pub fn outcome(reason: Reason, action: Action) {
 
 #[inline(always)]
 pub fn received(family: Family, icmp_type: u8) {
-    bump(&RX_TYPES, type_index(family, icmp_type));
+    if let Some(c) = counters()
+        && let Some(n) = c.received.get_mut(type_index(family, icmp_type) as usize)
+    {
+        *n += 1;
+    }
 }
 
 #[inline(always)]
 pub fn sent(family: Family, icmp_type: u8) {
-    bump(&TX_TYPES, type_index(family, icmp_type));
+    if let Some(c) = counters()
+        && let Some(n) = c.sent.get_mut(type_index(family, icmp_type) as usize)
+    {
+        *n += 1;
+    }
+}
+
+/// A message not sent (or, inbound, a request refused) by `scope`'s limit.
+#[inline(always)]
+pub fn rate_limited(scope: Scope, family: Family, icmp_type: u8) {
+    let i = opaque(scope as u32 * icmp_common::counters::TYPE_SLOTS + type_index(family, icmp_type));
+    if let Some(c) = counters()
+        && let Some(n) = c.rate_limited.get_mut(i as usize)
+    {
+        *n += 1;
+    }
 }
 
 /// An ICMP message too short to parse (`Icmp_InErrors`).
 #[inline(always)]
 pub fn in_error(family: Family) {
-    if let Some(c) = COUNTERS.get_ptr_mut(0) {
-        // SAFETY: as in `outcome`.
-        if let Some(e) = unsafe { &mut *c }.icmp_in_errors.get_mut(family as usize) {
-            *e += 1;
-        }
+    if let Some(c) = counters()
+        && let Some(e) = c.icmp_in_errors.get_mut(family as usize)
+    {
+        *e += 1;
     }
 }

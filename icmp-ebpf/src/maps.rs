@@ -16,7 +16,7 @@ use icmp_common::{
     AddrSet, Config,
     config::PORT_SLOTS,
     counters::{Counters, TYPE_SLOTS},
-    ratelimit::{BucketKey, Scope},
+    ratelimit::BucketKey,
 };
 
 /// Two [`Config`] slots, double-buffered: a reload writes the slot not in
@@ -77,16 +77,8 @@ pub static ANSWER_PREFIXES_V6: LpmTrie<[u8; 16], u8> = LpmTrie::with_max_entries
 /// Entries of each answer-prefix trie (`icmp_common::config::MAX_ANSWER_PREFIXES`).
 const ANSWER_PREFIXES_MAX: u32 = icmp_common::config::MAX_ANSWER_PREFIXES;
 
-/// ICMP messages received, by family × type.
-#[btf_map]
-pub static RX_TYPES: btf_maps::PerCpuArray<u64, { TYPE_SLOTS as usize }> = btf_maps::PerCpuArray::new();
-
-/// ICMP messages sent, by family × type.
-#[btf_map]
-pub static TX_TYPES: btf_maps::PerCpuArray<u64, { TYPE_SLOTS as usize }> = btf_maps::PerCpuArray::new();
-
-/// Every frame's action and verdict, and ICMP too short to parse, per CPU:
-/// one value, so a frame's two counts share a cache line.
+/// Every counter, per CPU, in one value (see `icmp_common::counters`): one
+/// lookup per frame, and no pointer table line per counter.
 #[btf_map]
 pub static COUNTERS: btf_maps::PerCpuArray<Counters, 1> = btf_maps::PerCpuArray::new();
 
@@ -104,11 +96,6 @@ pub static BUCKETS: LruHashMap<BucketKey, u64> = LruHashMap::with_max_entries(65
 /// The host-wide bucket (one TAT).
 #[btf_map]
 pub static GLOBAL_BUCKET: btf_maps::Array<u64, 1> = btf_maps::Array::new();
-
-/// Messages not sent (or requests refused) by scope × family × type.
-#[btf_map]
-pub static RATE_LIMITED: btf_maps::PerCpuArray<u64, { (Scope::COUNT * TYPE_SLOTS) as usize }> =
-    btf_maps::PerCpuArray::new();
 
 /// Benchmark generator: the frame `xdp_gen` writes into every live frame.
 #[map]

@@ -6,12 +6,11 @@ use aya_ebpf::{bindings::BPF_NOEXIST, helpers::bpf_ktime_get_coarse_ns};
 use icmp_common::{
     Config,
     config::FLAG_INBOUND_LIMIT,
-    counters::type_index,
     ratelimit::{BucketKey, Limit, Scope, limited_v4, limited_v6, outgoing},
     reason::Family,
 };
 
-use crate::maps::{BUCKETS, GLOBAL_BUCKET, RATE_LIMITED};
+use crate::maps::{BUCKETS, GLOBAL_BUCKET};
 
 /// Attempts at a contended compare-and-exchange before giving up. Giving up
 /// refuses the message: contention can only make the limit stricter, never
@@ -196,11 +195,7 @@ fn halves_v6(a: &[u8; 16]) -> (u64, u64) {
 
 #[inline(always)]
 fn count(scope: Scope, family: Family, kind: u8) {
-    let i = scope as u32 * icmp_common::counters::TYPE_SLOTS + type_index(family, kind);
-    if let Some(c) = RATE_LIMITED.get_ptr_mut(i) {
-        // SAFETY: per-CPU slot.
-        unsafe { *c += 1 };
-    }
+    crate::count::rate_limited(scope, family, kind);
 }
 
 // The wrappers below test the ratemask / inbound flag inline, so a type

@@ -28,25 +28,19 @@ pub mod map_names {
     pub const CONFIG: &str = "CONFIG";
     pub const ACTIVE_CONFIG: &str = "ACTIVE_CONFIG";
     pub const ADDRS: &str = "ADDRS";
-    pub const RX_TYPES: &str = "RX_TYPES";
-    pub const TX_TYPES: &str = "TX_TYPES";
     pub const COUNTERS: &str = "COUNTERS";
     pub const PORTS: &str = "PORTS";
     pub const BUCKETS: &str = "BUCKETS";
     pub const GLOBAL_BUCKET: &str = "GLOBAL_BUCKET";
-    pub const RATE_LIMITED: &str = "RATE_LIMITED";
     pub const ANSWER_PREFIXES_V4: &str = "ANSWER_PREFIXES_V4";
     pub const ANSWER_PREFIXES_V6: &str = "ANSWER_PREFIXES_V6";
     /// Every map `icmpxdp` pins.
-    pub const PINNED: [&str; 12] = [
+    pub const PINNED: [&str; 9] = [
         CONFIG,
         ACTIVE_CONFIG,
         ADDRS,
         PORTS,
-        RX_TYPES,
-        TX_TYPES,
         COUNTERS,
-        RATE_LIMITED,
         BUCKETS,
         GLOBAL_BUCKET,
         ANSWER_PREFIXES_V4,

@@ -36,20 +36,23 @@ pub fn sum_per_cpu(map: &Map, index: u32) -> Result<u64> {
 
 /// The per-CPU `COUNTERS` values, summed field by field over CPUs.
 pub fn sum_counters(map: &Map) -> Result<Counters> {
-    let map: PerCpuArray<&MapData, Counters> = PerCpuArray::try_from(map)?;
-    let mut total = Counters::default();
-    for c in map.get(&0, 0)?.iter() {
-        for (t, x) in total.actions.iter_mut().zip(c.actions) {
-            *t += x;
-        }
-        for (t, x) in total.verdicts.iter_mut().zip(c.verdicts) {
-            *t += x;
-        }
-        for (t, x) in total.icmp_in_errors.iter_mut().zip(c.icmp_in_errors) {
+    fn add(total: &mut [u64], x: &[u64]) {
+        for (t, x) in total.iter_mut().zip(x) {
             *t += x;
         }
     }
-    Ok(total)
+    let map: PerCpuArray<&MapData, Counters> = PerCpuArray::try_from(map)?;
+    // Boxed: two 20 KiB values do not belong on a thread's stack.
+    let mut total = Box::<Counters>::default();
+    for c in map.get(&0, 0)?.iter() {
+        add(&mut total.actions, &c.actions);
+        add(&mut total.verdicts, &c.verdicts);
+        add(&mut total.icmp_in_errors, &c.icmp_in_errors);
+        add(&mut total.received, &c.received);
+        add(&mut total.sent, &c.sent);
+        add(&mut total.rate_limited, &c.rate_limited);
+    }
+    Ok(*total)
 }
 
 /// Slots `0..len` of a per-CPU `u64` array map, each summed over CPUs.
@@ -59,22 +62,16 @@ pub fn sum_per_cpu_all(map: &Map, len: u32) -> Result<Vec<u64>> {
 }
 
 impl Snapshot {
-    /// Reads every counter map; `sum(name, len)` returns slots `0..len` of
-    /// the named per-CPU `u64` map, `counters()` the per-CPU `COUNTERS`
-    /// values, each summed over CPUs.
-    fn read_with(
-        sum: impl Fn(&str, u32) -> Result<Vec<u64>>,
-        counters: impl FnOnce() -> Result<Counters>,
-    ) -> Result<Self> {
-        let c = counters()?;
-        Ok(Self {
+    /// The totals of the per-CPU `COUNTERS` values.
+    fn from_counters(c: Counters) -> Self {
+        Self {
             verdicts: c.verdicts,
             actions: c.actions,
-            received: sum(map_names::RX_TYPES, TYPE_SLOTS)?,
-            sent: sum(map_names::TX_TYPES, TYPE_SLOTS)?,
-            rate_limited: sum(map_names::RATE_LIMITED, Scope::COUNT * TYPE_SLOTS)?,
+            received: c.received.to_vec(),
+            sent: c.sent.to_vec(),
+            rate_limited: c.rate_limited.to_vec(),
             in_errors: c.icmp_in_errors,
-        })
+        }
     }
 
     /// Reads a loaded instance's counters.
@@ -84,20 +81,13 @@ impl Snapshot {
 
     /// Reads a loaded instance's maps (`map` looks one up by name).
     pub fn read<'a>(map: impl Fn(&str) -> Result<&'a Map>) -> Result<Self> {
-        Self::read_with(
-            |name, len| sum_per_cpu_all(map(name)?, len),
-            || sum_counters(map(map_names::COUNTERS)?),
-        )
+        Ok(Self::from_counters(sum_counters(map(map_names::COUNTERS)?)?))
     }
 
     /// Reads the maps pinned under an instance directory.
     pub fn from_pins(dir: &Path) -> Result<Self> {
-        let open =
-            |name: &str| -> Result<Map> { Ok(Map::PerCpuArray(crate::dataplane::pins::open_map(&dir.join(name))?)) };
-        Self::read_with(
-            |name, len| sum_per_cpu_all(&open(name)?, len),
-            || sum_counters(&open(map_names::COUNTERS)?),
-        )
+        let data = crate::dataplane::pins::open_map(&dir.join(map_names::COUNTERS))?;
+        Ok(Self::from_counters(sum_counters(&Map::PerCpuArray(data))?))
     }
 
     pub fn verdict(&self, r: Reason) -> u64 {
