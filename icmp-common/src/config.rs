@@ -131,26 +131,28 @@ pub const MAX_V6_ADDRS: usize = 16;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AddrSet {
-    pub v4: [[u8; 4]; MAX_V4_ADDRS],
-    /// Directed broadcast address of each IPv4 subnet on the interface.
-    pub v4_broadcast: [[u8; 4]; MAX_V4_ADDRS],
-    pub v6: [[u8; 16]; MAX_V6_ADDRS],
+    // The lengths first: with the first IPv4 addresses they share the
+    // value's first cache line, all an IPv4 decision usually reads.
     pub v4_len: u32,
     pub v4_broadcast_len: u32,
     pub v6_len: u32,
     pub _pad: u32,
+    pub v4: [[u8; 4]; MAX_V4_ADDRS],
+    /// Directed broadcast address of each IPv4 subnet on the interface.
+    pub v4_broadcast: [[u8; 4]; MAX_V4_ADDRS],
+    pub v6: [[u8; 16]; MAX_V6_ADDRS],
 }
 
 impl Default for AddrSet {
     fn default() -> Self {
         Self {
-            v4: [[0; 4]; MAX_V4_ADDRS],
-            v4_broadcast: [[0; 4]; MAX_V4_ADDRS],
-            v6: [[0; 16]; MAX_V6_ADDRS],
             v4_len: 0,
             v4_broadcast_len: 0,
             v6_len: 0,
             _pad: 0,
+            v4: [[0; 4]; MAX_V4_ADDRS],
+            v4_broadcast: [[0; 4]; MAX_V4_ADDRS],
+            v6: [[0; 16]; MAX_V6_ADDRS],
         }
     }
 }

@@ -26,6 +26,13 @@ const fn is_extension_header(next: u8) -> bool {
     matches!(next, 0 | 43 | 50 | 51 | 60 | 135 | 139 | 140)
 }
 
+/// An extension header or a Fragment header: what `handle` classifies
+/// itself (the fast pass-through in `main` must leave these to it).
+#[inline(always)]
+pub const fn is_extension_or_fragment(next: u8) -> bool {
+    next == IPPROTO_FRAGMENT || is_extension_header(next)
+}
+
 /// The 8-byte Fragment header (RFC 8200 §4.5).
 #[repr(C)]
 struct FragHdr {
