@@ -37,13 +37,26 @@ fn bench_reports_every_path() {
 
     // End to end over veth: kernel and icmpxdp, echo and UDP, all measured.
     let e2e = all["end_to_end"]["measurements"].as_array().expect("end_to_end");
-    assert_eq!(e2e.len(), 4, "{e2e:?}");
+    // kernel, icmpxdp and the bare program for echo and for UDP, then the
+    // refused one-source flood.
+    assert_eq!(e2e.len(), 7, "{e2e:?}");
     for m in e2e {
+        let refused = m["traffic"].as_str().unwrap().starts_with("udp refused");
         for key in ["offered_per_s", "replies_per_s", "responder_cpu"] {
+            if refused && key == "replies_per_s" {
+                continue;
+            }
             assert!(m[key].as_f64().unwrap() > 0.0, "{key} is zero in {m}");
         }
+        assert!(m["us_per_frame"].as_f64().unwrap() > 0.0, "{m}");
     }
-    assert_eq!(e2e.iter().filter(|m| m["responder"] == "icmpxdp").count(), 2);
+    assert_eq!(e2e.iter().filter(|m| m["responder"] == "icmpxdp").count(), 3);
+    assert_eq!(
+        e2e.iter()
+            .filter(|m| m["responder"].as_str().unwrap().starts_with("bare_"))
+            .count(),
+        2
+    );
 
     let (ok, md, err) = output(Command::new(icmpxdp_bin()).args(["bench", "--quick", "--no-e2e"]));
     assert!(ok, "{err}");

@@ -84,6 +84,9 @@ pub struct Measurement {
     pub cpu1_busy: f64,
     /// Responder thread CPU time per reply.
     pub us_per_reply: f64,
+    /// Responder thread CPU time per frame offered (for refusals, where
+    /// there is no reply to divide by).
+    pub us_per_frame: f64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -174,6 +177,7 @@ impl Bench {
             } else {
                 cpu * 1e6 / replies as f64
             },
+            us_per_frame: cpu * 1e6 / (offered.max(1) as f64),
         })
     }
 }
@@ -182,16 +186,23 @@ impl Bench {
 /// have kept up with the generator (a few frames are in flight at the end).
 const KEPT_UP: f64 = 0.99;
 
-/// One line per traffic kind: both ratios against their targets, and what
-/// bounds the replies/s ratio when icmpxdp answered all it was offered.
-fn summary(k: &Measurement, x: &Measurement) -> String {
+/// One line per traffic kind: the ratios against the kernel and against
+/// the bare program, each with its target, and what bounds the replies/s
+/// ratio when icmpxdp answered all it was offered.
+fn summary(k: &Measurement, x: &Measurement, bare: &Measurement) -> String {
     let rate = x.replies_per_s / k.replies_per_s;
     let cpu = k.us_per_reply / x.us_per_reply;
+    let over_bare = x.us_per_reply / bare.us_per_reply - 1.0;
+    let bare_target = if k.traffic == "echo" { 0.05 } else { 0.20 };
     let mut line = format!(
-        "{}: icmpxdp answers {rate:.1}× the kernel's replies/s (target ≥ 8×: {}) at {cpu:.1}× less responder CPU per reply (target ≥ 12×: {}).",
+        "{}: icmpxdp answers {rate:.1}× the kernel's replies/s (target ≥ 8×: {}) at {cpu:.1}× less responder CPU per reply \
+         (target ≥ 12×: {}); its CPU per reply is {:+.0}% of the bare program's (target ≤ +{:.0}%: {}).",
         k.traffic,
         verdict(rate >= 8.0),
         verdict(cpu >= 12.0),
+        over_bare * 100.0,
+        bare_target * 100.0,
+        verdict(over_bare <= bare_target),
     );
     let answered = x.replies_per_s / x.offered_per_s;
     if answered >= KEPT_UP {
@@ -296,7 +307,12 @@ pub fn run(opts: Options) -> Result<Report> {
         ("echo", &echo, (Family::V4, 0u8)),
         ("udp to a closed port", &udp, (Family::V4, 3u8)),
     ] {
-        let (mut kernel, mut xdp) = (Vec::new(), Vec::new());
+        let (mut kernel, mut xdp, mut bare) = (Vec::new(), Vec::new(), Vec::new());
+        let bare_name = if traffic == "echo" {
+            "bare_echo4"
+        } else {
+            "bare_unreach4"
+        };
         for _ in 0..opts.trials {
             set_frame(&mut b.generator, f)?;
             // (a) the kernel answers; xdp_pass lets veth accept the XDP_TX'd frames.
@@ -323,10 +339,47 @@ pub fn run(opts: Options) -> Result<Report> {
                 drop(_inside);
                 xdp.push(b.measure(traffic, "icmpxdp", f, reply, opts)?);
             }
+            // (c) the bare program: the rewrite and nothing else.
+            {
+                let _inside = netns::enter(&r)?;
+                let mut x = Responder::load_named(bare_name)?;
+                x.attach(&resp_if, Mode::Driver)?;
+                drop(_inside);
+                bare.push(b.measure(traffic, bare_name, f, reply, opts)?);
+            }
         }
         out.push(median_by_replies(kernel));
         out.push(median_by_replies(xdp));
+        out.push(median_by_replies(bare));
     }
+    // A one-source flood to a closed port, refused by the per-source limit
+    // (1/s, burst 1): CPU per refused datagram, against CPU per sent error.
+    set_frame(&mut b.generator, &udp)?;
+    let mut refused = Vec::new();
+    for _ in 0..opts.trials {
+        let _inside = netns::enter(&r)?;
+        let mut x = Responder::load()?;
+        let mut addrs = icmp_common::AddrSet::default();
+        addrs.push_v4(lab::RESPONDER_V4.octets());
+        x.set_addrs(&addrs)?;
+        x.set_config(&Config {
+            per_source: Limit::new(1_000_000_000, 1),
+            global: Limit::UNLIMITED,
+            ..Config::default()
+        })?;
+        x.attach(&resp_if, Mode::Driver)?;
+        drop(_inside);
+        refused.push(b.measure(
+            "udp refused by the per-source limit",
+            "icmpxdp",
+            &udp,
+            (Family::V4, 3u8),
+            opts,
+        )?);
+    }
+    let mut refused = refused;
+    refused.sort_by(|a, b| a.us_per_frame.total_cmp(&b.us_per_frame));
+    out.push(refused.swap_remove(refused.len() / 2));
     let _ = ip(&["-n", &r, "link", "set", &resp_if, "xdp", "off"]);
     Ok(Report { measurements: out })
 }
@@ -352,10 +405,25 @@ impl Report {
                 m.us_per_reply
             );
         }
-        for pair in self.measurements.chunks(2) {
-            if let [k, x] = pair {
-                let _ = writeln!(s, "\n{}", summary(k, x));
+        for triple in self.measurements.chunks(3) {
+            if let [k, x, bare] = triple {
+                let _ = writeln!(s, "\n{}", summary(k, x, bare));
             }
+        }
+        let sent = self
+            .measurements
+            .iter()
+            .find(|m| m.traffic == "udp to a closed port" && m.responder == "icmpxdp");
+        let refused = self.measurements.iter().find(|m| m.traffic.starts_with("udp refused"));
+        if let (Some(sent), Some(refused)) = (sent, refused) {
+            let ratio = refused.us_per_frame / sent.us_per_reply;
+            let _ = writeln!(
+                s,
+                "\nudp refused by the per-source limit: {:.3} µs of responder CPU per refused datagram, {:.2}× the CPU per sent error (target ≤ 1/3: {}).",
+                refused.us_per_frame,
+                ratio,
+                verdict(ratio <= 1.0 / 3.0)
+            );
         }
         s
     }

@@ -24,10 +24,7 @@ use serde::Serialize;
 use crate::{
     bench::frames::{ETH_P_IP, ETH_P_IPV6, Frame, PEER4, PEER6, US4, US6, icmp4, icmp6, ipv4, ipv6, udp4, udp6},
     config::PortBitmaps,
-    dataplane::{
-        load::Responder,
-        netns,
-    },
+    dataplane::{load::Responder, netns},
     lab::ip,
 };
 
