@@ -355,7 +355,7 @@ pub fn run(opts: Options) -> Result<Report> {
     // A one-source flood to a closed port, refused by the per-source limit
     // (1/s, burst 1): CPU per refused datagram, against CPU per sent error.
     set_frame(&mut b.generator, &udp)?;
-    let mut refused = Vec::new();
+    let mut refused: Vec<Measurement> = Vec::new();
     for _ in 0..opts.trials {
         let _inside = netns::enter(&r)?;
         let mut x = Responder::load()?;
@@ -377,7 +377,6 @@ pub fn run(opts: Options) -> Result<Report> {
             opts,
         )?);
     }
-    let mut refused = refused;
     refused.sort_by(|a, b| a.us_per_frame.total_cmp(&b.us_per_frame));
     out.push(refused.swap_remove(refused.len() / 2));
     let _ = ip(&["-n", &r, "link", "set", &resp_if, "xdp", "off"]);
