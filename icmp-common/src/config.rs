@@ -41,6 +41,10 @@ pub const FLAG_INBOUND_DROP: u32 = 1 << 12;
 /// behind an anycast or a load balancer). Echo only, like
 /// [`FLAG_ANSWER_ANY_DST`]; without the flag the tries are never looked up.
 pub const FLAG_ANSWER_PREFIXES: u32 = 1 << 13;
+/// `Config::flags`: shadow mode (`mode = "shadow"`): parse, decide,
+/// rate-limit and count exactly as in active mode, but leave every frame
+/// unchanged and pass it to the kernel.
+pub const FLAG_SHADOW: u32 = 1 << 14;
 
 /// The one entry of the `CONFIG` array map.
 #[repr(C)]

@@ -4,6 +4,7 @@ use aya_ebpf::{maps::lpm_trie, programs::XdpContext};
 use icmp_common::{
     AddrSet, Config,
     checksum::fold64,
+    config::FLAG_SHADOW,
     echo::{EchoV4, Verdict, decide_v4},
     reason::{Family, Reason},
 };
@@ -110,8 +111,10 @@ fn answer_echo(eth: &mut EthHdr, ip: &mut Ipv4Hdr, icmp: &mut IcmpHdr, cfg: &Con
                 return scope.reason();
             }
             let reply = maps::echo_reply_type(ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY);
-            rewrite::swap_macs(eth);
-            rewrite::echo_reply_v4(ip, icmp, cfg.ttl, reply);
+            if !cfg.has(FLAG_SHADOW) {
+                rewrite::swap_macs(eth);
+                rewrite::echo_reply_v4(ip, icmp, cfg.ttl, reply);
+            }
             count::sent(Family::V4, reply);
             Reason::EchoAnswered
         }

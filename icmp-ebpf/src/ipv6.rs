@@ -3,6 +3,7 @@
 use aya_ebpf::{maps::lpm_trie, programs::XdpContext};
 use icmp_common::{
     AddrSet, Config,
+    config::FLAG_SHADOW,
     echo::{EchoV6, Verdict, decide_v6},
     reason::{Family, Reason},
 };
@@ -118,8 +119,10 @@ fn answer_echo(eth: &mut EthHdr, ip: &mut Ipv6Hdr, icmp: &mut IcmpHdr, cfg: &Con
                 return scope.reason();
             }
             let reply = maps::echo_reply_type(ICMPV6_ECHO_REQUEST, ICMPV6_ECHO_REPLY);
-            rewrite::swap_macs(eth);
-            rewrite::echo_reply_v6(ip, icmp, cfg.hop_limit, reply);
+            if !cfg.has(FLAG_SHADOW) {
+                rewrite::swap_macs(eth);
+                rewrite::echo_reply_v6(ip, icmp, cfg.hop_limit, reply);
+            }
             count::sent(Family::V6, reply);
             Reason::EchoAnswered
         }

@@ -20,7 +20,7 @@ use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 use aya_log_ebpf::debug;
 use icmp_common::{
     action::action_for,
-    config::{FLAG_ENABLED, FLAG_LOG_DECISIONS},
+    config::{FLAG_ENABLED, FLAG_LOG_DECISIONS, FLAG_SHADOW},
     reason::{Action, Reason},
 };
 use parse::{Cursor, L3};
@@ -43,7 +43,14 @@ pub fn icmpxdp(ctx: XdpContext) -> u32 {
     } else {
         Reason::Disabled
     };
-    let action = action_for(reason, cfg);
+    // Shadow mode: every decision and counter as in active mode, but the
+    // frame (never rewritten, see `answer_echo` and the error builders) goes
+    // to the kernel; the action counted is the one returned.
+    let action = if cfg.has(FLAG_SHADOW) {
+        Action::Pass
+    } else {
+        action_for(reason, cfg)
+    };
     count::outcome(reason, action);
     if cfg.has(FLAG_LOG_DECISIONS) {
         let _ = icmpxdp_log_decision(reason as u64, action as u64);

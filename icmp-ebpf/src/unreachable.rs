@@ -16,6 +16,7 @@ use aya_ebpf::{
 use icmp_common::{
     Config,
     checksum::{fold, fold64},
+    config::FLAG_SHADOW,
     reason::{Family, Reason},
     unreachable::quote_len,
 };
@@ -64,6 +65,10 @@ pub extern "C" fn icmpxdp_port_unreachable_v4(ctx: *mut xdp_md, l2_len: u64, dat
     if let Err(scope) = ratelimit::outgoing_v4(cfg, &src, 3) {
         return scope.reason() as u64;
     }
+    if cfg.has(FLAG_SHADOW) {
+        // Decided, limited and counted; the frame stays as it came.
+        return sent_or_not(Family::V4, 3, Ok(()));
+    }
     // Linux: the original TOS bits with internetwork-control precedence.
     sent_or_not(
         Family::V4,
@@ -98,6 +103,9 @@ pub extern "C" fn icmpxdp_port_unreachable_v6(ctx: *mut xdp_md, l2_len: u64, dat
     };
     if let Err(scope) = ratelimit::outgoing_v6(cfg, &src, 1) {
         return scope.reason() as u64;
+    }
+    if cfg.has(FLAG_SHADOW) {
+        return sent_or_not(Family::V6, 1, Ok(()));
     }
     sent_or_not(Family::V6, 1, send_v6(&ctx, l2_len, cfg.hop_limit, quote, sum))
 }

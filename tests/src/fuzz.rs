@@ -211,6 +211,15 @@ pub fn scenarios() -> Vec<Scenario> {
             false,
         ),
         scenario("every_knob", every_knob, true, true),
+        scenario(
+            "shadow",
+            Config {
+                flags: every_knob.flags | icmp_common::config::FLAG_SHADOW,
+                ..every_knob
+            },
+            true,
+            true,
+        ),
     ]
 }
 
@@ -648,6 +657,8 @@ struct Knobs {
     hop_limit: u8,
     /// Exact checks of TTL, quote length etc. only for validated configs.
     validated: bool,
+    /// Shadow mode: every frame passed unchanged.
+    shadow: bool,
 }
 
 impl Knobs {
@@ -668,12 +679,16 @@ impl Knobs {
             ttl: c.ttl,
             hop_limit: c.hop_limit,
             validated,
+            shadow: has(icmp_common::config::FLAG_SHADOW),
         }
     }
 }
 
 /// Checks one result; `Err` says which invariant broke.
 fn check(k: &Knobs, input: &[u8], action: u32, out: &[u8]) -> Result<(), String> {
+    if k.shadow && action != XDP_PASS {
+        return Err(format!("shadow mode returned action {action}, not XDP_PASS"));
+    }
     match action {
         XDP_PASS => (out == input)
             .then_some(())

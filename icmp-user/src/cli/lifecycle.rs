@@ -138,8 +138,13 @@ fn config_summary(c: &icmp_common::Config) -> String {
             format!("{}/s burst {}", 1_000_000_000 / l.interval_ns.max(1), l.burst())
         }
     };
+    let mode = if c.has(icmp_common::config::FLAG_SHADOW) {
+        "SHADOW (decides and counts, passes every frame), "
+    } else {
+        ""
+    };
     format!(
-        "echo {}, unreachable {}, ttl {}, per-source {}, global {}",
+        "{mode}echo {}, unreachable {}, ttl {}, per-source {}, global {}",
         on(FLAG_ECHO_V4, FLAG_ECHO_V6),
         on(FLAG_UNREACH_V4, FLAG_UNREACH_V6),
         c.ttl,

@@ -4,8 +4,9 @@
 use std::{io::Write as _, net::SocketAddr, sync::atomic::Ordering, time::Duration};
 
 use anyhow::{Result, bail};
+use icmp_common::config::FLAG_SHADOW;
 use icmp_user::{
-    dataplane::pins as pin,
+    dataplane::{config_maps::Pinned, pins as pin},
     observe::{counters::Snapshot, metrics},
 };
 
@@ -17,10 +18,19 @@ pub(crate) fn stats(iface: Option<&str>, netns: Option<&str>, as_json: bool) -> 
         bail!("several instances are running ({}): pass --iface", names.join(", "));
     }
     for name in names {
-        let snap = Snapshot::from_pins(&pin::instance_dir(&name))?;
+        let dir = pin::instance_dir(&name);
+        let snap = Snapshot::from_pins(&dir)?;
+        let shadow = Pinned::open(&dir)?.config()?.has(FLAG_SHADOW);
         if as_json {
-            say!("{}", snap.to_json(&name));
+            let mut v = snap.to_json(&name);
+            v["mode"] = (if shadow { "shadow" } else { "active" }).into();
+            say!("{v}");
         } else {
+            if shadow {
+                say!(
+                    "{name}: SHADOW MODE: every frame is passed to the kernel; the counts below are what icmpxdp would have done"
+                );
+            }
             say_raw!("{}", snap.to_table(&name));
         }
     }

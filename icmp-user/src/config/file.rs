@@ -14,11 +14,24 @@ use serde::Deserialize;
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct FileConfig {
+    /// `active`, or `shadow`: decide, rate-limit and count as in active mode,
+    /// but pass every frame to the kernel unchanged (a safe rollout).
+    pub mode: ResponderMode,
     pub echo: Echo,
     pub unreachable: Unreachable,
     pub rate_limit: RateLimit,
     pub ip: Ip,
     pub debug: Debug,
+}
+
+/// Whether the responder acts on its decisions.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ResponderMode {
+    #[default]
+    Active,
+    /// Decides and counts, passes every frame.
+    Shadow,
 }
 
 /// How ports in neither list are classified.

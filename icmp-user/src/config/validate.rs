@@ -8,12 +8,14 @@ use icmp_common::{
     config::{
         FLAG_ANSWER_ANY_DST, FLAG_ANSWER_PREFIXES, FLAG_DROP_SUPPRESSED, FLAG_ECHO_V4, FLAG_ECHO_V6, FLAG_ENABLED,
         FLAG_INBOUND_DROP, FLAG_INBOUND_LIMIT, FLAG_LOG_DECISIONS, FLAG_OVER_LIMIT_DROP, FLAG_PORTS_BY_SOCKET,
-        FLAG_RESERVED_SOURCE_INVALID, FLAG_UNREACH_V4, FLAG_UNREACH_V6,
+        FLAG_RESERVED_SOURCE_INVALID, FLAG_SHADOW, FLAG_UNREACH_V4, FLAG_UNREACH_V6,
     },
     ratelimit::Limit,
 };
 
-use super::{AnswerPrefixes, FileConfig, OverLimit, PortBitmaps, PortPolicy, Ratemask, SuppressedAction};
+use super::{
+    AnswerPrefixes, FileConfig, OverLimit, PortBitmaps, PortPolicy, Ratemask, ResponderMode, SuppressedAction,
+};
 
 fn ranged(key: &str, v: i64, lo: i64, hi: i64) -> Result<i64> {
     if (lo..=hi).contains(&v) {
@@ -156,6 +158,7 @@ impl FileConfig {
             (self.echo.ipv6, FLAG_ECHO_V6),
             (self.echo.answer_any_destination, FLAG_ANSWER_ANY_DST),
             (!answer_prefixes.is_empty(), FLAG_ANSWER_PREFIXES),
+            (self.mode == ResponderMode::Shadow, FLAG_SHADOW),
             (self.debug.log_decisions, FLAG_LOG_DECISIONS),
             (u.ipv4, FLAG_UNREACH_V4),
             (u.ipv6, FLAG_UNREACH_V6),
@@ -275,6 +278,21 @@ mod tests {
         assert_eq!(c.hop_limit, 255);
         assert!(!c.has(FLAG_ECHO_V4));
         assert!(c.has(FLAG_ECHO_V6 | FLAG_ANSWER_ANY_DST | FLAG_LOG_DECISIONS | FLAG_ENABLED));
+    }
+
+    #[test]
+    fn shadow_mode_is_a_flag() {
+        let shadow = FileConfig::from_toml("mode = \"shadow\"\n")
+            .unwrap()
+            .to_config()
+            .unwrap();
+        assert!(shadow.has(FLAG_SHADOW));
+        assert!(!FileConfig::default().to_config().unwrap().has(FLAG_SHADOW));
+        let err = format!("{:#}", FileConfig::from_toml("mode = \"dry\"\n").unwrap_err());
+        assert!(
+            err.contains("unknown variant `dry`, expected `active` or `shadow`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -51,6 +51,8 @@ pub struct InstanceView {
     pub counters: Option<Snapshot>,
     /// Config reloads that took effect and that were refused.
     pub reloads: (u64, u64),
+    /// In shadow mode (decides and counts, passes every frame).
+    pub shadow: bool,
 }
 
 /// Reads the given instances (every pinned one if `None`). Errors — no
@@ -71,6 +73,7 @@ pub fn collect(instances: Option<&[String]>) -> Result<Vec<InstanceView>> {
                 attached: false,
                 counters: None,
                 reloads: (0, 0),
+                shadow: false,
             });
             continue;
         }
@@ -81,7 +84,11 @@ pub fn collect(instances: Option<&[String]>) -> Result<Vec<InstanceView>> {
             None
         };
         let meta = pin::Meta::read(&name);
+        let shadow = crate::dataplane::config_maps::Pinned::open(&dir)
+            .and_then(|p| p.config())
+            .is_ok_and(|c| c.has(icmp_common::config::FLAG_SHADOW));
         out.push(InstanceView {
+            shadow,
             attached: links::instance_attached(&name)?,
             reloads: meta.map_or((0, 0), |m| (m.reloads_ok, m.reloads_failed)),
             counters,
@@ -98,6 +105,11 @@ pub fn families(views: &[InstanceView]) -> Vec<MetricFamily> {
     let mut attached = MetricFamily::new(
         "icmpxdp_attached",
         "1 while the instance's XDP program holds its interface, 0 when it is gone or stale",
+        Kind::Gauge,
+    );
+    let mut shadow = MetricFamily::new(
+        "icmpxdp_shadow_mode",
+        "1 in shadow mode: decisions and counters as in active mode, every frame passed to the kernel",
         Kind::Gauge,
     );
     let mut reloads = MetricFamily::new(
@@ -140,6 +152,7 @@ pub fn families(views: &[InstanceView]) -> Vec<MetricFamily> {
             out
         };
         attached.add(l(&[]), u64::from(v.attached));
+        shadow.add(l(&[]), u64::from(v.shadow));
         reloads.add(l(&[("result", "ok".into())]), v.reloads.0);
         reloads.add(l(&[("result", "failed".into())]), v.reloads.1);
         let Some(s) = &v.counters else { continue };
@@ -188,7 +201,7 @@ pub fn families(views: &[InstanceView]) -> Vec<MetricFamily> {
         }
     }
     let mut all = vec![
-        build, attached, reloads, frames, verdicts, suppressed, actions, received, sent, limited,
+        build, attached, shadow, reloads, frames, verdicts, suppressed, actions, received, sent, limited,
     ];
     all.extend(netstat);
     all
