@@ -47,6 +47,8 @@ pub struct Report {
     pub limiter_target_ns: f64,
     /// The responder against the bare programs, attached, fresh frames.
     pub versus: Vec<super::versus::Comparison>,
+    /// The global bucket written from one CPU and from two at once.
+    pub contention: super::versus::Contention,
 }
 
 /// How a figure against its target is shown in the Markdown reports.
@@ -140,6 +142,20 @@ impl Report {
                 verdict(c.met)
             );
         }
+        let c = &self.contention;
+        let _ = writeln!(
+            s,
+            "\nThe global bucket under two receive queues (Port Unreachable, every error admitted, so every one \
+             compare-and-exchanges the global word; ns per error over the floor): one CPU {:.1} ns with the global \
+             limit, {:.1} ns without; two CPUs at once {:.1} ns with, {:.1} ns without — the shared word costs {:.1} ns \
+             per error alone and {:.1} ns when both CPUs write it.",
+            c.one_cpu_global_on_ns,
+            c.one_cpu_global_off_ns,
+            c.two_cpus_global_on_ns,
+            c.two_cpus_global_off_ns,
+            c.one_cpu_global_on_ns - c.one_cpu_global_off_ns,
+            c.two_cpus_global_on_ns - c.two_cpus_global_off_ns,
+        );
         s
     }
 }

@@ -320,5 +320,6 @@ pub fn run(opts: Options) -> Result<Report> {
         limiter_added_ns,
         limiter_target_ns: 5.0,
         versus: super::versus::compare(opts.trials, opts.calls)?,
+        contention: super::versus::contention(opts.trials * opts.calls * 2)?,
     })
 }

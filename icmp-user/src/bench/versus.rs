@@ -471,3 +471,93 @@ pub fn profile(path: &str, seconds: u64) -> Result<u64> {
     }
     Ok(n)
 }
+
+/// The global bucket under two receive queues: Port Unreachable with a
+/// global limit that admits everything (every error compare-and-exchanges
+/// the one global word), run on one CPU and then on both at once, against
+/// the same with the global limit off. Returns ns per error over the floor
+/// for (global on, global off) × (one CPU, two CPUs at once).
+#[derive(Clone, Debug, Serialize)]
+pub struct Contention {
+    pub one_cpu_global_on_ns: f64,
+    pub one_cpu_global_off_ns: f64,
+    pub two_cpus_global_on_ns: f64,
+    pub two_cpus_global_off_ns: f64,
+}
+
+/// BPF_PROG_TEST_RUN on a raw fd (shared by two threads): the run's
+/// duration in ns, or `None` if the action was not `want`.
+fn raw_test_run(fd: i32, frame: &[u8], out: &mut [u8], want: u32) -> Result<f64> {
+    let mut attr = [0u8; 80];
+    attr[0..4].copy_from_slice(&(fd as u32).to_ne_bytes());
+    attr[8..12].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
+    attr[12..16].copy_from_slice(&(out.len() as u32).to_ne_bytes());
+    attr[16..24].copy_from_slice(&(frame.as_ptr() as u64).to_ne_bytes());
+    attr[24..32].copy_from_slice(&(out.as_mut_ptr() as u64).to_ne_bytes());
+    attr[32..36].copy_from_slice(&1u32.to_ne_bytes());
+    // SAFETY: bpf(2) BPF_PROG_TEST_RUN with buffers that outlive the call.
+    let r = unsafe { libc::syscall(libc::SYS_bpf, 10, attr.as_mut_ptr(), attr.len()) };
+    ensure!(r == 0, "BPF_PROG_TEST_RUN: {}", std::io::Error::last_os_error());
+    let action = u32::from_ne_bytes(attr[4..8].try_into().unwrap());
+    ensure!(action == want, "action {action}, expected {want}");
+    Ok(f64::from(u32::from_ne_bytes(attr[36..40].try_into().unwrap())))
+}
+
+/// Mean ns per run of `fds` run at once, one thread per CPU, `calls` each.
+fn concurrent(fds: &[(i32, u32)], frame: &[u8], calls: usize) -> Result<Vec<f64>> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = fds
+            .iter()
+            .enumerate()
+            .map(|(cpu, &(fd, want))| {
+                s.spawn(move || -> Result<f64> {
+                    let mut set = nix::sched::CpuSet::new();
+                    set.set(cpu)?;
+                    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)?;
+                    let mut out = vec![0u8; 2048];
+                    let mut v = Vec::with_capacity(calls);
+                    for _ in 0..calls {
+                        v.push(raw_test_run(fd, frame, &mut out, want)?);
+                    }
+                    Ok(trimmed_mean(&mut v))
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("bench thread")).collect()
+    })
+}
+
+pub fn contention(calls: usize) -> Result<Contention> {
+    use std::os::fd::{AsFd as _, AsRawFd as _};
+    let admitting = Limit::new(1, u32::MAX);
+    let on = Config {
+        per_source: Limit::UNLIMITED,
+        global: admitting,
+        ..Config::default()
+    };
+    let off = Config {
+        global: Limit::UNLIMITED,
+        ..on
+    };
+    let mut at = Attachments::new()?;
+    let (mut r_on, mut r_off, mut floor) = (responder(on, None)?, responder(off, None)?, Responder::load_pass()?);
+    for r in [&mut r_on, &mut r_off, &mut floor] {
+        at.attach(r)?;
+    }
+    let fd = |r: &mut Responder| -> Result<i32> { Ok(r.program().fd()?.as_fd().as_raw_fd()) };
+    let (on_fd, off_fd, floor_fd) = (fd(&mut r_on)?, fd(&mut r_off)?, fd(&mut floor)?);
+    let pu4 = udp_from4(PEER4);
+    let one = |fd: i32, want: u32| -> Result<f64> { Ok(concurrent(&[(fd, want)], &pu4, calls)?[0]) };
+    let two = |fd: i32, want: u32| -> Result<f64> {
+        let v = concurrent(&[(fd, want), (fd, want)], &pu4, calls)?;
+        Ok(v.iter().sum::<f64>() / v.len() as f64)
+    };
+    let floor1 = one(floor_fd, XDP_PASS)?;
+    let floor2 = two(floor_fd, XDP_PASS)?;
+    Ok(Contention {
+        one_cpu_global_on_ns: one(on_fd, XDP_TX)? - floor1,
+        one_cpu_global_off_ns: one(off_fd, XDP_TX)? - floor1,
+        two_cpus_global_on_ns: two(on_fd, XDP_TX)? - floor2,
+        two_cpus_global_off_ns: two(off_fd, XDP_TX)? - floor2,
+    })
+}
