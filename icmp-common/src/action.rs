@@ -15,7 +15,8 @@ use crate::{
 #[inline(always)]
 pub const fn action_for(reason: Reason, cfg: &Config) -> Action {
     match reason {
-        Reason::EchoAnswered | Reason::UnreachableSent => Action::Tx,
+        Reason::EchoAnswered | Reason::UnreachableSent | Reason::TimestampAnswered => Action::Tx,
+        Reason::PolicyDropped => Action::Drop,
         Reason::SuppressedNonFirstFragment => Action::Pass,
         Reason::RateLimitedPerSource | Reason::RateLimitedGlobal if cfg.has(FLAG_OVER_LIMIT_DROP) => Action::Drop,
         Reason::RateLimitedInbound if cfg.has(FLAG_INBOUND_DROP) => Action::Drop,
@@ -67,11 +68,17 @@ mod tests {
             flags: pass.flags | FLAG_DROP_SUPPRESSED,
             ..pass
         };
+        // The policy drops whatever the suppression config says.
+        assert_eq!(action_for(Reason::PolicyDropped, &pass), Action::Drop);
+        assert_eq!(action_for(Reason::PolicyDropped, &drop), Action::Drop);
         for r in Reason::ALL
             .into_iter()
-            .filter(|r| !r.label().starts_with("rate_limited"))
+            .filter(|r| !r.label().starts_with("rate_limited") && *r != Reason::PolicyDropped)
         {
-            let tx = matches!(r, Reason::EchoAnswered | Reason::UnreachableSent);
+            let tx = matches!(
+                r,
+                Reason::EchoAnswered | Reason::UnreachableSent | Reason::TimestampAnswered
+            );
             let want_drop = r.is_suppression() && r != Reason::SuppressedNonFirstFragment;
             assert_eq!(
                 action_for(r, &pass),

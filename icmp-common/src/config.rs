@@ -45,6 +45,18 @@ pub const FLAG_ANSWER_PREFIXES: u32 = 1 << 13;
 /// rate-limit and count exactly as in active mode, but leave every frame
 /// unchanged and pass it to the kernel.
 pub const FLAG_SHADOW: u32 = 1 << 14;
+/// `Config::flags`: answer ICMP Timestamp requests (13 → 14) in XDP
+/// (`timestamp.action = "answer"`).
+pub const FLAG_TIMESTAMP_ANSWER: u32 = 1 << 15;
+/// `Config::flags`: drop the ICMP types of `drop_types_v4` / `_v6`
+/// addressed to us (`[policy]`); without it the bitmaps are never read.
+pub const FLAG_TYPE_POLICY: u32 = 1 << 16;
+
+/// Whether type `t` is set in a 256-bit type bitmap.
+#[inline(always)]
+pub const fn type_in(bits: &[u32; 8], t: u8) -> bool {
+    bits[(t >> 5) as usize] & (1 << (t & 31)) != 0
+}
 
 /// The one entry of the `CONFIG` array map.
 #[repr(C)]
@@ -75,6 +87,14 @@ pub struct Config {
     pub v4_prefix: u8,
     pub v6_prefix: u8,
     pub _pad2: [u8; 6],
+    /// TAI − UTC in ns, as the kernel keeps it: Timestamp replies read the
+    /// TAI clock (`bpf_ktime_get_tai_ns`) and subtract this.
+    pub tai_offset_ns: u64,
+    /// ICMP types addressed to us that are dropped in XDP (bit n = type n;
+    /// `policy.drop_ipv4_types`), read only with [`FLAG_TYPE_POLICY`].
+    pub drop_types_v4: [u32; 8],
+    /// The same for ICMPv6 (`policy.drop_ipv6_types`).
+    pub drop_types_v6: [u32; 8],
 }
 
 impl Config {
@@ -117,6 +137,9 @@ impl Default for Config {
             v4_prefix: 32,
             v6_prefix: 64,
             _pad2: [0; 6],
+            tai_offset_ns: 0,
+            drop_types_v4: [0; 8],
+            drop_types_v6: [0; 8],
         }
     }
 }
@@ -270,7 +293,7 @@ mod tests {
 
     #[test]
     fn struct_sizes_have_no_implicit_padding() {
-        assert_eq!(size_of::<Config>(), 12 + 4 + 32 + 3 * 16 + 8);
+        assert_eq!(size_of::<Config>(), 12 + 4 + 32 + 3 * 16 + 8 + 8 + 64);
         assert_eq!(align_of::<Config>(), 8);
         assert_eq!(size_of::<AddrSet>(), 4 * MAX_V4_ADDRS * 2 + 16 * MAX_V6_ADDRS + 16);
     }

@@ -75,6 +75,10 @@ pub const fn type_name(family: Family, icmp_type: u8) -> Option<&'static str> {
             12 => Some("parameter_problem"),
             13 => Some("timestamp_request"),
             14 => Some("timestamp_reply"),
+            15 => Some("information_request"),
+            16 => Some("information_reply"),
+            17 => Some("address_mask_request"),
+            18 => Some("address_mask_reply"),
             _ => None,
         },
         Family::V6 => match icmp_type {

@@ -1,4 +1,5 @@
-//! Whether to answer an echo request, given what the parser found.
+//! Whether to answer an echo or a timestamp request, given what the parser
+//! found, and the timestamp a reply carries.
 //!
 //! The XDP program parses headers and hands the facts to these functions;
 //! the rules live here so the host tests check exactly what the kernel runs.
@@ -10,7 +11,7 @@ use crate::{
     },
     config::{
         AddrSet, Config, FLAG_ANSWER_ANY_DST, FLAG_ANSWER_PREFIXES, FLAG_ECHO_V4, FLAG_ECHO_V6,
-        FLAG_RESERVED_SOURCE_INVALID,
+        FLAG_RESERVED_SOURCE_INVALID, FLAG_TIMESTAMP_ANSWER,
     },
     reason::Reason,
 };
@@ -68,6 +69,40 @@ pub fn decide_v4(p: &EchoV4<'_>, cfg: &Config, addrs: &AddrSet, in_answer_prefix
         return Verdict::Pass(Reason::UnsendableSource);
     }
     Verdict::Answer
+}
+
+/// Decides an ICMP Timestamp request: the rules of [`decide_v4`], but only
+/// for the host's own addresses (never `answer_any_destination` or the
+/// answer prefixes: a timestamp is a statement about this host's clock).
+/// With `timestamp.action` other than `answer` it is not ours to answer.
+#[inline(always)]
+pub fn decide_timestamp(p: &EchoV4<'_>, cfg: &Config, addrs: &AddrSet) -> Verdict {
+    if !cfg.has(FLAG_TIMESTAMP_ANSWER) {
+        return Verdict::Pass(Reason::NotEchoRequest);
+    }
+    if mac_is_group(p.eth_dst) {
+        return Verdict::Pass(Reason::LinkBroadcast);
+    }
+    if v4_is_limited_broadcast(p.dst) || v4_is_multicast(p.dst) || addrs.is_v4_broadcast(p.dst) {
+        return Verdict::Pass(Reason::BroadcastDestination);
+    }
+    if !v4_is_single_host_source(p.src, !cfg.has(FLAG_RESERVED_SOURCE_INVALID)) || addrs.is_v4_broadcast(p.src) {
+        return Verdict::Pass(Reason::BadSource);
+    }
+    if !addrs.has_v4(p.dst) {
+        return Verdict::Pass(Reason::NotOurs);
+    }
+    if !v4_may_send_from(p.dst) {
+        return Verdict::Pass(Reason::UnsendableSource);
+    }
+    Verdict::Answer
+}
+
+/// Milliseconds since midnight UTC (RFC 792's timestamp), from the TAI
+/// clock and TAI − UTC.
+#[inline(always)]
+pub const fn ms_since_midnight_utc(tai_ns: u64, tai_offset_ns: u64) -> u32 {
+    ((tai_ns.wrapping_sub(tai_offset_ns) / 1_000_000) % 86_400_000) as u32
 }
 
 /// Decides an ICMPv6 echo request (same rules as [`decide_v4`]).
@@ -221,6 +256,41 @@ mod tests {
             ..cfg
         };
         assert_eq!(v4(MAC, PEER, OURS, &off, &a), Verdict::Pass(Reason::Disabled));
+    }
+
+    #[test]
+    fn timestamp_rules_and_clock() {
+        let (cfg, a) = setup();
+        let on = Config {
+            flags: cfg.flags | crate::config::FLAG_TIMESTAMP_ANSWER | FLAG_ANSWER_ANY_DST,
+            ..cfg
+        };
+        let t = |dst: [u8; 4], c: &Config| {
+            decide_timestamp(
+                &EchoV4 {
+                    eth_dst: &MAC,
+                    src: &PEER,
+                    dst: &dst,
+                },
+                c,
+                &a,
+            )
+        };
+        assert_eq!(t(OURS, &cfg), Verdict::Pass(Reason::NotEchoRequest), "pass by default");
+        assert_eq!(t(OURS, &on), Verdict::Answer);
+        assert_eq!(t(BCAST, &on), Verdict::Pass(Reason::BroadcastDestination));
+        assert_eq!(
+            t([198, 51, 100, 7], &on),
+            Verdict::Pass(Reason::NotOurs),
+            "answer-any is for echo only"
+        );
+        // RFC 792: ms since midnight UT. 1970-01-02 00:00:01.500 UTC is
+        // 86_401_500 ms after the epoch, so 1_500 ms past midnight; TAI ran
+        // 37 s ahead.
+        let tai_ns = (86_401_500 + 37_000) * 1_000_000;
+        assert_eq!(ms_since_midnight_utc(tai_ns, 37_000_000_000), 1_500);
+        assert_eq!(ms_since_midnight_utc(86_399_999 * 1_000_000, 0), 86_399_999);
+        assert_eq!(ms_since_midnight_utc(86_400_000 * 1_000_000, 0), 0);
     }
 
     #[test]

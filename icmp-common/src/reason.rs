@@ -80,10 +80,14 @@ pub enum Reason {
     /// host (loopback, unspecified, multicast, reserved, a broadcast): never
     /// sent, whatever the config; the frame goes to the kernel.
     UnsendableSource,
+    /// ICMP Timestamp request answered in place (`timestamp.action`).
+    TimestampAnswered,
+    /// An ICMP type addressed to us that `[policy]` drops.
+    PolicyDropped,
 }
 
 impl Reason {
-    pub const COUNT: u32 = 23;
+    pub const COUNT: u32 = 25;
 
     pub const ALL: [Self; Self::COUNT as usize] = [
         Self::EchoAnswered,
@@ -109,6 +113,8 @@ impl Reason {
         Self::RateLimitedGlobal,
         Self::RateLimitedInbound,
         Self::UnsendableSource,
+        Self::TimestampAnswered,
+        Self::PolicyDropped,
     ];
 
     /// Stable snake_case name used in `icmpxdp stats` and metrics.
@@ -137,6 +143,8 @@ impl Reason {
             Self::RateLimitedGlobal => "rate_limited_global",
             Self::RateLimitedInbound => "rate_limited_inbound",
             Self::UnsendableSource => "unsendable_source",
+            Self::TimestampAnswered => "timestamp_answered",
+            Self::PolicyDropped => "policy_dropped",
         }
     }
 

@@ -4,8 +4,8 @@ use aya_ebpf::{maps::lpm_trie, programs::XdpContext};
 use icmp_common::{
     AddrSet, Config,
     checksum::fold64,
-    config::FLAG_SHADOW,
-    echo::{EchoV4, Verdict, decide_v4},
+    config::{FLAG_SHADOW, FLAG_TYPE_POLICY, type_in},
+    echo::{EchoV4, Verdict, decide_timestamp, decide_v4},
     reason::{Family, Reason},
 };
 
@@ -13,12 +13,14 @@ use crate::{
     count, csum,
     maps::{self, ADDRS, ANSWER_PREFIXES_V4},
     parse::{Cursor, EthHdr, IPPROTO_ICMP, IPPROTO_UDP, IcmpHdr, Ipv4Hdr},
-    ratelimit, rewrite,
+    ratelimit, rewrite, timestamp,
     udp::{self, Layout},
 };
 
 const ICMP_ECHO_REQUEST: u8 = 8;
 const ICMP_ECHO_REPLY: u8 = 0;
+const ICMP_TIMESTAMP_REQUEST: u8 = 13;
+const ICMP_TIMESTAMP_REPLY: u8 = 14;
 
 #[inline(always)]
 pub fn handle(ctx: &XdpContext, cur: &mut Cursor, eth: &mut EthHdr, l2_len: usize, cfg: &Config) -> Reason {
@@ -69,13 +71,40 @@ pub fn handle(ctx: &XdpContext, cur: &mut Cursor, eth: &mut EthHdr, l2_len: usiz
         return Reason::Malformed;
     };
     count::received(Family::V4, icmp.kind);
-    if icmp.kind != ICMP_ECHO_REQUEST {
-        return Reason::NotEchoRequest;
-    }
     let Some(addrs) = ADDRS.get(0) else {
         return Reason::Disabled;
     };
-    answer_echo(eth, ip, icmp, cfg, addrs)
+    if cfg.has(FLAG_TYPE_POLICY) && type_in(&cfg.drop_types_v4, icmp.kind) && addrs.has_v4(&ip.dst) {
+        return Reason::PolicyDropped;
+    }
+    match icmp.kind {
+        ICMP_ECHO_REQUEST => answer_echo(eth, ip, icmp, cfg, addrs),
+        ICMP_TIMESTAMP_REQUEST => {
+            let facts = EchoV4 {
+                eth_dst: &eth.dst,
+                src: &ip.src,
+                dst: &ip.dst,
+            };
+            match decide_timestamp(&facts, cfg, addrs) {
+                Verdict::Pass(reason) => reason,
+                Verdict::Answer => {
+                    if let Err(scope) = ratelimit::outgoing_v4(cfg, &ip.src, ICMP_TIMESTAMP_REPLY) {
+                        return scope.reason();
+                    }
+                    if cfg.has(FLAG_SHADOW) {
+                        count::sent(Family::V4, ICMP_TIMESTAMP_REPLY);
+                        return Reason::TimestampAnswered;
+                    }
+                    Reason::from_index(timestamp::icmpxdp_timestamp_reply(
+                        ctx.ctx,
+                        l2_len as u64,
+                        (tot_len - ihl - size_of::<IcmpHdr>()) as u64,
+                    ))
+                }
+            }
+        }
+        _ => Reason::NotEchoRequest,
+    }
 }
 
 /// One's complement sum of the header (unfolded); 0 if options run past

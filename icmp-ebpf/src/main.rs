@@ -13,6 +13,7 @@ mod maps;
 mod parse;
 mod ratelimit;
 mod rewrite;
+mod timestamp;
 mod udp;
 mod unreachable;
 

@@ -156,7 +156,9 @@ pub fn scenarios() -> Vec<Scenario> {
             | FLAG_ANSWER_ANY_DST
             | FLAG_ANSWER_PREFIXES
             | FLAG_DROP_SUPPRESSED
-            | FLAG_INBOUND_LIMIT)
+            | FLAG_INBOUND_LIMIT
+            | icmp_common::config::FLAG_TIMESTAMP_ANSWER
+            | icmp_common::config::FLAG_TYPE_POLICY)
             & !(FLAG_PORTS_BY_SOCKET | FLAG_RESERVED_SOURCE_INVALID | FLAG_OVER_LIMIT_DROP),
         ttl: 1,
         hop_limit: 255,
@@ -169,6 +171,8 @@ pub fn scenarios() -> Vec<Scenario> {
         inbound: icmp_common::ratelimit::Limit::per_second(2000, 5),
         v4_prefix: 24,
         v6_prefix: 48,
+        drop_types_v4: [1 << 15 | 1 << 17, 0, 0, 0, 0, 0, 0, 0],
+        drop_types_v6: [0, 0, 0, 0, 1 << 1, 0, 0, 0], // 129: echo replies to us
         ..base()
     };
     vec![
@@ -249,6 +253,9 @@ pub fn random_config(rng: &mut Rng) -> Config {
         v4_prefix: rng.byte(),
         v6_prefix: rng.byte(),
         _pad2: std::array::from_fn(|_| rng.byte()),
+        tai_offset_ns: rng.next_u64(),
+        drop_types_v4: std::array::from_fn(|_| rng.next_u64() as u32),
+        drop_types_v6: std::array::from_fn(|_| rng.next_u64() as u32),
     }
 }
 
@@ -337,7 +344,11 @@ fn dport(rng: &mut Rng) -> u16 {
 fn l4_v4(rng: &mut Rng, src: Ipv4Addr, dst: Ipv4Addr) -> (u8, Vec<u8>) {
     match rng.below(10) {
         0..=3 => {
-            let kind = if rng.chance(80) { 8 } else { rng.byte() };
+            let kind = match rng.below(10) {
+                0..=6 => 8,
+                7 => 13,
+                _ => rng.byte(),
+            };
             (
                 1,
                 icmp4(
@@ -659,6 +670,9 @@ struct Knobs {
     validated: bool,
     /// Shadow mode: every frame passed unchanged.
     shadow: bool,
+    timestamp: bool,
+    /// `[policy]`: ICMP types addressed to us dropped (IPv4, IPv6 bitmaps).
+    policy: Option<([u32; 8], [u32; 8])>,
 }
 
 impl Knobs {
@@ -680,6 +694,8 @@ impl Knobs {
             hop_limit: c.hop_limit,
             validated,
             shadow: has(icmp_common::config::FLAG_SHADOW),
+            timestamp: has(icmp_common::config::FLAG_TIMESTAMP_ANSWER),
+            policy: has(icmp_common::config::FLAG_TYPE_POLICY).then_some((c.drop_types_v4, c.drop_types_v6)),
         }
     }
 }
@@ -700,7 +716,35 @@ fn check(k: &Knobs, input: &[u8], action: u32, out: &[u8]) -> Result<(), String>
     }
 }
 
+fn type_in(bits: &[u32; 8], t: u8) -> bool {
+    bits[usize::from(t / 32)] >> (t % 32) & 1 == 1
+}
+
+/// Whether `[policy]` drops this frame: an ICMP type it lists, to one of
+/// our own addresses, in a plain (no options, not fragmented) datagram.
+fn policy_drops(k: &Knobs, input: &[u8]) -> bool {
+    let (Some((v4, v6)), Some(p)) = (k.policy, parse(input)) else {
+        return false;
+    };
+    let l3 = &input[p.l2_len..];
+    match p.ip {
+        Some(Ip::V4 {
+            dst,
+            ihl: 20,
+            proto: 1,
+            mf: false,
+            offset: 0,
+            ..
+        }) => l3.len() > 20 && ours4(&dst) && type_in(&v4, l3[20]),
+        Some(Ip::V6 { dst, next: 58, .. }) => l3.len() > 40 && ours6(&dst) && type_in(&v6, l3[40]),
+        _ => false,
+    }
+}
+
 fn check_drop(k: &Knobs, input: &[u8]) -> Result<(), String> {
+    if policy_drops(k, input) {
+        return Ok(());
+    }
     if !k.drops {
         return Err("dropped, but no drop is configured".into());
     }
@@ -841,6 +885,24 @@ fn check_tx(k: &Knobs, input: &[u8], out: &[u8]) -> Result<(), String> {
                     }
                     if !checksum_ok(&[icmp]) {
                         return Err("ICMP checksum".into());
+                    }
+                    Ok(())
+                }
+                Some(14) => {
+                    if !k.timestamp || proto != 1 || ihl != 20 || mf || offset != 0 || l3[20] != 13 {
+                        return Err("timestamp reply for something not an answerable timestamp request".into());
+                    }
+                    if !ours4(&dst) {
+                        return Err("timestamp reply from an address that is not ours".into());
+                    }
+                    if total < 20 + 8 + 4 {
+                        return Err("answered a timestamp request without an originate timestamp".into());
+                    }
+                    if ototal != 40 || !checksum_ok(&[icmp]) {
+                        return Err("timestamp reply is not 20 + 20 bytes with a valid checksum".into());
+                    }
+                    if icmp[4..12] != l3[24..32] || icmp[12..16] != icmp[16..20] {
+                        return Err("timestamp reply does not carry the request's fields".into());
                     }
                     Ok(())
                 }

@@ -39,6 +39,7 @@ fn attach(tap: &Tap) -> Responder {
     let _inside = netns::enter(&tap.ns).expect("enter the tap namespace");
     let mut r = Responder::load().expect("load");
     r.set_config(&Config {
+        flags: Config::default().flags | icmp_common::config::FLAG_TIMESTAMP_ANSWER,
         per_source: Limit::UNLIMITED,
         global: Limit::UNLIMITED,
         ..Config::default()
@@ -59,6 +60,26 @@ fn silence_kernel(ns: &str) {
     sysctl_in(ns, "net.ipv4.icmp_echo_ignore_all", "1").unwrap();
     sysctl_in(ns, "net.ipv6.icmp.echo_ignore_all", "1").unwrap();
     icmpxdp_tests::block_kernel_unreachables(ns);
+    // Linux answers timestamps whatever the sysctls say.
+    let st = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns,
+            "nft",
+            "add",
+            "rule",
+            "inet",
+            "icmpxdp_test",
+            "out",
+            "icmp",
+            "type",
+            "timestamp-reply",
+            "drop",
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success(), "nft rule for timestamp replies");
 }
 
 fn frame(l3: Vec<u8>, v6: bool) -> Vec<u8> {
@@ -89,6 +110,13 @@ fn requests(rng: &mut Rng) -> Vec<(Vec<u8>, bool, Vec<u8>)> {
         &icmp6(&PEER6, &US6, 128, 0, rest, &data),
     );
     out.push((frame(l3, true), true, rest.to_vec()));
+    // An IPv4 Timestamp request (12 bytes of data: originate, receive, transmit).
+    let mut ts_data = rng.bytes(4);
+    ts_data.extend([0u8; 8]);
+    let mut l3 = ipv4(PEER4, US4, 1, 1 + rng.byte() % 200, &[], &icmp4(13, 0, rest, &ts_data));
+    l3[1] = rng.byte() & 0xfc;
+    icmpxdp_tests::fix_ipv4_checksum(&mut l3);
+    out.push((frame(l3, false), false, rest.to_vec()));
     // UDP to a closed port, both families.
     let dport = 33434 + rng.below(100) as u16;
     let sport = 1024 + rng.below(60000) as u16;
@@ -121,7 +149,7 @@ fn answers(reply: &[u8], v6: bool, key: &[u8]) -> bool {
         reply[12..14] == [0x08, 0x00]
             && reply[14 + 9] == 1
             && match reply[14 + 20] {
-                0 => reply[14 + 24..14 + 28] == *key,
+                0 | 14 => reply[14 + 24..14 + 28] == *key,
                 3 => reply.len() >= 14 + 28 + 24 && reply[14 + 28 + 22..14 + 28 + 24] == *key,
                 _ => false,
             }
@@ -142,6 +170,12 @@ fn answers(reply: &[u8], v6: bool, key: &[u8]) -> bool {
 ///   ICMPv6 message are compared.
 fn mask_legit_differences(f: &[u8], v6: bool) -> Vec<u8> {
     let mut f = f.to_vec();
+    if !v6 && f.len() >= 14 + 40 && f[14 + 20] == 14 {
+        // A timestamp reply: the clock readings (each checked against the
+        // host's clock instead) and the ICMP checksum that covers them.
+        f[14 + 22..14 + 24].fill(0);
+        f[14 + 32..14 + 40].fill(0);
+    }
     if v6 {
         f[14 + 1] &= 0xf0; // flow label, high 4 bits
         f[14 + 2..14 + 4].fill(0);
@@ -191,12 +225,31 @@ fn answers_match_the_kernels_on_a_tap() {
                     "IPv4 header checksum"
                 );
             }
+            if !*v6 && ours[14 + 20] == 14 {
+                assert!(icmp_user::bench::frames::checksum_ok(&[&ours[34..]]), "ICMP checksum");
+                let transmit = i64::from(u32::from_be_bytes(ours[14 + 36..14 + 40].try_into().unwrap()));
+                let now = (std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_millis()
+                    % 86_400_000) as i64;
+                // Read before `now`, by at most the time reading the reply took.
+                assert!(
+                    (0..=10 + 20).contains(&(now - transmit)),
+                    "transmit {transmit} within 10 ms of the host's clock ({now}, read just after)"
+                );
+            }
         }
         let s = Snapshot::of(&r).unwrap();
         assert_eq!(
             s.verdict(icmp_common::Reason::EchoAnswered),
             50,
             "50 echoes answered by XDP"
+        );
+        assert_eq!(
+            s.verdict(icmp_common::Reason::TimestampAnswered),
+            25,
+            "25 timestamps answered by XDP"
         );
         assert_eq!(
             s.verdict(icmp_common::Reason::UnreachableSent),

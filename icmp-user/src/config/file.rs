@@ -18,6 +18,8 @@ pub struct FileConfig {
     /// but pass every frame to the kernel unchanged (a safe rollout).
     pub mode: ResponderMode,
     pub echo: Echo,
+    pub timestamp: Timestamp,
+    pub policy: Policy,
     pub unreachable: Unreachable,
     pub rate_limit: RateLimit,
     pub ip: Ip,
@@ -32,6 +34,36 @@ pub enum ResponderMode {
     Active,
     /// Decides and counts, passes every frame.
     Shadow,
+}
+
+/// What XDP does with a query type it could answer.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum QueryAction {
+    /// Answered in XDP.
+    Answer,
+    /// Left to the kernel (Linux answers timestamps by default).
+    #[default]
+    Pass,
+    /// Dropped in XDP (addressed to us).
+    Drop,
+}
+
+/// `[timestamp]`: ICMP Timestamp requests (13 → 14).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timestamp {
+    pub action: QueryAction,
+}
+
+/// `[policy]`: ICMP types addressed to us to drop in XDP.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Policy {
+    pub drop_ipv4_types: Vec<i64>,
+    pub drop_ipv6_types: Vec<i64>,
+    /// Drop even the ICMPv6 types RFC 4890 §4.3.1 says must not be dropped.
+    pub force: bool,
 }
 
 /// How ports in neither list are classified.

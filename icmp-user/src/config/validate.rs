@@ -8,13 +8,15 @@ use icmp_common::{
     config::{
         FLAG_ANSWER_ANY_DST, FLAG_ANSWER_PREFIXES, FLAG_DROP_SUPPRESSED, FLAG_ECHO_V4, FLAG_ECHO_V6, FLAG_ENABLED,
         FLAG_INBOUND_DROP, FLAG_INBOUND_LIMIT, FLAG_LOG_DECISIONS, FLAG_OVER_LIMIT_DROP, FLAG_PORTS_BY_SOCKET,
-        FLAG_RESERVED_SOURCE_INVALID, FLAG_SHADOW, FLAG_UNREACH_V4, FLAG_UNREACH_V6,
+        FLAG_RESERVED_SOURCE_INVALID, FLAG_SHADOW, FLAG_TIMESTAMP_ANSWER, FLAG_TYPE_POLICY, FLAG_UNREACH_V4,
+        FLAG_UNREACH_V6,
     },
     ratelimit::Limit,
 };
 
 use super::{
-    AnswerPrefixes, FileConfig, OverLimit, PortBitmaps, PortPolicy, Ratemask, ResponderMode, SuppressedAction,
+    AnswerPrefixes, FileConfig, OverLimit, PortBitmaps, PortPolicy, QueryAction, Ratemask, ResponderMode,
+    SuppressedAction,
 };
 
 fn ranged(key: &str, v: i64, lo: i64, hi: i64) -> Result<i64> {
@@ -101,13 +103,76 @@ fn hop_count(key: &str, v: i64) -> Result<u8> {
     }
 }
 
+/// ICMPv6 types RFC 4890 §4.3.1 says must not be dropped, with their names.
+const MUST_NOT_DROP_V6: [(i64, &str); 9] = [
+    (1, "destination unreachable"),
+    (2, "packet too big"),
+    (3, "time exceeded"),
+    (4, "parameter problem"),
+    (133, "router solicitation"),
+    (134, "router advertisement"),
+    (135, "neighbor solicitation"),
+    (136, "neighbor advertisement"),
+    (137, "redirect"),
+];
+
+/// TAI − UTC as the kernel keeps it, in ns (a whole number of seconds;
+/// 0 where nothing set it).
+fn tai_offset_ns() -> u64 {
+    let read = |clock| {
+        let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: clock_gettime writes into the timespec we own.
+        unsafe { libc::clock_gettime(clock, &mut t) };
+        t.tv_sec as i128 * 1_000_000_000 + t.tv_nsec as i128
+    };
+    let diff = read(libc::CLOCK_TAI) - read(libc::CLOCK_REALTIME);
+    // Round to whole seconds: the two reads are a few hundred ns apart.
+    (((diff + 500_000_000).div_euclid(1_000_000_000)) * 1_000_000_000).max(0) as u64
+}
+
 impl FileConfig {
+    /// `[policy]` (and `timestamp.action = "drop"`) as type bitmaps.
+    fn drop_types(&self) -> Result<([u32; 8], [u32; 8])> {
+        let p = &self.policy;
+        let mut v4 = [0u32; 8];
+        let mut v6 = [0u32; 8];
+        let set = |bits: &mut [u32; 8], key: &str, i: usize, t: i64| -> Result<()> {
+            match u8::try_from(t) {
+                Ok(t) => {
+                    bits[usize::from(t >> 5)] |= 1 << (t & 31);
+                    Ok(())
+                }
+                Err(_) => bail!("{key}[{i}]: ICMP type must be between 0 and 255, got {t}"),
+            }
+        };
+        for (i, t) in p.drop_ipv4_types.iter().enumerate() {
+            set(&mut v4, "policy.drop_ipv4_types", i, *t)?;
+        }
+        for (i, t) in p.drop_ipv6_types.iter().enumerate() {
+            if let Some((_, name)) = MUST_NOT_DROP_V6.iter().find(|(k, _)| k == t)
+                && !p.force
+            {
+                bail!(
+                    "policy.drop_ipv6_types[{i}]: ICMPv6 type {t} ({name}) must not be dropped \
+                     (RFC 4890 §4.3.1: IPv6 does not work without it); set policy.force = true to drop it anyway"
+                );
+            }
+            set(&mut v6, "policy.drop_ipv6_types", i, *t)?;
+        }
+        if self.timestamp.action == QueryAction::Drop {
+            v4[0] |= 1 << 13;
+        }
+        Ok((v4, v6))
+    }
+
     /// Validates everything and converts to what the loader writes.
     pub fn settings(&self) -> Result<Settings> {
         let r = &self.rate_limit;
         let max_sources = ranged("rate_limit.max_sources", r.max_sources, 1, 1 << 24)? as u32;
+        let mut config = self.to_config()?;
+        config.tai_offset_ns = tai_offset_ns();
         Ok(Settings {
-            config: self.to_config()?,
+            config,
             ports: self.port_bitmaps()?,
             answer_prefixes: self.answer_prefixes()?,
             max_sources,
@@ -159,6 +224,7 @@ impl FileConfig {
             (self.echo.answer_any_destination, FLAG_ANSWER_ANY_DST),
             (!answer_prefixes.is_empty(), FLAG_ANSWER_PREFIXES),
             (self.mode == ResponderMode::Shadow, FLAG_SHADOW),
+            (self.timestamp.action == QueryAction::Answer, FLAG_TIMESTAMP_ANSWER),
             (self.debug.log_decisions, FLAG_LOG_DECISIONS),
             (u.ipv4, FLAG_UNREACH_V4),
             (u.ipv6, FLAG_UNREACH_V6),
@@ -172,6 +238,10 @@ impl FileConfig {
             if on {
                 flags |= flag;
             }
+        }
+        let (drop_types_v4, drop_types_v6) = self.drop_types()?;
+        if drop_types_v4 != [0; 8] || drop_types_v6 != [0; 8] {
+            flags |= FLAG_TYPE_POLICY;
         }
         Ok(Config {
             flags,
@@ -202,6 +272,9 @@ impl FileConfig {
             v4_prefix,
             v6_prefix,
             _pad2: [0; 6],
+            tai_offset_ns: 0,
+            drop_types_v4,
+            drop_types_v6,
         })
     }
 }
