@@ -262,7 +262,7 @@ mod tests {
     fn timestamp_rules_and_clock() {
         let (cfg, a) = setup();
         let on = Config {
-            flags: cfg.flags | crate::config::FLAG_TIMESTAMP_ANSWER | FLAG_ANSWER_ANY_DST,
+            flags: cfg.flags | FLAG_TIMESTAMP_ANSWER | FLAG_ANSWER_ANY_DST,
             ..cfg
         };
         let t = |dst: [u8; 4], c: &Config| {
