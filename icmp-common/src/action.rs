@@ -15,7 +15,10 @@ use crate::{
 #[inline(always)]
 pub const fn action_for(reason: Reason, cfg: &Config) -> Action {
     match reason {
-        Reason::EchoAnswered | Reason::UnreachableSent | Reason::TimestampAnswered => Action::Tx,
+        Reason::EchoAnswered
+        | Reason::UnreachableSent
+        | Reason::TimestampAnswered
+        | Reason::ProtocolUnreachableSent => Action::Tx,
         Reason::PolicyDropped => Action::Drop,
         Reason::SuppressedNonFirstFragment => Action::Pass,
         Reason::RateLimitedPerSource | Reason::RateLimitedGlobal if cfg.has(FLAG_OVER_LIMIT_DROP) => Action::Drop,
@@ -75,10 +78,8 @@ mod tests {
             .into_iter()
             .filter(|r| !r.label().starts_with("rate_limited") && *r != Reason::PolicyDropped)
         {
-            let tx = matches!(
-                r,
-                Reason::EchoAnswered | Reason::UnreachableSent | Reason::TimestampAnswered
-            );
+            // What is sent: the verdicts named "..._answered" and "..._sent".
+            let tx = r.label().ends_with("_answered") || r.label().ends_with("_sent");
             let want_drop = r.is_suppression() && r != Reason::SuppressedNonFirstFragment;
             assert_eq!(
                 action_for(r, &pass),

@@ -51,6 +51,10 @@ pub const FLAG_TIMESTAMP_ANSWER: u32 = 1 << 15;
 /// `Config::flags`: drop the ICMP types of `drop_types_v4` / `_v6`
 /// addressed to us (`[policy]`); without it the bitmaps are never read.
 pub const FLAG_TYPE_POLICY: u32 = 1 << 16;
+/// `Config::flags`: send Protocol Unreachable (IPv4 3/2, ICMPv6 Parameter
+/// Problem 4/1) for datagrams to us of a protocol marked closed in the
+/// `CLOSED_PROTOCOLS` map (`protocol_unreachable.enabled`).
+pub const FLAG_PROTO_UNREACH: u32 = 1 << 17;
 
 /// Whether type `t` is set in a 256-bit type bitmap.
 #[inline(always)]
@@ -95,6 +99,10 @@ pub struct Config {
     pub drop_types_v4: [u32; 8],
     /// The same for ICMPv6 (`policy.drop_ipv6_types`).
     pub drop_types_v6: [u32; 8],
+    /// `protocol_unreachable.open_protocols` (bit n = protocol n), for the
+    /// loader: it marks every other protocol without a raw socket closed in
+    /// the `CLOSED_PROTOCOLS` map. The program never reads this.
+    pub open_protocols: [u32; 8],
 }
 
 impl Config {
@@ -106,6 +114,19 @@ impl Config {
     pub const MIN_V4_ERROR_SIZE: u16 = 20 + 8 + 20 + 8;
     /// New IPv6 header + ICMPv6 header + quoted IPv6 header + 8 bytes.
     pub const MIN_V6_ERROR_SIZE: u16 = 40 + 8 + 40 + 8;
+
+    /// Linux's default protocol handlers: ICMP, IGMP, IPIP, TCP, UDP, IPv6,
+    /// GRE, ESP, AH, ICMPv6, SCTP, UDP-Lite (`protocol_unreachable.open_protocols`).
+    pub const DEFAULT_OPEN_PROTOCOLS: [u32; 8] = {
+        let mut bits = [0u32; 8];
+        let list = [1u8, 2, 4, 6, 17, 41, 47, 50, 51, 58, 132, 136];
+        let mut i = 0;
+        while i < list.len() {
+            bits[(list[i] >> 5) as usize] |= 1 << (list[i] & 31);
+            i += 1;
+        }
+        bits
+    };
 
     pub const fn has(&self, flag: u32) -> bool {
         self.flags & flag != 0
@@ -140,6 +161,7 @@ impl Default for Config {
             tai_offset_ns: 0,
             drop_types_v4: [0; 8],
             drop_types_v6: [0; 8],
+            open_protocols: Self::DEFAULT_OPEN_PROTOCOLS,
         }
     }
 }
@@ -293,7 +315,7 @@ mod tests {
 
     #[test]
     fn struct_sizes_have_no_implicit_padding() {
-        assert_eq!(size_of::<Config>(), 12 + 4 + 32 + 3 * 16 + 8 + 8 + 64);
+        assert_eq!(size_of::<Config>(), 12 + 4 + 32 + 3 * 16 + 8 + 8 + 64 + 32);
         assert_eq!(align_of::<Config>(), 8);
         assert_eq!(size_of::<AddrSet>(), 4 * MAX_V4_ADDRS * 2 + 16 * MAX_V6_ADDRS + 16);
     }

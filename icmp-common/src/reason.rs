@@ -84,10 +84,13 @@ pub enum Reason {
     TimestampAnswered,
     /// An ICMP type addressed to us that `[policy]` drops.
     PolicyDropped,
+    /// Protocol Unreachable (ICMPv6: Parameter Problem, unknown next
+    /// header) sent for a datagram of a protocol nothing here handles.
+    ProtocolUnreachableSent,
 }
 
 impl Reason {
-    pub const COUNT: u32 = 25;
+    pub const COUNT: u32 = 26;
 
     pub const ALL: [Self; Self::COUNT as usize] = [
         Self::EchoAnswered,
@@ -115,6 +118,7 @@ impl Reason {
         Self::UnsendableSource,
         Self::TimestampAnswered,
         Self::PolicyDropped,
+        Self::ProtocolUnreachableSent,
     ];
 
     /// Stable snake_case name used in `icmpxdp stats` and metrics.
@@ -145,6 +149,7 @@ impl Reason {
             Self::UnsendableSource => "unsendable_source",
             Self::TimestampAnswered => "timestamp_answered",
             Self::PolicyDropped => "policy_dropped",
+            Self::ProtocolUnreachableSent => "protocol_unreachable_sent",
         }
     }
 

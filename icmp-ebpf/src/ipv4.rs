@@ -4,7 +4,7 @@ use aya_ebpf::{maps::lpm_trie, programs::XdpContext};
 use icmp_common::{
     AddrSet, Config,
     checksum::fold64,
-    config::{FLAG_SHADOW, FLAG_TYPE_POLICY, type_in},
+    config::{FLAG_PROTO_UNREACH, FLAG_SHADOW, FLAG_TYPE_POLICY, type_in},
     echo::{EchoV4, Verdict, decide_timestamp, decide_v4},
     reason::{Family, Reason},
 };
@@ -13,7 +13,7 @@ use crate::{
     count, csum,
     maps::{self, ADDRS, ANSWER_PREFIXES_V4},
     parse::{Cursor, EthHdr, IPPROTO_ICMP, IPPROTO_UDP, IcmpHdr, Ipv4Hdr},
-    ratelimit, rewrite, timestamp,
+    protocol, ratelimit, rewrite, timestamp,
     udp::{self, Layout},
 };
 
@@ -38,6 +38,12 @@ pub fn handle(ctx: &XdpContext, cur: &mut Cursor, eth: &mut EthHdr, l2_len: usiz
         return Reason::Malformed;
     }
     if ip.proto != IPPROTO_ICMP && ip.proto != IPPROTO_UDP {
+        if cfg.has(FLAG_PROTO_UNREACH) && maps::protocol_closed(0, ip.proto) {
+            if fold64(header_sum(ctx, ip, l3, ihl)) != 0xffff {
+                return Reason::Malformed;
+            }
+            return protocol::v4(ctx, eth, ip, l2_len, tot_len, ihl, cfg);
+        }
         return Reason::OtherProtocol;
     }
     // The kernel drops a header with a bad checksum; so do we (by passing it

@@ -3,7 +3,7 @@
 use aya_ebpf::{maps::lpm_trie, programs::XdpContext};
 use icmp_common::{
     AddrSet, Config,
-    config::FLAG_SHADOW,
+    config::{FLAG_PROTO_UNREACH, FLAG_SHADOW},
     echo::{EchoV6, Verdict, decide_v6},
     reason::{Family, Reason},
 };
@@ -12,7 +12,7 @@ use crate::{
     count,
     maps::{self, ADDRS, ANSWER_PREFIXES_V6},
     parse::{Cursor, EthHdr, IPPROTO_ICMPV6, IPPROTO_UDP, IcmpHdr, Ipv6Hdr},
-    ratelimit, rewrite,
+    protocol, ratelimit, rewrite,
     udp::{self, Layout},
 };
 
@@ -82,6 +82,9 @@ pub fn handle(ctx: &XdpContext, cur: &mut Cursor, eth: &mut EthHdr, l2_len: usiz
             return udp::v6(ctx, eth, ip, &at, Some(offset), cfg);
         }
         n if is_extension_header(n) => return Reason::IpOptions,
+        n if cfg.has(FLAG_PROTO_UNREACH) && maps::protocol_closed(1, n) => {
+            return protocol::v6(ctx, eth, ip, l2_len, at.datagram_len);
+        }
         _ => return Reason::OtherProtocol,
     }
     if payload_len < size_of::<IcmpHdr>() {

@@ -11,6 +11,7 @@ mod ipv4;
 mod ipv6;
 mod maps;
 mod parse;
+mod protocol;
 mod ratelimit;
 mod rewrite;
 mod timestamp;
@@ -102,9 +103,16 @@ fn is_other_protocol(ctx: &XdpContext) -> bool {
     };
     match l3 {
         L3::Other => true,
-        L3::Ipv4 => at(9).is_some_and(|proto| proto != parse::IPPROTO_ICMP && proto != parse::IPPROTO_UDP),
+        // A protocol marked closed (Protocol Unreachable on) takes the full
+        // path; with the feature off the map is all zero and this is one line.
+        L3::Ipv4 => at(9).is_some_and(|proto| {
+            proto != parse::IPPROTO_ICMP && proto != parse::IPPROTO_UDP && !maps::protocol_closed(0, proto)
+        }),
         L3::Ipv6 => at(6).is_some_and(|next| {
-            next != parse::IPPROTO_ICMPV6 && next != parse::IPPROTO_UDP && !ipv6::is_extension_or_fragment(next)
+            next != parse::IPPROTO_ICMPV6
+                && next != parse::IPPROTO_UDP
+                && !ipv6::is_extension_or_fragment(next)
+                && !maps::protocol_closed(1, next)
         }),
     }
 }

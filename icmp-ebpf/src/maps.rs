@@ -82,6 +82,21 @@ const ANSWER_PREFIXES_MAX: u32 = icmp_common::config::MAX_ANSWER_PREFIXES;
 #[btf_map]
 pub static COUNTERS: btf_maps::PerCpuArray<Counters, 1> = btf_maps::PerCpuArray::new();
 
+/// Protocols that get Protocol Unreachable (bit n = protocol n; IPv4
+/// slot 0, IPv6 slot 1): every protocol neither open by config nor bound
+/// by a raw socket, written by the loader when `protocol_unreachable` is
+/// on, all zero otherwise (so that pass-through traffic reads one line).
+#[btf_map]
+pub static CLOSED_PROTOCOLS: btf_maps::Array<[u32; 8], 2> = btf_maps::Array::new();
+
+/// Whether `proto` is closed for `family_slot` (0: IPv4, 1: IPv6).
+#[inline(always)]
+pub fn protocol_closed(family_slot: u32, proto: u8) -> bool {
+    CLOSED_PROTOCOLS
+        .get(family_slot)
+        .is_some_and(|bits| icmp_common::config::type_in(bits, proto))
+}
+
 /// Static port policy: bitmap of open ports, then of closed ports.
 #[btf_map]
 pub static PORTS: btf_maps::Array<u64, { PORT_SLOTS as usize }> = btf_maps::Array::new();

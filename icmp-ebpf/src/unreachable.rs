@@ -41,6 +41,19 @@ const MAX_QUOTE_V6: usize = Config::MAX_V6_ERROR_SIZE as usize - 48;
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn icmpxdp_port_unreachable_v4(ctx: *mut xdp_md, l2_len: u64, datagram_len: u64, ihl: u64) -> u64 {
+    unreachable_v4(ctx, l2_len, datagram_len, ihl, 3)
+}
+
+/// Protocol Unreachable (3/2) for the IPv4 datagram after the link header:
+/// [`icmpxdp_port_unreachable_v4`] with code 2.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn icmpxdp_protocol_unreachable_v4(ctx: *mut xdp_md, l2_len: u64, datagram_len: u64, ihl: u64) -> u64 {
+    unreachable_v4(ctx, l2_len, datagram_len, ihl, 2)
+}
+
+#[inline(always)]
+fn unreachable_v4(ctx: *mut xdp_md, l2_len: u64, datagram_len: u64, ihl: u64, code: u8) -> u64 {
     let ctx = XdpContext::new(ctx);
     let Some(cfg) = crate::maps::config() else {
         return Reason::Disabled as u64;
@@ -65,15 +78,21 @@ pub extern "C" fn icmpxdp_port_unreachable_v4(ctx: *mut xdp_md, l2_len: u64, dat
     if let Err(scope) = ratelimit::outgoing_v4(cfg, &src, 3) {
         return scope.reason() as u64;
     }
+    let sent = if code == 2 {
+        Reason::ProtocolUnreachableSent
+    } else {
+        Reason::UnreachableSent
+    };
     if cfg.has(FLAG_SHADOW) {
         // Decided, limited and counted; the frame stays as it came.
-        return sent_or_not(Family::V4, 3, Ok(()));
+        return sent_or_not(Family::V4, 3, sent, Ok(()));
     }
     // Linux: the original TOS bits with internetwork-control precedence.
     sent_or_not(
         Family::V4,
         3,
-        send_v4(&ctx, l2_len, (tos & 0x1e) | 0xc0, cfg.ttl, quote, sum),
+        sent,
+        send_v4(&ctx, l2_len, (tos & 0x1e) | 0xc0, cfg.ttl, code, quote, sum),
     )
 }
 
@@ -82,6 +101,20 @@ pub extern "C" fn icmpxdp_port_unreachable_v4(ctx: *mut xdp_md, l2_len: u64, dat
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn icmpxdp_port_unreachable_v6(ctx: *mut xdp_md, l2_len: u64, datagram_len: u64) -> u64 {
+    error_v6(ctx, l2_len, datagram_len, 1, 4, 0)
+}
+
+/// ICMPv6 Parameter Problem, unrecognized Next Header (4/1), pointing at the
+/// IPv6 header's Next Header field (offset 6), as Linux sends for a
+/// protocol it has no handler for.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn icmpxdp_protocol_unreachable_v6(ctx: *mut xdp_md, l2_len: u64, datagram_len: u64) -> u64 {
+    error_v6(ctx, l2_len, datagram_len, 4, 1, 6)
+}
+
+#[inline(always)]
+fn error_v6(ctx: *mut xdp_md, l2_len: u64, datagram_len: u64, kind: u8, code: u8, pointer: u32) -> u64 {
     let ctx = XdpContext::new(ctx);
     let Some(cfg) = crate::maps::config() else {
         return Reason::Disabled as u64;
@@ -101,21 +134,31 @@ pub extern "C" fn icmpxdp_port_unreachable_v6(ctx: *mut xdp_md, l2_len: u64, dat
     let Some(sum) = csum::sum_bytes::<MAX_QUOTE_V6>(&ctx, l3, quote) else {
         return Reason::Malformed as u64;
     };
-    if let Err(scope) = ratelimit::outgoing_v6(cfg, &src, 1) {
+    if let Err(scope) = ratelimit::outgoing_v6(cfg, &src, kind) {
         return scope.reason() as u64;
     }
+    let sent = if kind == 4 {
+        Reason::ProtocolUnreachableSent
+    } else {
+        Reason::UnreachableSent
+    };
     if cfg.has(FLAG_SHADOW) {
-        return sent_or_not(Family::V6, 1, Ok(()));
+        return sent_or_not(Family::V6, kind, sent, Ok(()));
     }
-    sent_or_not(Family::V6, 1, send_v6(&ctx, l2_len, cfg.hop_limit, quote, sum))
+    sent_or_not(
+        Family::V6,
+        kind,
+        sent,
+        send_v6(&ctx, l2_len, cfg.hop_limit, [kind, code], pointer, quote, sum),
+    )
 }
 
 #[inline(always)]
-fn sent_or_not(family: Family, kind: u8, r: Result<(), Error>) -> u64 {
+fn sent_or_not(family: Family, kind: u8, sent: Reason, r: Result<(), Error>) -> u64 {
     let reason = match r {
         Ok(()) => {
             count::sent(family, kind);
-            Reason::UnreachableSent
+            sent
         }
         Err(Error::NoHeadroom) => Reason::NoHeadroom,
         Err(Error::Bounds) => Reason::Malformed,
@@ -207,11 +250,11 @@ pub(crate) fn send_v4(
     l2_len: usize,
     tos: u8,
     ttl: u8,
+    code: u8,
     quote: usize,
     quote_sum: u64,
 ) -> Result<(), Error> {
     const KIND: u8 = 3;
-    const CODE: u8 = 3;
     // SAFETY: helper without arguments.
     let id = unsafe { bpf_get_prandom_u32() } as u16;
     let data = make_room(ctx, l2_len, 28)?;
@@ -246,8 +289,8 @@ pub(crate) fn send_v4(
         put(h + 8, [ttl_proto[0], ttl_proto[1], check[0], check[1]]);
         put(h + 12, from);
         put(h + 16, to);
-        let icmp_check = (!fold64(u16::from_ne_bytes([KIND, CODE]) as u64 + quote_sum)).to_ne_bytes();
-        put(h + 20, [KIND, CODE, icmp_check[0], icmp_check[1], 0, 0, 0, 0]);
+        let icmp_check = (!fold64(u16::from_ne_bytes([KIND, code]) as u64 + quote_sum)).to_ne_bytes();
+        put(h + 20, [KIND, code, icmp_check[0], icmp_check[1], 0, 0, 0, 0]);
     }
     trim(ctx, l2_len + 28 + quote)
 }
@@ -260,12 +303,13 @@ pub(crate) fn send_v6(
     ctx: &XdpContext,
     l2_len: usize,
     hop_limit: u8,
+    [kind, code]: [u8; 2],
+    pointer: u32,
     quote: usize,
     quote_sum: u64,
 ) -> Result<(), Error> {
-    const KIND: u8 = 1;
-    const CODE: u8 = 4;
     let payload_len = ((8 + quote) as u16).to_be_bytes();
+    let pointer_be = pointer.to_be_bytes();
     let data = make_room(ctx, l2_len, 48)?;
     let h = data + l2_len;
     if l2_len > 22 || h + 48 + 40 > ctx.data_end() {
@@ -282,7 +326,9 @@ pub(crate) fn send_v6(
         // which), the upper-layer length and next header 58; then the
         // ICMPv6 header (checksum 0) and the quote.
         let mut sum = quote_sum
-            + u16::from_ne_bytes([KIND, CODE]) as u64
+            + u16::from_ne_bytes([kind, code]) as u64
+            + u16::from_ne_bytes([pointer_be[0], pointer_be[1]]) as u64
+            + u16::from_ne_bytes([pointer_be[2], pointer_be[3]]) as u64
             + u16::from_ne_bytes(payload_len) as u64
             + u16::from_ne_bytes([0, 58]) as u64;
         let mut i = 0;
@@ -298,9 +344,9 @@ pub(crate) fn send_v6(
             put(h + 24 + 8 * i, get::<u64>(orig + 8 + 8 * i)); // back to its source
             i += 1;
         }
-        put(h + 40, [KIND, CODE]);
+        put(h + 40, [kind, code]);
         put(h + 42, !fold64(sum));
-        put(h + 44, [0u8; 4]);
+        put(h + 44, pointer_be);
     }
     trim(ctx, l2_len + 48 + quote)
 }

@@ -34,8 +34,9 @@ pub mod map_names {
     pub const GLOBAL_BUCKET: &str = "GLOBAL_BUCKET";
     pub const ANSWER_PREFIXES_V4: &str = "ANSWER_PREFIXES_V4";
     pub const ANSWER_PREFIXES_V6: &str = "ANSWER_PREFIXES_V6";
+    pub const CLOSED_PROTOCOLS: &str = "CLOSED_PROTOCOLS";
     /// Every map `icmpxdp` pins.
-    pub const PINNED: [&str; 9] = [
+    pub const PINNED: [&str; 10] = [
         CONFIG,
         ACTIVE_CONFIG,
         ADDRS,
@@ -45,5 +46,6 @@ pub mod map_names {
         GLOBAL_BUCKET,
         ANSWER_PREFIXES_V4,
         ANSWER_PREFIXES_V6,
+        CLOSED_PROTOCOLS,
     ];
 }

@@ -202,9 +202,10 @@ fn main() {
         // Entered for the whole process lifetime: attach, addresses and
         // sysctls all refer to this namespace. Before any thread is spawned.
         let _inside = match (netns, &cli.command) {
-            (Some(ns), Command::Run { .. } | Command::Attach { .. } | Command::ServeMetrics { .. }) => {
-                Some(netns::enter(ns)?)
-            }
+            (
+                Some(ns),
+                Command::Run { .. } | Command::Attach { .. } | Command::ServeMetrics { .. } | Command::Reload { .. },
+            ) => Some(netns::enter(ns)?),
             _ => None,
         };
         if let Some(ns) = netns {

@@ -158,7 +158,8 @@ pub fn scenarios() -> Vec<Scenario> {
             | FLAG_DROP_SUPPRESSED
             | FLAG_INBOUND_LIMIT
             | icmp_common::config::FLAG_TIMESTAMP_ANSWER
-            | icmp_common::config::FLAG_TYPE_POLICY)
+            | icmp_common::config::FLAG_TYPE_POLICY
+            | icmp_common::config::FLAG_PROTO_UNREACH)
             & !(FLAG_PORTS_BY_SOCKET | FLAG_RESERVED_SOURCE_INVALID | FLAG_OVER_LIMIT_DROP),
         ttl: 1,
         hop_limit: 255,
@@ -256,6 +257,7 @@ pub fn random_config(rng: &mut Rng) -> Config {
         tai_offset_ns: rng.next_u64(),
         drop_types_v4: std::array::from_fn(|_| rng.next_u64() as u32),
         drop_types_v6: std::array::from_fn(|_| rng.next_u64() as u32),
+        open_protocols: std::array::from_fn(|_| rng.next_u64() as u32),
     }
 }
 
@@ -671,6 +673,8 @@ struct Knobs {
     /// Shadow mode: every frame passed unchanged.
     shadow: bool,
     timestamp: bool,
+    /// Protocol Unreachable on: the protocols open by config.
+    proto_unreach: Option<[u32; 8]>,
     /// `[policy]`: ICMP types addressed to us dropped (IPv4, IPv6 bitmaps).
     policy: Option<([u32; 8], [u32; 8])>,
 }
@@ -695,6 +699,7 @@ impl Knobs {
             validated,
             shadow: has(icmp_common::config::FLAG_SHADOW),
             timestamp: has(icmp_common::config::FLAG_TIMESTAMP_ANSWER),
+            proto_unreach: has(icmp_common::config::FLAG_PROTO_UNREACH).then_some(c.open_protocols),
             policy: has(icmp_common::config::FLAG_TYPE_POLICY).then_some((c.drop_types_v4, c.drop_types_v6)),
         }
     }
@@ -763,7 +768,12 @@ fn check_drop(k: &Knobs, input: &[u8]) -> Result<(), String> {
                 return Err(format!("dropped ICMP to {}, not the host's", Ipv4Addr::from(dst)));
             }
             if proto != 17 && proto != 1 {
-                return Err("dropped neither UDP nor ICMP".into());
+                // A closed protocol's datagram, refused by a limit or
+                // suppressed with `suppressed = "drop"`.
+                let closed = k.proto_unreach.is_some_and(|open| !type_in(&open, proto));
+                if !closed || !(ours4(&dst) || group) {
+                    return Err(format!("dropped protocol {proto}, open or not the host's"));
+                }
             }
             Ok(())
         }
@@ -871,13 +881,19 @@ fn check_tx(k: &Knobs, input: &[u8], out: &[u8]) -> Result<(), String> {
                     Ok(())
                 }
                 Some(3) => {
-                    if !k.unreach_v4 || icmp[1] != 3 || proto != 17 || mf || offset != 0 {
-                        return Err("Port Unreachable about something other than a whole UDP datagram".into());
+                    if mf || offset != 0 {
+                        return Err("an error about a fragment".into());
+                    }
+                    match (icmp[1], k.proto_unreach) {
+                        (3, _) if k.unreach_v4 && proto == 17 => error_port_ok(k, &l3[ihl..])?,
+                        (2, Some(open)) if proto != 1 && proto != 17 && !type_in(&open, proto) => {}
+                        (code, _) => {
+                            return Err(format!("Destination Unreachable code {code} about protocol {proto}"));
+                        }
                     }
                     if !ours4(&dst) {
                         return Err("error about a datagram not addressed to the host".into());
                     }
-                    error_port_ok(k, &l3[ihl..])?;
                     let quote = &icmp[8..];
                     let want = (ihl + 8).min(total);
                     if quote.len() < want || quote != &l3[..quote.len()] || quote.len() > total {
@@ -965,12 +981,15 @@ fn check_tx(k: &Knobs, input: &[u8], out: &[u8]) -> Result<(), String> {
                     }
                     Ok(())
                 }
-                Some(1) => {
-                    if !k.unreach_v6 || icmp[1] != 4 {
-                        return Err("unexpected ICMPv6 error".into());
-                    }
-                    if next != 17 {
-                        return Err("Port Unreachable about something not plain UDP".into());
+                Some(1 | 4) => {
+                    match (icmp[0], icmp[1], k.proto_unreach) {
+                        (1, 4, _) if k.unreach_v6 && next == 17 => error_port_ok(k, &l3[40..])?,
+                        (4, 1, Some(open)) if next != 58 && next != 17 && next != 44 && !type_in(&open, next) => {
+                            if icmp[4..8] != [0, 0, 0, 6] {
+                                return Err("Parameter Problem not pointing at the Next Header".into());
+                            }
+                        }
+                        (t, c, _) => return Err(format!("ICMPv6 error {t}/{c} about next header {next}")),
                     }
                     if !ours6(&dst) {
                         return Err("error about a datagram not addressed to the host".into());
@@ -978,7 +997,6 @@ fn check_tx(k: &Knobs, input: &[u8], out: &[u8]) -> Result<(), String> {
                     if ol3.len() > 1280 {
                         return Err(format!("error of {} bytes > 1280", ol3.len()));
                     }
-                    error_port_ok(k, &l3[40..])?;
                     let quote = &icmp[8..];
                     if quote.len() < 48.min(40 + payload_len)
                         || quote.len() > 40 + payload_len

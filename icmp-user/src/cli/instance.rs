@@ -14,6 +14,7 @@ use icmp_user::{
         addrs::interface_addrs,
         load::{Attached, Mode, Responder},
         pins::{self as pin, InstanceLock, PinDir},
+        protocols::{RawProtocols, raw_protocols},
     },
 };
 
@@ -31,6 +32,8 @@ pub(crate) struct Instance {
     meta: pin::Meta,
     /// The interface the link holds (0 while it is gone).
     ifindex: u32,
+    /// The raw sockets `CLOSED_PROTOCOLS` was last written for.
+    raw: RawProtocols,
 }
 
 /// What [`Instance::follow_interface`] saw this time.
@@ -105,7 +108,21 @@ impl Instance {
             addrs: found.set,
             meta,
             ifindex,
+            raw: raw_protocols().unwrap_or_default(),
         })
+    }
+
+    /// Picks up raw sockets opened or closed since the last look: their
+    /// protocols are not answered with Protocol Unreachable.
+    pub(crate) fn refresh_protocols(&mut self) -> Result<()> {
+        let raw = raw_protocols()?;
+        if raw != self.raw {
+            let cfg = self.responder.config()?;
+            self.responder.set_closed_protocols(&cfg)?;
+            self.raw = raw;
+            log::info!("{}: raw sockets changed, closed protocols updated", self.iface);
+        }
+        Ok(())
     }
 
     /// Whether the interface is attached (not deleted under us).

@@ -74,7 +74,7 @@ pub(crate) fn serve(
                     Err(e) => log::error!("{}: attaching to the re-created interface failed: {e:#}", i.name),
                 }
                 if i.is_attached()
-                    && let Err(e) = i.refresh_addrs()
+                    && let Err(e) = i.refresh_addrs().and_then(|()| i.refresh_protocols())
                 {
                     log::warn!("{}: {e:#}", i.iface);
                 }

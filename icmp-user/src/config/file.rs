@@ -19,6 +19,7 @@ pub struct FileConfig {
     pub mode: ResponderMode,
     pub echo: Echo,
     pub timestamp: Timestamp,
+    pub protocol_unreachable: ProtocolUnreachable,
     pub policy: Policy,
     pub unreachable: Unreachable,
     pub rate_limit: RateLimit,
@@ -54,6 +55,25 @@ pub enum QueryAction {
 #[serde(deny_unknown_fields, default)]
 pub struct Timestamp {
     pub action: QueryAction,
+}
+
+/// `[protocol_unreachable]`: errors for protocols nothing here handles.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProtocolUnreachable {
+    pub enabled: bool,
+    /// Protocols never answered with an error (plus every protocol with a
+    /// raw socket open).
+    pub open_protocols: Vec<i64>,
+}
+
+impl Default for ProtocolUnreachable {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            open_protocols: vec![1, 2, 4, 6, 17, 41, 47, 50, 51, 58, 132, 136],
+        }
+    }
 }
 
 /// `[policy]`: ICMP types addressed to us to drop in XDP.

@@ -8,8 +8,8 @@ use icmp_common::{
     config::{
         FLAG_ANSWER_ANY_DST, FLAG_ANSWER_PREFIXES, FLAG_DROP_SUPPRESSED, FLAG_ECHO_V4, FLAG_ECHO_V6, FLAG_ENABLED,
         FLAG_INBOUND_DROP, FLAG_INBOUND_LIMIT, FLAG_LOG_DECISIONS, FLAG_OVER_LIMIT_DROP, FLAG_PORTS_BY_SOCKET,
-        FLAG_RESERVED_SOURCE_INVALID, FLAG_SHADOW, FLAG_TIMESTAMP_ANSWER, FLAG_TYPE_POLICY, FLAG_UNREACH_V4,
-        FLAG_UNREACH_V6,
+        FLAG_PROTO_UNREACH, FLAG_RESERVED_SOURCE_INVALID, FLAG_SHADOW, FLAG_TIMESTAMP_ANSWER, FLAG_TYPE_POLICY,
+        FLAG_UNREACH_V4, FLAG_UNREACH_V6,
     },
     ratelimit::Limit,
 };
@@ -131,6 +131,18 @@ fn tai_offset_ns() -> u64 {
 }
 
 impl FileConfig {
+    /// `protocol_unreachable.open_protocols` as a bitmap.
+    fn open_protocols(&self) -> Result<[u32; 8]> {
+        let mut bits = [0u32; 8];
+        for (i, p) in self.protocol_unreachable.open_protocols.iter().enumerate() {
+            let p = u8::try_from(*p).map_err(|_| {
+                anyhow::anyhow!("protocol_unreachable.open_protocols[{i}]: protocol must be between 0 and 255, got {p}")
+            })?;
+            bits[usize::from(p >> 5)] |= 1 << (p & 31);
+        }
+        Ok(bits)
+    }
+
     /// `[policy]` (and `timestamp.action = "drop"`) as type bitmaps.
     fn drop_types(&self) -> Result<([u32; 8], [u32; 8])> {
         let p = &self.policy;
@@ -225,6 +237,7 @@ impl FileConfig {
             (!answer_prefixes.is_empty(), FLAG_ANSWER_PREFIXES),
             (self.mode == ResponderMode::Shadow, FLAG_SHADOW),
             (self.timestamp.action == QueryAction::Answer, FLAG_TIMESTAMP_ANSWER),
+            (self.protocol_unreachable.enabled, FLAG_PROTO_UNREACH),
             (self.debug.log_decisions, FLAG_LOG_DECISIONS),
             (u.ipv4, FLAG_UNREACH_V4),
             (u.ipv6, FLAG_UNREACH_V6),
@@ -275,6 +288,7 @@ impl FileConfig {
             tai_offset_ns: 0,
             drop_types_v4,
             drop_types_v6,
+            open_protocols: self.open_protocols()?,
         })
     }
 }

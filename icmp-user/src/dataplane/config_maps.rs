@@ -71,6 +71,18 @@ fn sync_trie<const N: usize>(map: &mut Map, want: &[([u8; N], u8)]) -> Result<()
     Ok(())
 }
 
+/// Writes the `CLOSED_PROTOCOLS` map for `cfg` and this namespace's raw
+/// sockets (see [`crate::dataplane::protocols`]).
+pub fn write_closed_protocols(map: &mut Map, cfg: &Config) -> Result<()> {
+    let raw = crate::dataplane::protocols::raw_protocols()?;
+    let closed = crate::dataplane::protocols::closed(cfg, &raw);
+    let mut m: Array<&mut MapData, [u32; 8]> = Array::try_from(map)?;
+    for (i, bits) in closed.iter().enumerate() {
+        m.set(i as u32, bits, 0).context("writing CLOSED_PROTOCOLS")?;
+    }
+    Ok(())
+}
+
 /// The maps a pinned instance is controlled through.
 pub struct Pinned {
     config: Map,
@@ -78,6 +90,7 @@ pub struct Pinned {
     ports: Map,
     prefixes_v4: Map,
     prefixes_v6: Map,
+    protocols: Map,
 }
 
 impl Pinned {
@@ -89,6 +102,7 @@ impl Pinned {
             ports: Map::Array(data(map_names::PORTS)?),
             prefixes_v4: Map::LpmTrie(data(map_names::ANSWER_PREFIXES_V4)?),
             prefixes_v6: Map::LpmTrie(data(map_names::ANSWER_PREFIXES_V6)?),
+            protocols: Map::Array(data(map_names::CLOSED_PROTOCOLS)?),
         })
     }
 
@@ -96,6 +110,7 @@ impl Pinned {
     pub fn apply(&mut self, s: &Settings) -> Result<()> {
         write_ports(&mut self.ports, &s.ports)?;
         write_answer_prefixes(&mut self.prefixes_v4, &mut self.prefixes_v6, &s.answer_prefixes)?;
+        write_closed_protocols(&mut self.protocols, &s.config)?;
         write_config(&mut self.config, &mut self.active, &s.config)
     }
 

@@ -172,7 +172,15 @@ impl Responder {
     pub fn apply(&mut self, s: &Settings) -> Result<()> {
         self.set_ports(&s.ports)?;
         self.set_answer_prefixes(&s.answer_prefixes)?;
+        self.set_closed_protocols(&s.config)?;
         self.set_config(&s.config)
+    }
+
+    /// Writes `CLOSED_PROTOCOLS` for `cfg` and the raw sockets open now (in
+    /// the calling thread's namespace); a running `run` calls it again when
+    /// they change.
+    pub fn set_closed_protocols(&mut self, cfg: &Config) -> Result<()> {
+        control::write_closed_protocols(self.map_mut(map_names::CLOSED_PROTOCOLS)?, cfg)
     }
 
     /// Writes `echo.answer_prefixes` into the LPM tries.

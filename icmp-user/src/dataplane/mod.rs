@@ -14,4 +14,5 @@ pub mod links;
 pub mod load;
 pub mod netns;
 pub mod pins;
+pub mod protocols;
 pub mod veth;
