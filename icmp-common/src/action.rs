@@ -18,7 +18,8 @@ pub const fn action_for(reason: Reason, cfg: &Config) -> Action {
         Reason::EchoAnswered
         | Reason::UnreachableSent
         | Reason::TimestampAnswered
-        | Reason::ProtocolUnreachableSent => Action::Tx,
+        | Reason::ProtocolUnreachableSent
+        | Reason::AddressMaskAnswered => Action::Tx,
         Reason::PolicyDropped => Action::Drop,
         Reason::SuppressedNonFirstFragment => Action::Pass,
         Reason::RateLimitedPerSource | Reason::RateLimitedGlobal if cfg.has(FLAG_OVER_LIMIT_DROP) => Action::Drop,

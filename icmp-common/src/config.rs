@@ -55,6 +55,10 @@ pub const FLAG_TYPE_POLICY: u32 = 1 << 16;
 /// Problem 4/1) for datagrams to us of a protocol marked closed in the
 /// `CLOSED_PROTOCOLS` map (`protocol_unreachable.enabled`).
 pub const FLAG_PROTO_UNREACH: u32 = 1 << 17;
+/// `Config::flags`: answer ICMP Address Mask requests (17 → 18) in XDP
+/// (`address_mask.action = "answer"`: a declaration of authority, RFC 1122
+/// §3.2.2.9).
+pub const FLAG_ADDRESS_MASK_ANSWER: u32 = 1 << 18;
 
 /// Whether type `t` is set in a 256-bit type bitmap.
 #[inline(always)]
@@ -190,6 +194,12 @@ pub struct AddrSet {
     /// Directed broadcast address of each IPv4 subnet on the interface.
     pub v4_broadcast: [[u8; 4]; MAX_V4_ADDRS],
     pub v6: [[u8; 16]; MAX_V6_ADDRS],
+    /// The network mask of each address in `v4` (same index): what an
+    /// Address Mask reply carries, and which subnet a broadcast is for.
+    pub v4_masks: [[u8; 4]; MAX_V4_ADDRS],
+    /// The interface's MAC: the source of a reply to a link-layer broadcast.
+    pub mac: [u8; 6],
+    pub _pad2: [u8; 2],
 }
 
 impl Default for AddrSet {
@@ -202,6 +212,9 @@ impl Default for AddrSet {
             v4: [[0; 4]; MAX_V4_ADDRS],
             v4_broadcast: [[0; 4]; MAX_V4_ADDRS],
             v6: [[0; 16]; MAX_V6_ADDRS],
+            v4_masks: [[0; 4]; MAX_V4_ADDRS],
+            mac: [0; 6],
+            _pad2: [0; 2],
         }
     }
 }
@@ -225,6 +238,13 @@ impl AddrSet {
     /// Adds an address; false when the set is full.
     pub fn push_v4(&mut self, a: [u8; 4]) -> bool {
         push(&mut self.v4, &mut self.v4_len, a)
+    }
+
+    /// Records the network mask of address `a` (already pushed).
+    pub fn set_v4_mask(&mut self, a: [u8; 4], mask: [u8; 4]) {
+        if let Some(i) = self.v4[..self.v4_len as usize].iter().position(|x| *x == a) {
+            self.v4_masks[i] = mask;
+        }
     }
 
     pub fn push_v4_broadcast(&mut self, a: [u8; 4]) -> bool {
@@ -317,6 +337,9 @@ mod tests {
     fn struct_sizes_have_no_implicit_padding() {
         assert_eq!(size_of::<Config>(), 12 + 4 + 32 + 3 * 16 + 8 + 8 + 64 + 32);
         assert_eq!(align_of::<Config>(), 8);
-        assert_eq!(size_of::<AddrSet>(), 4 * MAX_V4_ADDRS * 2 + 16 * MAX_V6_ADDRS + 16);
+        assert_eq!(
+            size_of::<AddrSet>(),
+            4 * MAX_V4_ADDRS * 2 + 16 * MAX_V6_ADDRS + 16 + 4 * MAX_V4_ADDRS + 8
+        );
     }
 }

@@ -98,6 +98,45 @@ pub fn decide_timestamp(p: &EchoV4<'_>, cfg: &Config, addrs: &AddrSet) -> Verdic
     Verdict::Answer
 }
 
+/// Which of the interface's IPv4 addresses answers an Address Mask request
+/// (RFC 950, RFC 1122 §3.2.2.9), by its index in the address set: the one
+/// asked (`dst` is ours), the one whose subnet's broadcast was asked, or —
+/// asked by 255.255.255.255, as a diskless host does — the one whose subnet
+/// holds the source. Requests come by broadcast, so link-layer and IP
+/// broadcasts are not refused here; the source must still be a single host
+/// (a reply to 0.0.0.0 would have to be broadcast; those go to the kernel).
+#[inline(always)]
+pub fn address_mask_answer(p: &EchoV4<'_>, cfg: &Config, addrs: &AddrSet) -> Result<usize, Reason> {
+    if !cfg.has(crate::config::FLAG_ADDRESS_MASK_ANSWER) {
+        return Err(Reason::NotEchoRequest);
+    }
+    if !v4_is_single_host_source(p.src, !cfg.has(FLAG_RESERVED_SOURCE_INVALID)) || addrs.is_v4_broadcast(p.src) {
+        return Err(Reason::BadSource);
+    }
+    let word = |a: &[u8; 4]| u32::from_be_bytes(*a);
+    let (src, dst) = (word(p.src), word(p.dst));
+    let mut i = 0;
+    while i < crate::config::MAX_V4_ADDRS {
+        if i as u32 >= addrs.v4_len {
+            break;
+        }
+        let (ours, mask) = (word(&addrs.v4[i]), word(&addrs.v4_masks[i]));
+        // A zero mask is one the loader never read: no authority to answer.
+        let asked = mask != 0
+            && (dst == ours
+                || (mask != u32::MAX && dst == ours | !mask)
+                || (dst == u32::MAX && src & mask == ours & mask));
+        if asked {
+            if !v4_may_send_from(&addrs.v4[i]) {
+                return Err(Reason::UnsendableSource);
+            }
+            return Ok(i);
+        }
+        i += 1;
+    }
+    Err(Reason::NotOurs)
+}
+
 /// Milliseconds since midnight UTC (RFC 792's timestamp), from the TAI
 /// clock and TAI − UTC.
 #[inline(always)]
@@ -348,5 +387,84 @@ mod tests {
                 "{dst:?}"
             );
         }
+    }
+
+    /// RFC 950 / RFC 1122 §3.2.2.9 cases, written from the RFC: which
+    /// address answers (by index), or why none does.
+    #[test]
+    fn address_mask_requests() {
+        let mut a = AddrSet::default();
+        a.push_v4(OURS);
+        a.set_v4_mask(OURS, [255, 255, 255, 0]);
+        a.push_v4([10, 1, 0, 1]);
+        a.set_v4_mask([10, 1, 0, 1], [255, 255, 0, 0]);
+        a.push_v4([127, 0, 0, 1]);
+        a.set_v4_mask([127, 0, 0, 1], [255, 0, 0, 0]);
+        a.push_v4_broadcast(BCAST);
+        let on = Config {
+            flags: Config::default().flags | crate::config::FLAG_ADDRESS_MASK_ANSWER,
+            ..Config::default()
+        };
+        let ask = |src: [u8; 4], dst: [u8; 4], cfg: &Config| {
+            address_mask_answer(
+                &EchoV4 {
+                    eth_dst: &[0xff; 6],
+                    src: &src,
+                    dst: &dst,
+                },
+                cfg,
+                &a,
+            )
+        };
+        let all_ones = [255, 255, 255, 255];
+        assert_eq!(ask(PEER, OURS, &on), Ok(0), "unicast to our address");
+        assert_eq!(ask(PEER, [10, 1, 0, 1], &on), Ok(1), "our other address, any source");
+        assert_eq!(ask(PEER, BCAST, &on), Ok(0), "our /24's broadcast");
+        assert_eq!(ask(PEER, [10, 1, 255, 255], &on), Ok(1), "our /16's broadcast");
+        assert_eq!(ask(PEER, all_ones, &on), Ok(0), "limited broadcast from the /24");
+        assert_eq!(
+            ask([10, 1, 9, 9], all_ones, &on),
+            Ok(1),
+            "limited broadcast from the /16"
+        );
+        assert_eq!(
+            ask([203, 0, 113, 1], all_ones, &on),
+            Err(Reason::NotOurs),
+            "from no subnet of ours"
+        );
+        assert_eq!(ask(PEER, [198, 51, 100, 1], &on), Err(Reason::NotOurs));
+        assert_eq!(
+            ask([0, 0, 0, 0], all_ones, &on),
+            Err(Reason::BadSource),
+            "no address yet"
+        );
+        assert_eq!(ask(BCAST, OURS, &on), Err(Reason::BadSource), "from our broadcast");
+        assert_eq!(ask([224, 0, 0, 5], OURS, &on), Err(Reason::BadSource), "from multicast");
+        assert_eq!(
+            ask(PEER, [127, 0, 0, 1], &on),
+            Err(Reason::UnsendableSource),
+            "never sent from loopback"
+        );
+        assert_eq!(
+            ask(PEER, OURS, &Config::default()),
+            Err(Reason::NotEchoRequest),
+            "off by default"
+        );
+        let mut unknown = AddrSet::default();
+        unknown.push_v4(OURS);
+        let no_mask = address_mask_answer(
+            &EchoV4 {
+                eth_dst: &[0xff; 6],
+                src: &PEER,
+                dst: &[255, 255, 255, 255],
+            },
+            &on,
+            &unknown,
+        );
+        assert_eq!(
+            no_mask,
+            Err(Reason::NotOurs),
+            "an address whose mask is unknown never answers"
+        );
     }
 }

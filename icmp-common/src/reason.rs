@@ -87,10 +87,12 @@ pub enum Reason {
     /// Protocol Unreachable (ICMPv6: Parameter Problem, unknown next
     /// header) sent for a datagram of a protocol nothing here handles.
     ProtocolUnreachableSent,
+    /// Address Mask request answered (`address_mask.action`).
+    AddressMaskAnswered,
 }
 
 impl Reason {
-    pub const COUNT: u32 = 26;
+    pub const COUNT: u32 = 27;
 
     pub const ALL: [Self; Self::COUNT as usize] = [
         Self::EchoAnswered,
@@ -119,6 +121,7 @@ impl Reason {
         Self::TimestampAnswered,
         Self::PolicyDropped,
         Self::ProtocolUnreachableSent,
+        Self::AddressMaskAnswered,
     ];
 
     /// Stable snake_case name used in `icmpxdp stats` and metrics.
@@ -150,6 +153,7 @@ impl Reason {
             Self::TimestampAnswered => "timestamp_answered",
             Self::PolicyDropped => "policy_dropped",
             Self::ProtocolUnreachableSent => "protocol_unreachable_sent",
+            Self::AddressMaskAnswered => "address_mask_answered",
         }
     }
 

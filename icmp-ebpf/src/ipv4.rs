@@ -5,12 +5,12 @@ use icmp_common::{
     AddrSet, Config,
     checksum::fold64,
     config::{FLAG_PROTO_UNREACH, FLAG_SHADOW, FLAG_TYPE_POLICY, type_in},
-    echo::{EchoV4, Verdict, decide_timestamp, decide_v4},
+    echo::{EchoV4, Verdict, address_mask_answer, decide_timestamp, decide_v4},
     reason::{Family, Reason},
 };
 
 use crate::{
-    count, csum,
+    address_mask, count, csum,
     maps::{self, ADDRS, ANSWER_PREFIXES_V4},
     parse::{Cursor, EthHdr, IPPROTO_ICMP, IPPROTO_UDP, IcmpHdr, Ipv4Hdr},
     protocol, ratelimit, rewrite, timestamp,
@@ -21,6 +21,8 @@ const ICMP_ECHO_REQUEST: u8 = 8;
 const ICMP_ECHO_REPLY: u8 = 0;
 const ICMP_TIMESTAMP_REQUEST: u8 = 13;
 const ICMP_TIMESTAMP_REPLY: u8 = 14;
+const ICMP_ADDRESS_MASK_REQUEST: u8 = 17;
+const ICMP_ADDRESS_MASK_REPLY: u8 = 18;
 
 #[inline(always)]
 pub fn handle(ctx: &XdpContext, cur: &mut Cursor, eth: &mut EthHdr, l2_len: usize, cfg: &Config) -> Reason {
@@ -105,6 +107,34 @@ pub fn handle(ctx: &XdpContext, cur: &mut Cursor, eth: &mut EthHdr, l2_len: usiz
                         ctx.ctx,
                         l2_len as u64,
                         (tot_len - ihl - size_of::<IcmpHdr>()) as u64,
+                    ))
+                }
+            }
+        }
+        ICMP_ADDRESS_MASK_REQUEST => {
+            let facts = EchoV4 {
+                eth_dst: &eth.dst,
+                src: &ip.src,
+                dst: &ip.dst,
+            };
+            match address_mask_answer(&facts, cfg, addrs) {
+                Err(reason) => reason,
+                Ok(index) => {
+                    if tot_len < ihl + 12 {
+                        count::in_error(Family::V4);
+                        return Reason::Malformed;
+                    }
+                    if let Err(scope) = ratelimit::outgoing_v4(cfg, &ip.src, ICMP_ADDRESS_MASK_REPLY) {
+                        return scope.reason();
+                    }
+                    if cfg.has(FLAG_SHADOW) {
+                        count::sent(Family::V4, ICMP_ADDRESS_MASK_REPLY);
+                        return Reason::AddressMaskAnswered;
+                    }
+                    Reason::from_index(address_mask::icmpxdp_address_mask_reply(
+                        ctx.ctx,
+                        l2_len as u64,
+                        index as u64,
                     ))
                 }
             }

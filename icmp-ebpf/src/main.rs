@@ -4,6 +4,7 @@
 #![feature(core_intrinsics)]
 #![expect(internal_features, reason = "atomic_cxchg: core has no CAS for the bpf target")]
 
+mod address_mask;
 mod bare;
 mod count;
 mod csum;

@@ -80,6 +80,8 @@ pub const MAC_US: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 pub const MAC_PEER: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
 const OURS4: [Ipv4Addr; 2] = [Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(198, 18, 0, 1)];
 const BCASTS4: [Ipv4Addr; 2] = [Ipv4Addr::new(192, 0, 2, 255), Ipv4Addr::new(198, 18, 255, 255)];
+/// The mask of each of `OURS4` (what an Address Mask reply carries).
+const MASKS4: [Ipv4Addr; 2] = [Ipv4Addr::new(255, 255, 255, 0), Ipv4Addr::new(255, 255, 0, 0)];
 const OURS6: [Ipv6Addr; 2] = [
     Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1),
     Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1),
@@ -158,6 +160,7 @@ pub fn scenarios() -> Vec<Scenario> {
             | FLAG_DROP_SUPPRESSED
             | FLAG_INBOUND_LIMIT
             | icmp_common::config::FLAG_TIMESTAMP_ANSWER
+            | icmp_common::config::FLAG_ADDRESS_MASK_ANSWER
             | icmp_common::config::FLAG_TYPE_POLICY
             | icmp_common::config::FLAG_PROTO_UNREACH)
             & !(FLAG_PORTS_BY_SOCKET | FLAG_RESERVED_SOURCE_INVALID | FLAG_OVER_LIMIT_DROP),
@@ -172,7 +175,7 @@ pub fn scenarios() -> Vec<Scenario> {
         inbound: icmp_common::ratelimit::Limit::per_second(2000, 5),
         v4_prefix: 24,
         v6_prefix: 48,
-        drop_types_v4: [1 << 15 | 1 << 17, 0, 0, 0, 0, 0, 0, 0],
+        drop_types_v4: [1 << 15 | 1 << 16, 0, 0, 0, 0, 0, 0, 0],
         drop_types_v6: [0, 0, 0, 0, 1 << 1, 0, 0, 0], // 129: echo replies to us
         ..base()
     };
@@ -267,9 +270,13 @@ pub fn addr_set() -> AddrSet {
     for a in OURS4 {
         assert!(s.push_v4(a.octets()));
     }
+    for (a, m) in OURS4.iter().zip(MASKS4) {
+        s.set_v4_mask(a.octets(), m.octets());
+    }
     for b in BCASTS4 {
         assert!(s.push_v4_broadcast(b.octets()));
     }
+    s.mac = MAC_US;
     for a in OURS6 {
         assert!(s.push_v6(a.octets()));
     }
@@ -347,8 +354,9 @@ fn l4_v4(rng: &mut Rng, src: Ipv4Addr, dst: Ipv4Addr) -> (u8, Vec<u8>) {
     match rng.below(10) {
         0..=3 => {
             let kind = match rng.below(10) {
-                0..=6 => 8,
-                7 => 13,
+                0..=5 => 8,
+                6 => 13,
+                7 => 17,
                 _ => rng.byte(),
             };
             (
@@ -673,6 +681,7 @@ struct Knobs {
     /// Shadow mode: every frame passed unchanged.
     shadow: bool,
     timestamp: bool,
+    address_mask: bool,
     /// Protocol Unreachable on: the protocols open by config.
     proto_unreach: Option<[u32; 8]>,
     /// `[policy]`: ICMP types addressed to us dropped (IPv4, IPv6 bitmaps).
@@ -699,6 +708,7 @@ impl Knobs {
             validated,
             shadow: has(icmp_common::config::FLAG_SHADOW),
             timestamp: has(icmp_common::config::FLAG_TIMESTAMP_ANSWER),
+            address_mask: has(icmp_common::config::FLAG_ADDRESS_MASK_ANSWER),
             proto_unreach: has(icmp_common::config::FLAG_PROTO_UNREACH).then_some(c.open_protocols),
             policy: has(icmp_common::config::FLAG_TYPE_POLICY).then_some((c.drop_types_v4, c.drop_types_v6)),
         }
@@ -719,6 +729,82 @@ fn check(k: &Knobs, input: &[u8], action: u32, out: &[u8]) -> Result<(), String>
         XDP_ABORTED => Err("XDP_ABORTED".to_owned()),
         a => Err(format!("unknown action {a}")),
     }
+}
+
+/// An Address Mask reply (RFC 950): to a plain request (type 17, at least
+/// 12 bytes of ICMP) from a single host, asked of one of our addresses —
+/// directly, by its subnet's broadcast, or by 255.255.255.255 from a source
+/// in its subnet — from that address with its mask, from our MAC back to
+/// the requester's.
+fn check_address_mask_reply(k: &Knobs, p: &Parsed, o: &Parsed, input: &[u8], out: &[u8]) -> Result<(), String> {
+    let (l3, ol3) = (&input[p.l2_len..], &out[o.l2_len..]);
+    let Some(Ip::V4 {
+        src,
+        dst,
+        ihl: 20,
+        total,
+        proto: 1,
+        mf: false,
+        offset: 0,
+    }) = p.ip
+    else {
+        return Err("address mask reply to something not a plain IPv4 ICMP datagram".into());
+    };
+    let Some(Ip::V4 {
+        src: osrc,
+        dst: odst,
+        ihl: 20,
+        total: 32,
+        proto: 1,
+        ..
+    }) = o.ip
+    else {
+        return Err("address mask reply is not 20 + 12 bytes of ICMP".into());
+    };
+    if !k.address_mask || l3[20] != 17 || total < 32 {
+        return Err("address mask reply for something not an answerable request".into());
+    }
+    if !checksum_ok(&[&l3[..20]]) {
+        return Err("answered a request with a bad IPv4 header checksum".into());
+    }
+    if ol3.len() != 32 || !checksum_ok(&[&ol3[..20]]) || !checksum_ok(&[&ol3[20..32]]) {
+        return Err("address mask reply: bad length or checksum".into());
+    }
+    if odst != src || !v4_single_host(&src, k.reserved_ok) || BCASTS4.iter().any(|b| b.octets() == src) {
+        return Err(format!("address mask reply to {}", Ipv4Addr::from(odst)));
+    }
+    if !OURS4.iter().any(|a| a.octets() == osrc) {
+        return Err(format!("address mask reply from {}, not ours", Ipv4Addr::from(osrc)));
+    }
+    let Some(i) = mask_answerer(&src, &dst).filter(|i| OURS4[*i].octets() == osrc) else {
+        return Err(format!(
+            "{} answered a request to {} from {}",
+            Ipv4Addr::from(osrc),
+            Ipv4Addr::from(dst),
+            Ipv4Addr::from(src)
+        ));
+    };
+    if ol3[24..28] != l3[24..28] || ol3[28..32] != MASKS4[i].octets() || ol3[21] != 0 {
+        return Err("address mask reply does not carry the request's identifier/sequence and our mask".into());
+    }
+    if o.dst_mac != p.src_mac || o.src_mac != MAC_US {
+        return Err("address mask reply: not from our MAC back to the requester's".into());
+    }
+    if o.l2_len != p.l2_len || out[12..o.l2_len - 2] != input[12..p.l2_len - 2] {
+        return Err("VLAN tags not kept".into());
+    }
+    Ok(())
+}
+
+/// Which of `OURS4` an Address Mask request from `src` to `dst` asks (RFC
+/// 950): the address itself, its subnet's broadcast, or 255.255.255.255 from
+/// a source in its subnet.
+fn mask_answerer(src: &[u8; 4], dst: &[u8; 4]) -> Option<usize> {
+    (0..OURS4.len()).find(|&i| {
+        let ours = OURS4[i].octets();
+        let net = |a: &[u8; 4]| u32::from_be_bytes(*a) & u32::from_be_bytes(MASKS4[i].octets());
+        *dst == ours || *dst == BCASTS4[i].octets() || (*dst == [255; 4] && net(src) == net(&ours))
+    })
 }
 
 fn type_in(bits: &[u32; 8], t: u8) -> bool {
@@ -755,7 +841,13 @@ fn check_drop(k: &Knobs, input: &[u8]) -> Result<(), String> {
     }
     let p = parse(input).ok_or("dropped an unparseable frame")?;
     match p.ip {
-        Some(Ip::V4 { dst, proto, offset, .. }) => {
+        Some(Ip::V4 {
+            src,
+            dst,
+            proto,
+            offset,
+            ..
+        }) => {
             if offset != 0 {
                 return Err("dropped a non-first fragment".into());
             }
@@ -764,7 +856,10 @@ fn check_drop(k: &Knobs, input: &[u8]) -> Result<(), String> {
                 return Err(format!("dropped UDP to {}, not the host's", Ipv4Addr::from(dst)));
             }
             let vip = k.prefixes && in_net(&dst, &VIP_NET4);
-            if proto == 1 && !(ours4(&dst) || vip || k.any_dst) {
+            // An Address Mask request to a broadcast, its reply over a limit.
+            let l3 = &input[p.l2_len..];
+            let mask_request = k.address_mask && l3.get(20) == Some(&17) && mask_answerer(&src, &dst).is_some();
+            if proto == 1 && !(ours4(&dst) || vip || k.any_dst || mask_request) {
                 return Err(format!("dropped ICMP to {}, not the host's", Ipv4Addr::from(dst)));
             }
             if proto != 17 && proto != 1 {
@@ -799,6 +894,11 @@ fn check_drop(k: &Knobs, input: &[u8]) -> Result<(), String> {
 fn check_tx(k: &Knobs, input: &[u8], out: &[u8]) -> Result<(), String> {
     let p = parse(input).ok_or("sent about an unparseable frame")?;
     let o = parse(out).ok_or("sent an unparseable frame")?;
+    if let Some(Ip::V4 { .. }) = o.ip
+        && out.get(o.l2_len + 20) == Some(&18)
+    {
+        return check_address_mask_reply(k, &p, &o, input, out);
+    }
     if group_mac(&p.dst_mac) {
         return Err("answered a link-layer group frame".into());
     }
@@ -1042,6 +1142,9 @@ pub struct Outcome {
     pub frames: u64,
     pub actions: [u64; 4],
     pub failures: Vec<String>,
+    /// How often each verdict was counted (the program's own counters):
+    /// which rules the generator reached.
+    pub verdicts: Vec<(icmp_common::Reason, u64)>,
 }
 
 /// Runs the program once on `frame`; `None` if the kernel refuses the input
@@ -1134,6 +1237,7 @@ pub fn run(scenario: &Scenario, seed: u64, frames: u64, random_configs: bool) ->
     let after = Snapshot::of(&r).expect("snapshot");
     let d = after.since(&before);
     let actions: u64 = d.actions.iter().sum();
+    outcome.verdicts = icmp_common::Reason::ALL.iter().map(|r| (*r, d.verdict(*r))).collect();
     if d.frames() != actions {
         outcome.failures.push(format!(
             "{}: verdicts add up to {} but actions to {actions}",

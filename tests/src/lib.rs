@@ -47,9 +47,6 @@ pub struct Xdp {
 impl Xdp {
     /// Loads the responder with `cfg` and the given own addresses.
     pub fn load(cfg: Config, v4: &[Ipv4Addr], v4_broadcast: &[Ipv4Addr], v6: &[Ipv6Addr]) -> Self {
-        require_root();
-        let mut responder = Responder::load().expect("load the XDP program (verifier)");
-        responder.set_config(&cfg).expect("config");
         let mut set = icmp_common::AddrSet::default();
         for a in v4 {
             assert!(set.push_v4(a.octets()));
@@ -60,7 +57,15 @@ impl Xdp {
         for a in v6 {
             assert!(set.push_v6(a.octets()));
         }
-        responder.set_addrs(&set).expect("addrs");
+        Self::with_addrs(cfg, &set)
+    }
+
+    /// Loads the responder with `cfg` and a full address set (masks, MAC).
+    pub fn with_addrs(cfg: Config, addrs: &icmp_common::AddrSet) -> Self {
+        require_root();
+        let mut responder = Responder::load().expect("load the XDP program (verifier)");
+        responder.set_config(&cfg).expect("config");
+        responder.set_addrs(addrs).expect("addrs");
         Self { responder }
     }
 

@@ -4,6 +4,7 @@
 //! config) and `ICMPXDP_FUZZ_SEED` (default: a fixed seed, so CI is
 //! repeatable) are what `cargo xtask fuzz --frames N --seed S` sets.
 
+use icmp_common::Reason;
 use icmpxdp_tests::{
     fuzz::{self, Scenario},
     require_root,
@@ -46,6 +47,20 @@ fn fuzz_one(s: &Scenario, random_configs: bool) {
         assert_eq!(o.actions[2], o.frames, "shadow mode passes every frame");
     } else if !random_configs {
         assert!(o.actions[3] > n / 500, "{}: at least 0.2% answered (tx)", s.name);
+    }
+    if s.name == "every_knob" {
+        // Every kind of message the program builds, and the policy, reached.
+        for want in [
+            Reason::EchoAnswered,
+            Reason::UnreachableSent,
+            Reason::TimestampAnswered,
+            Reason::AddressMaskAnswered,
+            Reason::ProtocolUnreachableSent,
+            Reason::PolicyDropped,
+        ] {
+            let got = o.verdicts.iter().find(|(r, _)| *r == want).map_or(0, |(_, n)| *n);
+            assert!(got > 0, "every_knob: the generator never reached {want:?}");
+        }
     }
 }
 

@@ -310,6 +310,70 @@ fn multi_queue_tap_answers_on_every_queue_and_cpu() {
     let _ = Command::new("true").status();
 }
 
+/// Address Mask through the loader's view of a real interface: the mask and
+/// MAC in the reply are what `interface_addrs` read from the tap (192.0.2.1/24,
+/// MAC_TAP), not test constants fed to the program. Linux itself sends
+/// nothing (no handler for type 17): checked first, so the answer provably
+/// comes from XDP.
+#[test]
+fn address_mask_requests_get_the_interface_s_mask_and_mac() {
+    let ns = ns_name("tapmask");
+    std::thread::spawn(move || {
+        let tap = Tap::create(&ns, "ixtapmk", 1);
+        let mut req = Frame::new(
+            ETH_P_IP,
+            ipv4(
+                PEER4,
+                std::net::Ipv4Addr::BROADCAST,
+                1,
+                64,
+                &[],
+                &icmp4(17, 0, [0x51, 0x7e, 0, 1], &[0; 4]),
+            ),
+        );
+        req.dst_mac = [0xff; 6];
+        let is_mask_reply = |r: &[u8]| r.len() >= 46 && r[12..14] == [8, 0] && r[23] == 1 && r[34] == 18;
+
+        tap.write(0, &req.bytes());
+        assert!(
+            tap.read_matching(Duration::from_millis(500), is_mask_reply).is_none(),
+            "Linux does not answer Address Mask requests"
+        );
+
+        let mut r = attach(&tap);
+        r.set_config(&Config {
+            flags: Config::default().flags | icmp_common::config::FLAG_ADDRESS_MASK_ANSWER,
+            per_source: Limit::UNLIMITED,
+            global: Limit::UNLIMITED,
+            ..Config::default()
+        })
+        .expect("config");
+        tap.drain();
+        tap.write(0, &req.bytes());
+        let reply = tap
+            .read_matching(Duration::from_secs(2), is_mask_reply)
+            .expect("icmpxdp answers the broadcast request");
+        assert_eq!(&reply[..6], &MAC_PEER, "to the requester's MAC");
+        assert_eq!(&reply[6..12], &MAC_TAP, "from the interface's MAC, read by the loader");
+        assert_eq!(
+            &reply[26..30],
+            &US4.octets(),
+            "from the address whose subnet holds the source"
+        );
+        assert_eq!(&reply[30..34], &PEER4.octets());
+        assert_eq!(&reply[38..42], &[0x51, 0x7e, 0, 1], "identifier and sequence");
+        assert_eq!(&reply[42..46], &[255, 255, 255, 0], "the /24 the loader read");
+        assert!(icmp_user::bench::frames::checksum_ok(&[&reply[14..34]]));
+        assert!(icmp_user::bench::frames::checksum_ok(&[&reply[34..46]]));
+        let s = Snapshot::of(&r).unwrap();
+        assert_eq!(s.verdict(icmp_common::Reason::AddressMaskAnswered), 1);
+        drop(r);
+        drop(tap);
+    })
+    .join()
+    .expect("tap address mask test");
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }

@@ -19,6 +19,7 @@ pub struct FileConfig {
     pub mode: ResponderMode,
     pub echo: Echo,
     pub timestamp: Timestamp,
+    pub address_mask: AddressMask,
     pub protocol_unreachable: ProtocolUnreachable,
     pub policy: Policy,
     pub unreachable: Unreachable,
@@ -54,6 +55,15 @@ pub enum QueryAction {
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Timestamp {
+    pub action: QueryAction,
+}
+
+/// `[address_mask]`: ICMP Address Mask requests (17 → 18). Linux ignores
+/// them (they reach no socket); answering declares this host an authority
+/// for its masks (RFC 1122 §3.2.2.9), so the default leaves them alone.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AddressMask {
     pub action: QueryAction,
 }
 

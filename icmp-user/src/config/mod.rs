@@ -12,8 +12,8 @@ pub mod prefixes;
 pub mod validate;
 
 pub use file::{
-    Debug, Echo, FileConfig, InboundEcho, Ip, OverLimit, Policy, PortPolicy, PortSpec, ProtocolUnreachable,
-    QueryAction, RateLimit, Ratemask, ResponderMode, SuppressedAction, Timestamp, Unreachable,
+    AddressMask, Debug, Echo, FileConfig, InboundEcho, Ip, OverLimit, Policy, PortPolicy, PortSpec,
+    ProtocolUnreachable, QueryAction, RateLimit, Ratemask, ResponderMode, SuppressedAction, Timestamp, Unreachable,
 };
 pub use ports::PortBitmaps;
 pub use prefixes::AnswerPrefixes;

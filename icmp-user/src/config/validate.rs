@@ -6,10 +6,10 @@ use anyhow::{Result, bail};
 use icmp_common::{
     Config,
     config::{
-        FLAG_ANSWER_ANY_DST, FLAG_ANSWER_PREFIXES, FLAG_DROP_SUPPRESSED, FLAG_ECHO_V4, FLAG_ECHO_V6, FLAG_ENABLED,
-        FLAG_INBOUND_DROP, FLAG_INBOUND_LIMIT, FLAG_LOG_DECISIONS, FLAG_OVER_LIMIT_DROP, FLAG_PORTS_BY_SOCKET,
-        FLAG_PROTO_UNREACH, FLAG_RESERVED_SOURCE_INVALID, FLAG_SHADOW, FLAG_TIMESTAMP_ANSWER, FLAG_TYPE_POLICY,
-        FLAG_UNREACH_V4, FLAG_UNREACH_V6,
+        FLAG_ADDRESS_MASK_ANSWER, FLAG_ANSWER_ANY_DST, FLAG_ANSWER_PREFIXES, FLAG_DROP_SUPPRESSED, FLAG_ECHO_V4,
+        FLAG_ECHO_V6, FLAG_ENABLED, FLAG_INBOUND_DROP, FLAG_INBOUND_LIMIT, FLAG_LOG_DECISIONS, FLAG_OVER_LIMIT_DROP,
+        FLAG_PORTS_BY_SOCKET, FLAG_PROTO_UNREACH, FLAG_RESERVED_SOURCE_INVALID, FLAG_SHADOW, FLAG_TIMESTAMP_ANSWER,
+        FLAG_TYPE_POLICY, FLAG_UNREACH_V4, FLAG_UNREACH_V6,
     },
     ratelimit::Limit,
 };
@@ -143,7 +143,8 @@ impl FileConfig {
         Ok(bits)
     }
 
-    /// `[policy]` (and `timestamp.action = "drop"`) as type bitmaps.
+    /// `[policy]` (and `timestamp.action`/`address_mask.action = "drop"`) as
+    /// type bitmaps.
     fn drop_types(&self) -> Result<([u32; 8], [u32; 8])> {
         let p = &self.policy;
         let mut v4 = [0u32; 8];
@@ -173,6 +174,9 @@ impl FileConfig {
         }
         if self.timestamp.action == QueryAction::Drop {
             v4[0] |= 1 << 13;
+        }
+        if self.address_mask.action == QueryAction::Drop {
+            v4[0] |= 1 << 17;
         }
         Ok((v4, v6))
     }
@@ -237,6 +241,10 @@ impl FileConfig {
             (!answer_prefixes.is_empty(), FLAG_ANSWER_PREFIXES),
             (self.mode == ResponderMode::Shadow, FLAG_SHADOW),
             (self.timestamp.action == QueryAction::Answer, FLAG_TIMESTAMP_ANSWER),
+            (
+                self.address_mask.action == QueryAction::Answer,
+                FLAG_ADDRESS_MASK_ANSWER,
+            ),
             (self.protocol_unreachable.enabled, FLAG_PROTO_UNREACH),
             (self.debug.log_decisions, FLAG_LOG_DECISIONS),
             (u.ipv4, FLAG_UNREACH_V4),

@@ -34,11 +34,16 @@ pub fn interface_addrs(iface: &str) -> Result<InterfaceAddrs> {
                 .netmask
                 .and_then(|m| m.as_sockaddr_in().map(|m| m.ip()))
                 .unwrap_or(Ipv4Addr::BROADCAST);
+            set.set_v4_mask(ip.octets(), mask.octets());
             for b in directed_broadcasts(ip, mask, ifa.broadcast.and_then(|b| b.as_sockaddr_in().map(|b| b.ip()))) {
                 if !set.push_v4_broadcast(b.octets()) {
                     dropped.push(format!("broadcast {b}"));
                 }
             }
+        } else if let Some(mac) = addr.as_link_addr().and_then(|l| l.addr()) {
+            // AF_PACKET entry: the interface's MAC, the source of an
+            // Address Mask reply to a link-layer broadcast.
+            set.mac = mac;
         } else if let Some(sin6) = addr.as_sockaddr_in6() {
             let ip: Ipv6Addr = sin6.ip();
             if !set.push_v6(ip.octets()) {
