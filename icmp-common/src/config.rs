@@ -310,6 +310,7 @@ mod pod {
     unsafe impl aya::Pod for super::AddrSet {}
     unsafe impl aya::Pod for crate::ratelimit::BucketKey {}
     unsafe impl aya::Pod for crate::counters::Counters {}
+    unsafe impl aya::Pod for crate::capture::CaptureControl {}
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ extern crate std;
 // checksum and counters (← reason) stand beside them.
 pub mod action;
 pub mod addr;
+pub mod capture;
 pub mod checksum;
 pub mod config;
 pub mod counters;

@@ -6,6 +6,7 @@
 
 mod address_mask;
 mod bare;
+mod capture;
 mod count;
 mod csum;
 mod ipv4;
@@ -32,10 +33,18 @@ use parse::{Cursor, L3};
 /// and mapped to its XDP action.
 #[xdp]
 pub fn icmpxdp(ctx: XdpContext) -> u32 {
+    // One load and one branch while no capture runs.
+    let capturing = capture::lease();
+    if capturing {
+        capture::icmpxdp_capture_entry(ctx.ctx);
+    }
     // Most of what a NIC carries is neither ICMP nor UDP: it is passed (and
     // counted) before the config is even read, two cache lines fewer.
     if is_other_protocol(&ctx) {
         count::outcome(Reason::OtherProtocol, Action::Pass);
+        if capturing {
+            capture::icmpxdp_capture_exit(ctx.ctx, Reason::OtherProtocol as u64, Action::Pass as u64);
+        }
         return xdp_action::XDP_PASS;
     }
     let Some(cfg) = maps::config() else {
@@ -57,6 +66,9 @@ pub fn icmpxdp(ctx: XdpContext) -> u32 {
     count::outcome(reason, action);
     if cfg.has(FLAG_LOG_DECISIONS) {
         let _ = icmpxdp_log_decision(reason as u64, action as u64);
+    }
+    if capturing {
+        capture::icmpxdp_capture_exit(ctx.ctx, reason as u64, action as u64);
     }
     action as u32
 }
