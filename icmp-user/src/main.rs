@@ -99,6 +99,38 @@ enum Command {
         #[arg(long, conflicts_with = "json")]
         watch: bool,
     },
+    /// Write every decision of a running instance as pcapng (the frame as
+    /// received and, for replies and errors, as sent, each with its verdict
+    /// as a comment), until Ctrl-C, SIGTERM or -c.
+    #[command(after_help = "Examples:\n  icmpxdp capture -w icmp.pcapng\n  \
+        icmpxdp capture --iface eth0 --verdict rate_limited_per_source -c 100 -w - | tcpdump -nr -\n  \
+        icmpxdp capture --action tx --family 6 --sample 10 -w - | wireshark -k -i -")]
+    Capture {
+        /// The instance's interface (needed when several run).
+        #[arg(long)]
+        iface: Option<String>,
+        /// Keep only this verdict (repeatable), e.g. `unreachable_sent`.
+        #[arg(long = "verdict", value_name = "VERDICT")]
+        verdicts: Vec<String>,
+        /// Keep only this action (repeatable): tx, pass or drop.
+        #[arg(long = "action", value_name = "ACTION")]
+        actions: Vec<String>,
+        /// Keep only IPv4 (4) or IPv6 (6).
+        #[arg(long)]
+        family: Option<u8>,
+        /// Keep 1 matching decision in N (in the kernel).
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        sample: u32,
+        /// Stop after this many decisions.
+        #[arg(short = 'c', long = "count", value_name = "COUNT")]
+        count: Option<u64>,
+        /// Bytes kept of each frame (at most 640).
+        #[arg(long, default_value_t = 640, value_name = "BYTES")]
+        snaplen: u32,
+        /// Output file, or `-` for stdout.
+        #[arg(short = 'w', long = "write", value_name = "FILE")]
+        write: PathBuf,
+    },
     /// Serve Prometheus metrics (/metrics) and a health check (/healthz) of
     /// attached instances until SIGINT/SIGTERM.
     #[command(
@@ -232,6 +264,28 @@ fn main() {
                 watch: false,
             } => cli::stats::stats(iface.as_deref(), netns, *json),
             Command::Stats { iface, watch: true, .. } => cli::stats::watch(iface.as_deref(), netns),
+            Command::Capture {
+                iface,
+                verdicts,
+                actions,
+                family,
+                sample,
+                count,
+                snaplen,
+                write,
+            } => cli::capture::capture(
+                netns,
+                &cli::capture::CaptureOpts {
+                    iface: iface.as_deref(),
+                    verdicts,
+                    actions,
+                    family: *family,
+                    sample: *sample,
+                    count: *count,
+                    snaplen: *snaplen,
+                    write,
+                },
+            ),
             Command::ServeMetrics { metrics_addr, ifaces } => cli::stats::serve_metrics(*metrics_addr, ifaces, netns),
             Command::Bench {
                 profile: Some(path),

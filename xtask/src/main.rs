@@ -165,6 +165,7 @@ fn setup() -> Result<()> {
         ("systemd-analyze", "systemd"),
         ("setpriv", "util-linux"),
         ("bpftool", "bpftool"),
+        ("tcpdump", "tcpdump"),
     ] {
         if which(program).is_none() && !Path::new("/usr/sbin").join(program).is_file() {
             missing.push(package);
@@ -197,6 +198,8 @@ fn setup() -> Result<()> {
     // offline with kubernetes-validate (PyPI).
     for (module, package) in [
         ("prometheus_client", "prometheus-client"),
+        // The capture test reads icmpxdp's pcapng with scapy (comments) and tcpdump.
+        ("scapy", "scapy"),
         ("kubernetes_validate", "kubernetes-validate"),
     ] {
         if !succeeds(Command::new("python3").args(["-c", &format!("import {module}")])) {

@@ -38,6 +38,7 @@ pub(crate) fn fault_point(step: &str) {
 }
 
 pub(crate) mod bench;
+pub(crate) mod capture;
 pub(crate) mod check_config;
 pub(crate) mod instance;
 pub(crate) mod lab;
