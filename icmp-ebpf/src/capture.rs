@@ -36,6 +36,13 @@ static CAPTURE_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stat::COU
 #[map]
 static CAPTURE_RING: RingBuf = RingBuf::with_byte_size(2 << 20, 0);
 
+/// `bpf_ringbuf_query` / `bpf_ringbuf_output` flags (uapi `bpf.h`).
+const BPF_RB_AVAIL_DATA: u64 = 0;
+const BPF_RB_NO_WAKEUP: u64 = 1;
+const BPF_RB_FORCE_WAKEUP: u64 = 2;
+/// Queued bytes at which the reader is woken: about 200 records.
+const WAKEUP_BYTES: u64 = 256 << 10;
+
 /// Whether a capture runs: its switch is on and its lease unexpired. An
 /// expired lease (the capture was killed) is switched off here, so the next
 /// frames pay only the load and the branch again.
@@ -147,7 +154,14 @@ pub extern "C" fn icmpxdp_capture_exit(ctx: *mut xdp_md, reason: u64, action: u6
         rec.len_out = 0;
         rec.caplen_out = 0;
     }
-    if CAPTURE_RING.output::<CaptureRecord>(&*rec, 0).is_ok() {
+    // Waking the reader costs an interrupt-work item per record: wake it
+    // only once a batch has piled up; it also polls every 100 ms.
+    let flags = if CAPTURE_RING.query(BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    };
+    if CAPTURE_RING.output::<CaptureRecord>(&*rec, flags).is_ok() {
         bump(stat::WRITTEN);
     } else {
         bump(stat::LOST);

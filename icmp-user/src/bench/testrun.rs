@@ -276,6 +276,50 @@ pub fn run(opts: Options) -> Result<Report> {
         b.path("IPv6 Port Unreachable", &pu6, Mode::Fresh, Some(60.0))?,
     ]);
 
+    // Capture (`icmpxdp capture`): the echo path with a capture running,
+    // every frame kept and written (a thread on the other CPU empties the
+    // ring as `capture` does), and kept but sampled out. The rows above are
+    // the same path with no capture: the switch's load and branch.
+    let id = b.prog.program_id()?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let capture = crate::dataplane::capture::Capture::start(id, &Default::default())?;
+    let reader = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || -> Result<(crate::dataplane::capture::CaptureStats, u64)> {
+            let mut capture = capture;
+            let mut read = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                capture.wait(std::time::Duration::from_millis(10));
+                while capture.next_record().is_some() {
+                    read += 1;
+                }
+                capture.renew()?;
+            }
+            Ok((capture.stats()?, read))
+        })
+    };
+    paths.push(b.path("IPv4 echo, capture on (every frame written)", &echo4, Mode::Fresh, None)?);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (written, _) = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("capture reader panicked"))??;
+    if written.lost > written.written / 100 {
+        eprintln!(
+            "bench: capture lost {} of {} records (ring full): the row above is partly the cheaper failed write",
+            written.lost, written.matched
+        );
+    }
+    {
+        let _sampled = crate::dataplane::capture::Capture::start(
+            id,
+            &crate::dataplane::capture::CaptureFilter {
+                sample: u32::MAX,
+                ..Default::default()
+            },
+        )?;
+        paths.push(b.path("IPv4 echo, capture on (sampled out)", &echo4, Mode::Fresh, None)?);
+    }
+
     // The limiter: the same Port Unreachable path with it running in full
     // (always admitting: a huge rate and burst, so every run does the bucket
     // lookup and both compare-and-exchanges) and with it skipped (ratemask 0).

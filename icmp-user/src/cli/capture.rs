@@ -108,7 +108,8 @@ pub(crate) fn capture(netns: Option<&str>, o: &CaptureOpts<'_>) -> Result<()> {
     let mut packets = 0u64;
     let mut renewed = Instant::now();
     'outer: while !sig.stop.load(Ordering::Relaxed) {
-        cap.wait(Duration::from_millis(200));
+        // The program wakes this only for a batch; small ones are polled.
+        cap.wait(Duration::from_millis(100));
         while let Some(r) = cap.next_record() {
             packets += u64::from(w.record(&r)?);
             decisions += 1;
