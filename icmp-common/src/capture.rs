@@ -73,9 +73,10 @@ pub mod stat {
     pub const COUNT: u32 = 5;
 }
 
-/// The ethertype of a frame after up to two VLAN tags, from its first bytes.
+/// The ethertype of a frame after up to two VLAN tags, and where the
+/// network header starts, from its first bytes.
 #[inline(always)]
-pub fn inner_ethertype(frame: &[u8]) -> Option<u16> {
+pub fn l3_of(frame: &[u8]) -> Option<(u16, usize)> {
     let mut at = 12;
     let mut tags = 0;
     loop {
@@ -84,9 +85,15 @@ pub fn inner_ethertype(frame: &[u8]) -> Option<u16> {
             at += 4;
             tags += 1;
         } else {
-            return Some(t);
+            return Some((t, at + 2));
         }
     }
+}
+
+/// The ethertype of a frame after up to two VLAN tags.
+#[inline(always)]
+pub fn inner_ethertype(frame: &[u8]) -> Option<u16> {
+    l3_of(frame).map(|(t, _)| t)
 }
 
 #[cfg(test)]

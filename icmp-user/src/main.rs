@@ -131,6 +131,34 @@ enum Command {
         #[arg(short = 'w', long = "write", value_name = "FILE")]
         write: PathBuf,
     },
+    /// Show the sources the rate limiter refuses most (refused/s, sent/s),
+    /// refreshed every interval, until Ctrl-C.
+    #[command(after_help = "Examples:\n  icmpxdp top\n  icmpxdp top --by prefix --interval 5\n  \
+        icmpxdp top --once -c 20 --json")]
+    Top {
+        /// The instance's interface (needed when several run).
+        #[arg(long)]
+        iface: Option<String>,
+        /// Rank single sources, or prefixes as the limiter counts them
+        /// (rate_limit.ipv4_prefix / ipv6_prefix).
+        #[arg(long, value_parser = ["source", "prefix"], default_value = "source")]
+        by: String,
+        /// Seconds per refresh.
+        #[arg(long, default_value_t = 1.0, value_name = "S")]
+        interval: f64,
+        /// Keep 1 decision in N in the kernel (rates are scaled back up).
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        sample: u32,
+        /// One interval, one table (or JSON line), then exit.
+        #[arg(long)]
+        once: bool,
+        /// Rows shown.
+        #[arg(short = 'c', long = "count", default_value_t = 10, value_name = "N")]
+        count: usize,
+        /// One JSON object per interval instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Serve Prometheus metrics (/metrics) and a health check (/healthz) of
     /// attached instances until SIGINT/SIGTERM.
     #[command(
@@ -284,6 +312,26 @@ fn main() {
                     count: *count,
                     snaplen: *snaplen,
                     write,
+                },
+            ),
+            Command::Top {
+                iface,
+                by,
+                interval,
+                sample,
+                once,
+                count,
+                json,
+            } => cli::top::top(
+                netns,
+                &cli::top::TopOpts {
+                    iface: iface.as_deref(),
+                    by_prefix: by == "prefix",
+                    interval: *interval,
+                    sample: *sample,
+                    once: *once,
+                    rows: *count,
+                    json: *json,
                 },
             ),
             Command::ServeMetrics { metrics_addr, ifaces } => cli::stats::serve_metrics(*metrics_addr, ifaces, netns),

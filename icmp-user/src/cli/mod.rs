@@ -47,6 +47,7 @@ pub(crate) mod notify;
 pub(crate) mod reload;
 pub(crate) mod run;
 pub(crate) mod stats;
+pub(crate) mod top;
 
 pub(crate) fn require_privileges() -> Result<()> {
     if nix::unistd::geteuid().is_root() {
