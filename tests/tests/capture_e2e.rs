@@ -42,7 +42,7 @@ fn start_capture(l: &Lab, args: &[&str]) -> Child {
     let child = Command::new(icmpxdp_bin())
         .args(["--netns", &l.responder_ns, "capture", "--iface", &l.responder_if])
         .args(args)
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn icmpxdp capture");
@@ -122,6 +122,8 @@ fn a_capture_holds_requests_replies_errors_and_refusals_with_their_verdicts() {
     let (ok, summary) = interrupt(cap);
     assert!(ok, "capture exits 0 on SIGINT: {summary}");
     assert!(summary.contains("0 lost"), "{summary}");
+    let id = Meta::read(&l.instance()).unwrap().program_id;
+    assert!(!switch_on(id).unwrap(), "Ctrl-C switches the capture off");
 
     let decoded = tcpdump(&file);
     let count = |what: &str| decoded.lines().filter(|l| l.contains(what)).count();
@@ -176,4 +178,44 @@ fn filters_count_and_a_killed_capture() {
     let cap = start_capture(&l, &["-w", dir.path().join("again.pcapng").to_str().unwrap()]);
     assert!(interrupt(cap).0);
     drop(run);
+}
+
+#[test]
+fn a_traceroute_is_captured_streaming_to_tcpdump() {
+    let l = unique_lab();
+    let _run = run_responder(&l, &[]);
+    // `-w -` into tcpdump reading a pipe, as an operator would.
+    let cap = start_capture(&l, &["--verdict", "unreachable_sent", "-c", "1", "-w", "-"]);
+    let (ok, out, err) = output(
+        l.client_command("traceroute")
+            .args(["-n", "-q", "1", "-m", "1", "-w", "1"])
+            .arg(lab::RESPONDER_V4.to_string()),
+    );
+    assert!(ok, "traceroute: {err}");
+    assert!(
+        out.contains(&lab::RESPONDER_V4.to_string()),
+        "the hop is the responder: {out}"
+    );
+    let mut cap = cap;
+    let mut pcap = Vec::new();
+    std::io::Read::read_to_end(cap.stdout.as_mut().unwrap(), &mut pcap).unwrap();
+    let (ok, summary) = wait(&mut cap);
+    assert!(ok, "{summary}");
+    let mut tcpdump = Command::new("tcpdump")
+        .args(["-nn", "-r", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(tcpdump.stdin.as_mut().unwrap(), &pcap).unwrap();
+    drop(tcpdump.stdin.take());
+    let decoded = String::from_utf8(tcpdump.wait_with_output().unwrap().stdout).unwrap();
+    let lines: Vec<_> = decoded.lines().collect();
+    assert_eq!(lines.len(), 2, "the probe and the error: {decoded}");
+    assert!(lines[0].contains("UDP"), "{decoded}");
+    assert!(
+        lines[1].contains("udp port") && lines[1].contains("unreachable"),
+        "{decoded}"
+    );
 }
