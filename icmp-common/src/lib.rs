@@ -24,6 +24,7 @@ pub mod counters;
 pub mod echo;
 pub mod ratelimit;
 pub mod reason;
+pub mod router;
 pub mod unreachable;
 
 pub use config::{AddrSet, Config};

@@ -89,10 +89,16 @@ pub enum Reason {
     ProtocolUnreachableSent,
     /// Address Mask request answered (`address_mask.action`).
     AddressMaskAnswered,
+    /// Time Exceeded sent for a datagram the host would forward with TTL ≤ 1
+    /// (`router.time_exceeded`).
+    TimeExceededSent,
+    /// A router error was due but the route back to the source leaves by
+    /// another interface, or its neighbour is unknown: the kernel's.
+    NoRouteBack,
 }
 
 impl Reason {
-    pub const COUNT: u32 = 27;
+    pub const COUNT: u32 = 29;
 
     pub const ALL: [Self; Self::COUNT as usize] = [
         Self::EchoAnswered,
@@ -122,6 +128,8 @@ impl Reason {
         Self::PolicyDropped,
         Self::ProtocolUnreachableSent,
         Self::AddressMaskAnswered,
+        Self::TimeExceededSent,
+        Self::NoRouteBack,
     ];
 
     /// Stable snake_case name used in `icmpxdp stats` and metrics.
@@ -154,6 +162,8 @@ impl Reason {
             Self::PolicyDropped => "policy_dropped",
             Self::ProtocolUnreachableSent => "protocol_unreachable_sent",
             Self::AddressMaskAnswered => "address_mask_answered",
+            Self::TimeExceededSent => "time_exceeded_sent",
+            Self::NoRouteBack => "no_route_back",
         }
     }
 

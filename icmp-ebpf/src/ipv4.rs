@@ -4,7 +4,7 @@ use aya_ebpf::{maps::lpm_trie, programs::XdpContext};
 use icmp_common::{
     AddrSet, Config,
     checksum::fold64,
-    config::{FLAG_PROTO_UNREACH, FLAG_SHADOW, FLAG_TYPE_POLICY, type_in},
+    config::{FLAG_PROTO_UNREACH, FLAG_ROUTER_TIME_EXCEEDED, FLAG_SHADOW, FLAG_TYPE_POLICY, type_in},
     echo::{EchoV4, Verdict, address_mask_answer, decide_timestamp, decide_v4},
     reason::{Family, Reason},
 };
@@ -38,6 +38,13 @@ pub fn handle(ctx: &XdpContext, cur: &mut Cursor, eth: &mut EthHdr, l2_len: usiz
     // The frame may carry link-layer padding after the datagram, never less.
     if ihl < size_of::<Ipv4Hdr>() || tot_len < ihl || l3 + tot_len > cur.end() {
         return Reason::Malformed;
+    }
+    // A router's Time Exceeded, for any protocol (one compare while off).
+    if ip.ttl <= 1
+        && cfg.has(FLAG_ROUTER_TIME_EXCEEDED)
+        && let Some(r) = router_v4(ctx, eth, ip, l3, l2_len, tot_len, ihl, cfg)
+    {
+        return r;
     }
     if ip.proto != IPPROTO_ICMP && ip.proto != IPPROTO_UDP {
         if cfg.has(FLAG_PROTO_UNREACH) && maps::protocol_closed(0, ip.proto) {
@@ -148,6 +155,56 @@ pub fn handle(ctx: &XdpContext, cur: &mut Cursor, eth: &mut EthHdr, l2_len: usiz
 /// is summed from the reference the cursor already bounds-checked, five
 /// 32-bit loads inline; only a header with options goes through the
 /// bounds-checked byte loop.
+/// Time Exceeded for a datagram in transit with TTL ≤ 1 (`router.rs`):
+/// `None` when it is addressed to this host (the host-side rules follow).
+#[inline(always)]
+#[expect(clippy::too_many_arguments, reason = "the parsed facts, passed as they are")]
+fn router_v4(
+    ctx: &XdpContext,
+    eth: &EthHdr,
+    ip: &Ipv4Hdr,
+    l3: usize,
+    l2_len: usize,
+    tot_len: usize,
+    ihl: usize,
+    cfg: &Config,
+) -> Option<Reason> {
+    let addrs = ADDRS.get(0)?;
+    let frag = u16::from_be_bytes(ip.frag_off);
+    // The ICMP type, for the no-error-about-an-error rule.
+    let payload = if ip.proto == IPPROTO_ICMP {
+        let p = l3 + ihl;
+        if p + 1 > ctx.data_end() || tot_len < ihl + 1 {
+            return Some(Reason::Malformed);
+        }
+        // SAFETY: p is inside the frame (checked above).
+        icmp_common::unreachable::Payload::Icmp(unsafe { *(p as *const u8) })
+    } else {
+        icmp_common::unreachable::Payload::Other
+    };
+    let d = icmp_common::unreachable::DatagramV4 {
+        eth_dst: &eth.dst,
+        src: &ip.src,
+        dst: &ip.dst,
+        frag_offset: frag & 0x1fff,
+        payload,
+    };
+    match icmp_common::router::time_exceeded_v4(&d, ip.ttl, cfg, addrs)? {
+        Err(r) => Some(r),
+        Ok(()) => {
+            if fold64(header_sum(ctx, ip, l3, ihl)) != 0xffff {
+                return Some(Reason::Malformed);
+            }
+            Some(Reason::from_index(crate::router::icmpxdp_time_exceeded_v4(
+                ctx.ctx,
+                l2_len as u64,
+                tot_len as u64,
+                ihl as u64,
+            )))
+        }
+    }
+}
+
 #[inline(always)]
 fn header_sum(ctx: &XdpContext, ip: &Ipv4Hdr, l3: usize, ihl: usize) -> u64 {
     if ihl == size_of::<Ipv4Hdr>() {

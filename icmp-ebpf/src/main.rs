@@ -16,6 +16,7 @@ mod parse;
 mod protocol;
 mod ratelimit;
 mod rewrite;
+mod router;
 mod timestamp;
 mod udp;
 mod unreachable;
@@ -118,8 +119,12 @@ fn is_other_protocol(ctx: &XdpContext) -> bool {
         L3::Other => true,
         // A protocol marked closed (Protocol Unreachable on) takes the full
         // path; with the feature off the map is all zero and this is one line.
+        // TTL ≤ 1 takes the full path too: a router's Time Exceeded may be due.
         L3::Ipv4 => at(9).is_some_and(|proto| {
-            proto != parse::IPPROTO_ICMP && proto != parse::IPPROTO_UDP && !maps::protocol_closed(0, proto)
+            proto != parse::IPPROTO_ICMP
+                && proto != parse::IPPROTO_UDP
+                && !maps::protocol_closed(0, proto)
+                && at(8).is_some_and(|ttl| ttl > 1)
         }),
         L3::Ipv6 => at(6).is_some_and(|next| {
             next != parse::IPPROTO_ICMPV6

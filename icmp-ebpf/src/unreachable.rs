@@ -92,7 +92,7 @@ fn unreachable_v4(ctx: *mut xdp_md, l2_len: u64, datagram_len: u64, ihl: u64, co
         Family::V4,
         3,
         sent,
-        send_v4(&ctx, l2_len, (tos & 0x1e) | 0xc0, cfg.ttl, code, quote, sum),
+        send_v4(&ctx, l2_len, (tos & 0x1e) | 0xc0, cfg.ttl, [3, code], None, quote, sum),
     )
 }
 
@@ -241,20 +241,22 @@ fn trim(ctx: &XdpContext, total: usize) -> Result<(), Error> {
 }
 
 /// IPv4 error: 20-byte header (no options, DF clear and a fresh ID as Linux
-/// sends them) + 8-byte ICMP header (type 3 code 3) + `quote` bytes whose sum
-/// is `quote_sum`. The addresses are copied, swapped, from the quoted
-/// original header right behind the new one.
+/// sends them) + 8-byte ICMP header (`kind`/`code`, rest zero) + `quote`
+/// bytes whose sum is `quote_sum`. Back to the quoted original's source;
+/// from where it was sent to, or from `from` (a router's error leaves from
+/// the address the route back uses).
 #[inline(always)]
+#[expect(clippy::too_many_arguments, reason = "one call per error kind, all scalars")]
 pub(crate) fn send_v4(
     ctx: &XdpContext,
     l2_len: usize,
     tos: u8,
     ttl: u8,
-    code: u8,
+    [kind, code]: [u8; 2],
+    from: Option<u32>,
     quote: usize,
     quote_sum: u64,
 ) -> Result<(), Error> {
-    const KIND: u8 = 3;
     // SAFETY: helper without arguments.
     let id = unsafe { bpf_get_prandom_u32() } as u16;
     let data = make_room(ctx, l2_len, 28)?;
@@ -266,7 +268,7 @@ pub(crate) fn send_v4(
     // SAFETY: h..h+48 (new headers + original IP header) is inside the
     // frame (checked above).
     unsafe {
-        let from = get::<u32>(orig + 16); // from where it was sent to
+        let from = from.unwrap_or_else(|| get::<u32>(orig + 16)); // from where it was sent to
         let to = get::<u32>(orig + 12); // back to its source
         let first = [0x45u8, tos];
         let total = ((28 + quote) as u16).to_be_bytes();
@@ -289,8 +291,8 @@ pub(crate) fn send_v4(
         put(h + 8, [ttl_proto[0], ttl_proto[1], check[0], check[1]]);
         put(h + 12, from);
         put(h + 16, to);
-        let icmp_check = (!fold64(u16::from_ne_bytes([KIND, code]) as u64 + quote_sum)).to_ne_bytes();
-        put(h + 20, [KIND, code, icmp_check[0], icmp_check[1], 0, 0, 0, 0]);
+        let icmp_check = (!fold64(u16::from_ne_bytes([kind, code]) as u64 + quote_sum)).to_ne_bytes();
+        put(h + 20, [kind, code, icmp_check[0], icmp_check[1], 0, 0, 0, 0]);
     }
     trim(ctx, l2_len + 28 + quote)
 }

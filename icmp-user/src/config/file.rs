@@ -20,6 +20,7 @@ pub struct FileConfig {
     pub echo: Echo,
     pub timestamp: Timestamp,
     pub address_mask: AddressMask,
+    pub router: Router,
     pub protocol_unreachable: ProtocolUnreachable,
     pub policy: Policy,
     pub unreachable: Unreachable,
@@ -65,6 +66,17 @@ pub struct Timestamp {
 #[serde(deny_unknown_fields, default)]
 pub struct AddressMask {
     pub action: QueryAction,
+}
+
+/// `[router]`: errors a router sends about datagrams it would forward
+/// (asked of the kernel's FIB). Both off by default.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Router {
+    /// Time Exceeded (11/0) for a datagram with TTL ≤ 1.
+    pub time_exceeded: bool,
+    /// Fragmentation Needed / Packet Too Big: not built yet (refused).
+    pub frag_needed: bool,
 }
 
 /// `[protocol_unreachable]`: errors for protocols nothing here handles.

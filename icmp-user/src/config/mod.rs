@@ -13,7 +13,8 @@ pub mod validate;
 
 pub use file::{
     AddressMask, Debug, Echo, FileConfig, InboundEcho, Ip, OverLimit, Policy, PortPolicy, PortSpec,
-    ProtocolUnreachable, QueryAction, RateLimit, Ratemask, ResponderMode, SuppressedAction, Timestamp, Unreachable,
+    ProtocolUnreachable, QueryAction, RateLimit, Ratemask, ResponderMode, Router, SuppressedAction, Timestamp,
+    Unreachable,
 };
 pub use ports::PortBitmaps;
 pub use prefixes::AnswerPrefixes;

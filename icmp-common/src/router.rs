@@ -1,0 +1,87 @@
+//! Router-side errors: whether a datagram not addressed to this host is one
+//! to send Time Exceeded about (RFC 1812 §5.3.1; Linux's `ip_forward`),
+//! before the kernel's FIB is asked whether it would be forwarded at all.
+
+use crate::{
+    AddrSet, Config,
+    config::FLAG_ROUTER_TIME_EXCEEDED,
+    reason::Reason,
+    unreachable::{DatagramV4, suppress_v4, v4_dst_is_group},
+};
+
+/// `None`: not a router case (addressed to this host, TTL above 1, or the
+/// feature off) — the frame goes on to the host-side rules. `Some(Err)`:
+/// a Time Exceeded would be due but a rule suppresses it. `Some(Ok)`: ask
+/// the FIB, and send it if the datagram would be forwarded.
+#[inline(always)]
+pub fn time_exceeded_v4(d: &DatagramV4<'_>, ttl: u8, cfg: &Config, addrs: &AddrSet) -> Option<Result<(), Reason>> {
+    if !cfg.has(FLAG_ROUTER_TIME_EXCEEDED) || ttl > 1 || addrs.has_v4(d.dst) || v4_dst_is_group(d.dst, addrs) {
+        return None;
+    }
+    Some(match suppress_v4(d, cfg, addrs) {
+        Some(r) => Err(r),
+        None => Ok(()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::unreachable::Payload;
+
+    /// Cases written from RFC 1812 §4.3.2.7 and §5.3.1, not from the code.
+    #[test]
+    fn time_exceeded_cases() {
+        let mut addrs = AddrSet::default();
+        addrs.push_v4([192, 0, 2, 1]);
+        addrs.push_v4_broadcast([192, 0, 2, 255]);
+        let on = Config {
+            flags: Config::default().flags | FLAG_ROUTER_TIME_EXCEEDED,
+            ..Config::default()
+        };
+        let unicast = [2, 0, 0, 0, 0, 9];
+        let d = |src: [u8; 4], dst: [u8; 4], mac: [u8; 6], frag: u16, payload: Payload| (src, dst, mac, frag, payload);
+        let ask = |c: &Config, t: u8, (src, dst, mac, frag, payload): ([u8; 4], [u8; 4], [u8; 6], u16, Payload)| {
+            time_exceeded_v4(
+                &DatagramV4 {
+                    eth_dst: &mac,
+                    src: &src,
+                    dst: &dst,
+                    frag_offset: frag,
+                    payload,
+                },
+                t,
+                c,
+                &addrs,
+            )
+        };
+        let transit = d([192, 0, 2, 2], [198, 51, 100, 2], unicast, 0, Payload::Udp);
+        assert_eq!(ask(&on, 1, transit), Some(Ok(())), "TTL 1 in transit");
+        let transit = d([192, 0, 2, 2], [198, 51, 100, 2], unicast, 0, Payload::Udp);
+        assert_eq!(ask(&on, 0, transit), Some(Ok(())), "TTL 0 in transit");
+        let transit = d([192, 0, 2, 2], [198, 51, 100, 2], unicast, 0, Payload::Udp);
+        assert_eq!(ask(&on, 2, transit), None, "TTL 2 is forwarded");
+        let transit = d([192, 0, 2, 2], [198, 51, 100, 2], unicast, 0, Payload::Udp);
+        assert_eq!(ask(&Config::default(), 1, transit), None, "off by default");
+        let to_us = d([192, 0, 2, 2], [192, 0, 2, 1], unicast, 0, Payload::Udp);
+        assert_eq!(
+            ask(&on, 1, to_us),
+            None,
+            "addressed to this host: delivered, not forwarded"
+        );
+        let bcast = d([192, 0, 2, 2], [192, 0, 2, 255], unicast, 0, Payload::Udp);
+        assert_eq!(ask(&on, 1, bcast), None, "our broadcast is ours");
+        let err = d([192, 0, 2, 2], [198, 51, 100, 2], unicast, 0, Payload::Icmp(3));
+        assert_eq!(ask(&on, 1, err), Some(Err(Reason::SuppressedIcmpError)));
+        let echo = d([192, 0, 2, 2], [198, 51, 100, 2], unicast, 0, Payload::Icmp(8));
+        assert_eq!(ask(&on, 1, echo), Some(Ok(())), "traceroute -I");
+        let frag = d([192, 0, 2, 2], [198, 51, 100, 2], unicast, 7, Payload::Other);
+        assert_eq!(ask(&on, 1, frag), Some(Err(Reason::SuppressedNonFirstFragment)));
+        let link = d([192, 0, 2, 2], [198, 51, 100, 2], [0xff; 6], 0, Payload::Udp);
+        assert_eq!(ask(&on, 1, link), Some(Err(Reason::SuppressedLinkBroadcast)));
+        let bad = d([0, 0, 0, 0], [198, 51, 100, 2], unicast, 0, Payload::Udp);
+        assert_eq!(ask(&on, 1, bad), Some(Err(Reason::SuppressedBadSource)));
+        let mcast = d([192, 0, 2, 2], [224, 0, 0, 9], unicast, 0, Payload::Udp);
+        assert_eq!(ask(&on, 1, mcast), None, "multicast is not forwarded as unicast");
+    }
+}

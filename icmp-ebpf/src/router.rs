@@ -1,0 +1,169 @@
+//! Router-side errors (`[router]`): Time Exceeded for a datagram this host
+//! would forward with TTL ≤ 1, as Linux's `ip_forward` sends it — asked of
+//! the kernel's own FIB (`bpf_fib_lookup`), so forwarding decisions stay the
+//! kernel's. The error leaves by XDP_TX from the address and MACs of the
+//! route back to the source; when that route leaves by another interface or
+//! its neighbour is unknown, the frame goes to the kernel (`no_route_back`).
+
+use aya_ebpf::{
+    bindings::{
+        BPF_FIB_LKUP_RET_FRAG_NEEDED, BPF_FIB_LKUP_RET_NO_NEIGH, BPF_FIB_LKUP_RET_SUCCESS, BPF_FIB_LOOKUP_SRC, xdp_md,
+    },
+    helpers::bpf_fib_lookup,
+    programs::XdpContext,
+};
+use icmp_common::{
+    Config,
+    addr::v4_may_send_from,
+    config::FLAG_SHADOW,
+    reason::{Family, Reason},
+    unreachable::quote_len,
+};
+
+use crate::{
+    count, csum, ratelimit,
+    unreachable::{Error, send_v4},
+};
+
+const AF_INET: u8 = 2;
+const ICMP_TIME_EXCEEDED: u8 = 11;
+const MAX_QUOTE_V4: usize = Config::MAX_V4_ERROR_SIZE as usize - 28;
+
+/// `struct bpf_fib_lookup` (uapi `bpf.h`, 64 bytes; 72 here) as nine 8-byte words
+/// (little-endian, as bpfel is), written and read only whole: the verifier
+/// refuses misaligned stack access, and a struct of narrow fields gets split
+/// by the compiler into pieces stored at odd offsets (a 4-byte store at
+/// offset 2 for `sport`/`dport`).
+#[repr(C, align(8))]
+struct Fib([u64; 9]);
+
+impl Fib {
+    /// family, l4_protocol, tot_len, ifindex, tos, ipv4_src, ipv4_dst (the
+    /// addresses as in the packet, read as native words).
+    fn v4(family: u8, proto: u8, tot_len: u16, ifindex: u32, tos: u8, src: u32, dst: u32) -> Self {
+        let mut w = [0u64; 9];
+        // family @0, l4_protocol @1, sport @2, dport @4, tot_len @6.
+        w[0] = family as u64 | (proto as u64) << 8 | (tot_len as u64) << 48;
+        // ifindex @8, tos @12.
+        w[1] = ifindex as u64 | (tos as u64) << 32;
+        // ipv4_src @16, ipv4_dst @32.
+        w[2] = src as u64;
+        w[4] = dst as u64;
+        Self(w)
+    }
+
+    fn ifindex(&self) -> u32 {
+        self.0[1] as u32
+    }
+
+    fn ipv4_src(&self) -> u32 {
+        self.0[2] as u32
+    }
+
+    /// (smac @52, dmac @58): in a union with the `mark` input (6.x uapi).
+    fn macs(&self) -> ([u8; 6], [u8; 6]) {
+        let a = self.0[6].to_le_bytes();
+        let b = self.0[7].to_le_bytes();
+        (
+            [a[4], a[5], a[6], a[7], b[0], b[1]],
+            [b[2], b[3], b[4], b[5], b[6], b[7]],
+        )
+    }
+}
+
+#[inline(always)]
+fn lookup(ctx: *mut xdp_md, p: &mut Fib, flags: u32) -> i64 {
+    // SAFETY: helper on our own context with the uapi layout (64 bytes).
+    unsafe { bpf_fib_lookup(ctx as *mut _, p.0.as_mut_ptr().cast(), 64, flags) }
+}
+
+/// Time Exceeded (11/0) for the IPv4 datagram after the `l2_len`-byte link
+/// header, not addressed to this host, TTL ≤ 1: forwarded? route back?
+/// rate limit, quote, build. The caller has applied the suppression rules.
+/// A BPF global function (see `icmpxdp_port_unreachable_v4`). Returns the
+/// [`Reason`] slot.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn icmpxdp_time_exceeded_v4(ctx: *mut xdp_md, l2_len: u64, datagram_len: u64, ihl: u64) -> u64 {
+    let xdp = XdpContext::new(ctx);
+    let Some(cfg) = crate::maps::config() else {
+        return Reason::Disabled as u64;
+    };
+    let (l2_len, datagram_len, ihl) = (l2_len as usize, datagram_len as usize, ihl as usize);
+    if !(14..=22).contains(&l2_len) || !(20..=60).contains(&ihl) || datagram_len > 0xffff {
+        return Reason::Malformed as u64;
+    }
+    let l3 = xdp.data() + l2_len;
+    if l3 + 20 > xdp.data_end() {
+        return Reason::Malformed as u64;
+    }
+    // SAFETY: l3..l3+20 is inside the frame (checked above).
+    let (tos, proto, src, dst) = unsafe {
+        (
+            *((l3 + 1) as *const u8),
+            *((l3 + 9) as *const u8),
+            core::ptr::read_unaligned((l3 + 12) as *const [u8; 4]),
+            core::ptr::read_unaligned((l3 + 16) as *const [u8; 4]),
+        )
+    };
+    // SAFETY: a field of our own context.
+    let ingress = unsafe { (*ctx).ingress_ifindex };
+    // Would the kernel forward it? (A local, broadcast or unroutable
+    // destination, or forwarding off on the ingress: not ours to answer.)
+    let (src_word, dst_word) = (u32::from_ne_bytes(src), u32::from_ne_bytes(dst));
+    let mut fwd = Fib::v4(AF_INET, proto, datagram_len as u16, ingress, tos, src_word, dst_word);
+    let r = lookup(ctx, &mut fwd, 0) as u32;
+    if r != BPF_FIB_LKUP_RET_SUCCESS && r != BPF_FIB_LKUP_RET_NO_NEIGH && r != BPF_FIB_LKUP_RET_FRAG_NEEDED {
+        return Reason::NotOurs as u64;
+    }
+    // The route back: its egress, source address and MACs.
+    let mut back = Fib::v4(AF_INET, 1, 0, ingress, tos, 0, src_word);
+    if lookup(ctx, &mut back, BPF_FIB_LOOKUP_SRC) as u32 != BPF_FIB_LKUP_RET_SUCCESS || back.ifindex() != ingress {
+        return Reason::NoRouteBack as u64;
+    }
+    let from = back.ipv4_src();
+    if !v4_may_send_from(&from.to_ne_bytes()) {
+        return Reason::UnsendableSource as u64;
+    }
+    let (smac, dmac) = back.macs();
+    let error_size = (cfg.v4_error_size as usize).min(Config::MAX_V4_ERROR_SIZE as usize);
+    let quote = quote_len(datagram_len, ihl, error_size, 28);
+    let Some(sum) = csum::sum_bytes::<MAX_QUOTE_V4>(&xdp, l3, quote) else {
+        return Reason::Malformed as u64;
+    };
+    if let Err(scope) = ratelimit::outgoing_v4(cfg, &src, ICMP_TIME_EXCEEDED) {
+        return scope.reason() as u64;
+    }
+    if cfg.has(FLAG_SHADOW) {
+        count::sent(Family::V4, ICMP_TIME_EXCEEDED);
+        return Reason::TimeExceededSent as u64;
+    }
+    let built = send_v4(
+        &xdp,
+        l2_len,
+        (tos & 0x1e) | 0xc0,
+        cfg.ttl,
+        [ICMP_TIME_EXCEEDED, 0],
+        Some(from),
+        quote,
+        sum,
+    );
+    match built {
+        Ok(()) => {
+            // The route back's MACs (the request's may have been a gateway's).
+            let (data, end) = (xdp.data(), xdp.data_end());
+            if data + 12 > end {
+                return Reason::Malformed as u64;
+            }
+            // SAFETY: data..data+12 is inside the frame (checked).
+            unsafe {
+                core::ptr::write_unaligned(data as *mut [u8; 6], dmac);
+                core::ptr::write_unaligned((data + 6) as *mut [u8; 6], smac);
+            }
+            count::sent(Family::V4, ICMP_TIME_EXCEEDED);
+            Reason::TimeExceededSent as u64
+        }
+        Err(Error::NoHeadroom) => Reason::NoHeadroom as u64,
+        Err(Error::Bounds) => Reason::Malformed as u64,
+    }
+}

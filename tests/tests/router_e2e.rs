@@ -1,0 +1,271 @@
+//! Router-side Time Exceeded (`router.time_exceeded`) in a three-namespace
+//! lab: client — router (forwarding on) — server. The router's kernel
+//! answers a TTL-1 probe once without XDP; then icmpxdp answers it, with the
+//! router kernel's own Time Exceeded dropped by nftables, and the two are
+//! compared byte for byte (but the IP IDs and the checksums over them).
+//! traceroute (UDP and ICMP) shows the router as hop 1, the server as hop 2.
+
+use std::{
+    io::ErrorKind,
+    mem::MaybeUninit,
+    net::{Ipv4Addr, SocketAddr},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use icmp_user::dataplane::{
+    load::{Mode, Responder},
+    netns,
+};
+use icmpxdp_tests::{Running, in_netns, output, require_root, stats_json};
+use socket2::{Domain, Protocol, Socket, Type};
+
+const CLIENT: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+const ROUTER_IN: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+const ROUTER_OUT: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
+const SERVER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+
+/// Three namespaces and two veth pairs, deleted on drop.
+struct RouterLab {
+    client: String,
+    router: String,
+    server: String,
+    client_if: String,
+    router_in: String,
+}
+
+fn ip(args: &[&str]) {
+    let (ok, _, err) = output(Command::new("ip").args(args));
+    assert!(ok, "ip {args:?}: {err}");
+}
+
+impl RouterLab {
+    fn create() -> Self {
+        require_root();
+        let id = std::process::id() % 100_000;
+        let l = Self {
+            client: format!("icmpxdp-t{id}-rc"),
+            router: format!("icmpxdp-t{id}-rr"),
+            server: format!("icmpxdp-t{id}-rs"),
+            client_if: format!("rc{id}c"),
+            router_in: format!("rc{id}i"),
+        };
+        let (router_out, server_if) = (format!("rc{id}o"), format!("rc{id}s"));
+        for ns in [&l.client, &l.router, &l.server] {
+            let _ = Command::new("ip")
+                .args(["netns", "del", ns])
+                .stderr(Stdio::null())
+                .status();
+            ip(&["netns", "add", ns]);
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+        }
+        ip(&[
+            "link",
+            "add",
+            &l.client_if,
+            "netns",
+            &l.client,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &l.router_in,
+            "netns",
+            &l.router,
+        ]);
+        ip(&[
+            "link",
+            "add",
+            &router_out,
+            "netns",
+            &l.router,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &server_if,
+            "netns",
+            &l.server,
+        ]);
+        for (ns, dev, addr) in [
+            (&l.client, &l.client_if, format!("{CLIENT}/24")),
+            (&l.router, &l.router_in, format!("{ROUTER_IN}/24")),
+            (&l.router, &router_out, format!("{ROUTER_OUT}/24")),
+            (&l.server, &server_if, format!("{SERVER}/24")),
+        ] {
+            ip(&["-n", ns, "addr", "add", &addr, "dev", dev]);
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+        }
+        ip(&[
+            "-n",
+            &l.client,
+            "route",
+            "add",
+            "default",
+            "via",
+            &ROUTER_IN.to_string(),
+        ]);
+        ip(&[
+            "-n",
+            &l.server,
+            "route",
+            "add",
+            "default",
+            "via",
+            &ROUTER_OUT.to_string(),
+        ]);
+        icmp_user::lab::sysctl_in(&l.router, "net.ipv4.ip_forward", "1").unwrap();
+        // The kernel's own ICMP rate limit off, so the comparison is not
+        // at its mercy.
+        icmp_user::lab::sysctl_in(&l.router, "net.ipv4.icmp_ratelimit", "0").unwrap();
+        l
+    }
+}
+
+impl Drop for RouterLab {
+    fn drop(&mut self) {
+        for ns in [&self.client, &self.router, &self.server] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// Sends one UDP probe with TTL 1 from the client (port 40000 → server
+/// 33434) and returns the ICMP Time Exceeded it gets, IP header included.
+fn probe(client_ns: &str) -> Option<Vec<u8>> {
+    in_netns(client_ns, move || {
+        let icmp = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4)).unwrap();
+        icmp.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let udp = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+        udp.set_ttl_v4(1).unwrap();
+        let from: SocketAddr = (CLIENT, 40000).into();
+        udp.bind(&from.into()).unwrap();
+        let to: SocketAddr = (SERVER, 33434).into();
+        udp.send_to(b"router-side time exceeded", &to.into()).unwrap();
+        let end = Instant::now() + Duration::from_secs(2);
+        let mut buf = [MaybeUninit::<u8>::uninit(); 2048];
+        while Instant::now() < end {
+            match icmp.recv(&mut buf) {
+                Ok(n) => {
+                    // SAFETY: recv initialised the first n bytes.
+                    let p: Vec<u8> = buf[..n].iter().map(|b| unsafe { b.assume_init() }).collect();
+                    if p.len() > 20 && p[20] == 11 {
+                        return Some(p);
+                    }
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) => panic!("raw recv: {e}"),
+            }
+        }
+        None
+    })
+}
+
+/// The fields two Time Exceeded messages about two probes may differ in:
+/// the error's IP ID (fresh per packet) and header checksum, and the same
+/// two fields of the quoted probe (the client's kernel gives each probe its
+/// own ID). The ICMP checksum covers the quote, so it differs with them.
+fn mask(p: &[u8]) -> Vec<u8> {
+    let mut p = p.to_vec();
+    for r in [4..6, 10..12, 22..24, 32..34, 38..40] {
+        p[r].fill(0);
+    }
+    p
+}
+
+#[test]
+fn time_exceeded_from_xdp_matches_the_router_kernel_s() {
+    let l = RouterLab::create();
+    // XDP_TX on a veth reaches the peer only if the peer runs XDP.
+    let pass = {
+        let _inside = netns::enter(&l.client).unwrap();
+        let mut p = Responder::load_pass().unwrap();
+        p.attach(&l.client_if, Mode::Driver).unwrap();
+        p
+    };
+
+    let kernel = probe(&l.client).expect("the router's kernel sends Time Exceeded");
+    assert_eq!(
+        &kernel[12..16],
+        &ROUTER_IN.octets(),
+        "from the router's address toward the client"
+    );
+
+    let rules = "table inet icmpxdp_test {\n\
+                 chain out {\n\
+                 type filter hook output priority 0; policy accept;\n\
+                 icmp type time-exceeded drop\n\
+                 }\n\
+                 }\n";
+    let mut nft = Command::new("ip")
+        .args(["netns", "exec", &l.router, "nft", "-f", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(nft.stdin.as_mut().unwrap(), rules.as_bytes()).unwrap();
+    drop(nft.stdin.take());
+    assert!(nft.wait().unwrap().success());
+    assert!(probe(&l.client).is_none(), "the router's kernel is silenced");
+
+    let run = Running::start(&[
+        "--netns",
+        &l.router,
+        "run",
+        "--iface",
+        &l.router_in,
+        "--set",
+        "router.time_exceeded=true",
+    ]);
+    let instance = format!("{}@{}", l.router_in, l.router);
+    let ours = probe(&l.client).unwrap_or_else(|| {
+        panic!(
+            "icmpxdp sends Time Exceeded; its verdicts: {}; run said {:?}",
+            stats_json(&instance)["verdicts"],
+            run.stdout_lines
+        )
+    });
+    assert_eq!(
+        mask(&ours),
+        mask(&kernel),
+        "icmpxdp's Time Exceeded differs from Linux's\n  ours   {ours:02x?}\n  kernel {kernel:02x?}"
+    );
+
+    // traceroute, UDP and ICMP: hop 1 the router (from XDP), hop 2 the server.
+    for icmp in [false, true] {
+        let mut cmd = Command::new("ip");
+        cmd.args([
+            "netns",
+            "exec",
+            &l.client,
+            "traceroute",
+            "-n",
+            "-q",
+            "1",
+            "-w",
+            "1",
+            "-m",
+            "3",
+        ]);
+        if icmp {
+            cmd.arg("-I");
+        }
+        let (ok, out, err) = output(cmd.arg(SERVER.to_string()));
+        assert!(ok, "traceroute: {err}");
+        let hops: Vec<&str> = out
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .collect();
+        assert_eq!(
+            hops,
+            [ROUTER_IN.to_string(), SERVER.to_string()],
+            "traceroute{}: {out}",
+            if icmp { " -I" } else { "" }
+        );
+    }
+    let stats = stats_json(&instance);
+    let sent = stats["verdicts"]["time_exceeded_sent"].as_u64().unwrap();
+    assert!(sent >= 3, "one probe and a hop of each traceroute at least: {stats}");
+    drop(run);
+    drop(pass);
+}
