@@ -11,6 +11,7 @@ use icmp_common::{
     reason::{Family, Reason},
 };
 
+use crate::frame::{get, put, words};
 use crate::{count, maps::ADDRS};
 
 /// Builds and counts the reply from address `index` of the address set to
@@ -96,25 +97,4 @@ pub extern "C" fn icmpxdp_address_mask_reply(ctx: *mut xdp_md, l2_len: u64, inde
     }
     count::sent(Family::V4, 18);
     Reason::AddressMaskAnswered as u64
-}
-
-#[inline(always)]
-fn words(b: [u8; 4]) -> u32 {
-    u16::from_ne_bytes([b[0], b[1]]) as u32 + u16::from_ne_bytes([b[2], b[3]]) as u32
-}
-
-/// # Safety
-/// `p..p + size_of::<T>()` must be inside the frame.
-#[inline(always)]
-unsafe fn put<T>(p: usize, v: T) {
-    // SAFETY: per the function contract.
-    unsafe { core::ptr::write_unaligned(p as *mut T, v) }
-}
-
-/// # Safety
-/// As [`put`].
-#[inline(always)]
-unsafe fn get<T>(p: usize) -> T {
-    // SAFETY: per the function contract.
-    unsafe { core::ptr::read_unaligned(p as *const T) }
 }

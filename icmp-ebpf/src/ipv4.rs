@@ -189,20 +189,23 @@ fn router_v4(
         frag_offset: frag & 0x1fff,
         payload,
     };
-    match icmp_common::router::time_exceeded_v4(&d, ip.ttl, cfg, addrs)? {
-        Err(r) => Some(r),
-        Ok(()) => {
-            if fold64(header_sum(ctx, ip, l3, ihl)) != 0xffff {
-                return Some(Reason::Malformed);
-            }
-            Some(Reason::from_index(crate::router::icmpxdp_time_exceeded_v4(
-                ctx.ctx,
-                l2_len as u64,
-                tot_len as u64,
-                ihl as u64,
-            )))
-        }
+    // A suppressed error is only one if the datagram would be forwarded:
+    // the FIB is asked first, so nothing in transit to elsewhere is ever
+    // dropped by `suppressed = "drop"` on a host that does not forward it.
+    let suppressed = match icmp_common::router::time_exceeded_v4(&d, ip.ttl, cfg, addrs)? {
+        Err(r) => r as u64,
+        Ok(()) => crate::router::NOT_SUPPRESSED,
+    };
+    if fold64(header_sum(ctx, ip, l3, ihl)) != 0xffff {
+        return Some(Reason::Malformed);
     }
+    Some(Reason::from_index(crate::router::icmpxdp_time_exceeded_v4(
+        ctx.ctx,
+        l2_len as u64,
+        tot_len as u64,
+        ihl as u64,
+        suppressed,
+    )))
 }
 
 #[inline(always)]

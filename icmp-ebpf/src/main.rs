@@ -9,6 +9,7 @@ mod bare;
 mod capture;
 mod count;
 mod csum;
+mod frame;
 mod ipv4;
 mod ipv6;
 mod maps;

@@ -77,14 +77,24 @@ fn lookup(ctx: *mut xdp_md, p: &mut Fib, flags: u32) -> i64 {
     unsafe { bpf_fib_lookup(ctx as *mut _, p.0.as_mut_ptr().cast(), 64, flags) }
 }
 
+/// `suppressed` when no suppression rule applies.
+pub const NOT_SUPPRESSED: u64 = u64::MAX;
+
 /// Time Exceeded (11/0) for the IPv4 datagram after the `l2_len`-byte link
-/// header, not addressed to this host, TTL ≤ 1: forwarded? route back?
-/// rate limit, quote, build. The caller has applied the suppression rules.
+/// header, not addressed to this host, TTL ≤ 1: forwarded? suppressed (the
+/// caller's verdict, `suppressed`, or [`NOT_SUPPRESSED`])? route back? rate
+/// limit, quote, build.
 /// A BPF global function (see `icmpxdp_port_unreachable_v4`). Returns the
 /// [`Reason`] slot.
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub extern "C" fn icmpxdp_time_exceeded_v4(ctx: *mut xdp_md, l2_len: u64, datagram_len: u64, ihl: u64) -> u64 {
+pub extern "C" fn icmpxdp_time_exceeded_v4(
+    ctx: *mut xdp_md,
+    l2_len: u64,
+    datagram_len: u64,
+    ihl: u64,
+    suppressed: u64,
+) -> u64 {
     let xdp = XdpContext::new(ctx);
     let Some(cfg) = crate::maps::config() else {
         return Reason::Disabled as u64;
@@ -115,6 +125,9 @@ pub extern "C" fn icmpxdp_time_exceeded_v4(ctx: *mut xdp_md, l2_len: u64, datagr
     let r = lookup(ctx, &mut fwd, 0) as u32;
     if r != BPF_FIB_LKUP_RET_SUCCESS && r != BPF_FIB_LKUP_RET_NO_NEIGH && r != BPF_FIB_LKUP_RET_FRAG_NEEDED {
         return Reason::NotOurs as u64;
+    }
+    if suppressed != NOT_SUPPRESSED {
+        return Reason::from_index(suppressed) as u64;
     }
     // The route back: its egress, source address and MACs.
     let mut back = Fib::v4(AF_INET, 1, 0, ingress, tos, 0, src_word);

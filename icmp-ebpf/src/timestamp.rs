@@ -24,6 +24,7 @@ use icmp_common::{
 };
 
 use crate::count;
+use crate::frame::{get, put, words};
 
 /// Builds and counts the reply for the timestamp request after the
 /// `l2_len`-byte link header, whose ICMP data (after the 8-byte header) is
@@ -125,26 +126,4 @@ pub extern "C" fn icmpxdp_timestamp_reply(ctx: *mut xdp_md, l2_len: u64, data_le
     }
     count::sent(Family::V4, 14);
     Reason::TimestampAnswered as u64
-}
-
-/// The two native 16-bit words of 4 bytes, summed.
-#[inline(always)]
-fn words(b: [u8; 4]) -> u32 {
-    u16::from_ne_bytes([b[0], b[1]]) as u32 + u16::from_ne_bytes([b[2], b[3]]) as u32
-}
-
-/// # Safety
-/// `p..p + size_of::<T>()` must be inside the frame.
-#[inline(always)]
-unsafe fn put<T>(p: usize, v: T) {
-    // SAFETY: per the function contract.
-    unsafe { core::ptr::write_unaligned(p as *mut T, v) }
-}
-
-/// # Safety
-/// As [`put`].
-#[inline(always)]
-unsafe fn get<T>(p: usize) -> T {
-    // SAFETY: per the function contract.
-    unsafe { core::ptr::read_unaligned(p as *const T) }
 }

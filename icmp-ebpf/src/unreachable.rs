@@ -21,6 +21,7 @@ use icmp_common::{
     unreachable::quote_len,
 };
 
+use crate::frame::{get, put};
 use crate::{count, csum, ratelimit};
 
 /// The largest IPv4 quote: 576 - 20 - 8 (never more, whatever the config).
@@ -171,22 +172,6 @@ pub(crate) enum Error {
     NoHeadroom,
     /// A bounds check failed after the frame was changed (not expected).
     Bounds,
-}
-
-/// # Safety
-/// `p..p + size_of::<T>()` must be inside the frame.
-#[inline(always)]
-unsafe fn put<T>(p: usize, v: T) {
-    // SAFETY: per the function contract.
-    unsafe { core::ptr::write_unaligned(p as *mut T, v) }
-}
-
-/// # Safety
-/// As [`put`].
-#[inline(always)]
-unsafe fn get<T>(p: usize) -> T {
-    // SAFETY: per the function contract.
-    unsafe { core::ptr::read_unaligned(p as *const T) }
 }
 
 /// Grows the frame by `grow` bytes at the front and moves the `l2_len`-byte
