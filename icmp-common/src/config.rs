@@ -59,8 +59,9 @@ pub const FLAG_PROTO_UNREACH: u32 = 1 << 17;
 /// (`address_mask.action = "answer"`: a declaration of authority, RFC 1122
 /// §3.2.2.9).
 pub const FLAG_ADDRESS_MASK_ANSWER: u32 = 1 << 18;
-/// `Config::flags`: send Time Exceeded (11/0) for a datagram this host
-/// would forward whose TTL is 1 or less (`router.time_exceeded`).
+/// `Config::flags`: send Time Exceeded (11/0; ICMPv6 3/0) for a datagram
+/// this host would forward whose TTL / hop limit is 1 or less
+/// (`router.time_exceeded`).
 pub const FLAG_ROUTER_TIME_EXCEEDED: u32 = 1 << 19;
 
 /// Whether type `t` is set in a 256-bit type bitmap.

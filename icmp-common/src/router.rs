@@ -4,9 +4,10 @@
 
 use crate::{
     AddrSet, Config,
+    addr::v6_is_multicast,
     config::FLAG_ROUTER_TIME_EXCEEDED,
     reason::Reason,
-    unreachable::{DatagramV4, suppress_v4, v4_dst_is_group},
+    unreachable::{DatagramV4, DatagramV6, suppress_v4, suppress_v6, v4_dst_is_group},
 };
 
 /// `None`: not a router case (addressed to this host, TTL above 1, or the
@@ -19,6 +20,24 @@ pub fn time_exceeded_v4(d: &DatagramV4<'_>, ttl: u8, cfg: &Config, addrs: &AddrS
         return None;
     }
     Some(match suppress_v4(d, cfg, addrs) {
+        Some(r) => Err(r),
+        None => Ok(()),
+    })
+}
+
+/// [`time_exceeded_v4`] for IPv6: hop limit ≤ 1 (RFC 4443 §3.3; Linux's
+/// `ip6_forward`), not to one of our addresses nor to a multicast group.
+#[inline(always)]
+pub fn time_exceeded_v6(
+    d: &DatagramV6<'_>,
+    hop_limit: u8,
+    cfg: &Config,
+    addrs: &AddrSet,
+) -> Option<Result<(), Reason>> {
+    if !cfg.has(FLAG_ROUTER_TIME_EXCEEDED) || hop_limit > 1 || addrs.has_v6(d.dst) || v6_is_multicast(d.dst) {
+        return None;
+    }
+    Some(match suppress_v6(d) {
         Some(r) => Err(r),
         None => Ok(()),
     })
@@ -83,5 +102,48 @@ mod tests {
         assert_eq!(ask(&on, 1, bad), Some(Err(Reason::SuppressedBadSource)));
         let mcast = d([192, 0, 2, 2], [224, 0, 0, 9], unicast, 0, Payload::Udp);
         assert_eq!(ask(&on, 1, mcast), None, "multicast is not forwarded as unicast");
+    }
+
+    #[test]
+    fn time_exceeded_v6_cases() {
+        let ours = [0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        let peer = [0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+        let far = [0x20, 0x01, 0x0d, 0xb8, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+        let mut addrs = AddrSet::default();
+        addrs.push_v6(ours);
+        let on = Config {
+            flags: Config::default().flags | FLAG_ROUTER_TIME_EXCEEDED,
+            ..Config::default()
+        };
+        let mac = [2, 0, 0, 0, 0, 9];
+        let ask = |src: [u8; 16], dst: [u8; 16], hop: u8, payload: Payload| {
+            time_exceeded_v6(
+                &DatagramV6 {
+                    eth_dst: &mac,
+                    src: &src,
+                    dst: &dst,
+                    frag_offset: 0,
+                    payload,
+                },
+                hop,
+                &on,
+                &addrs,
+            )
+        };
+        assert_eq!(ask(peer, far, 1, Payload::Udp), Some(Ok(())), "hop limit 1 in transit");
+        assert_eq!(ask(peer, far, 2, Payload::Udp), None, "forwarded");
+        assert_eq!(ask(peer, ours, 1, Payload::Udp), None, "ours");
+        let mut group = far;
+        group[0] = 0xff;
+        assert_eq!(ask(peer, group, 1, Payload::Udp), None, "multicast");
+        assert_eq!(
+            ask(peer, far, 1, Payload::Icmp(1)),
+            Some(Err(Reason::SuppressedIcmpError))
+        );
+        assert_eq!(ask(peer, far, 1, Payload::Icmp(128)), Some(Ok(())), "traceroute -6 -I");
+        assert_eq!(
+            ask([0; 16], far, 1, Payload::Udp),
+            Some(Err(Reason::SuppressedBadSource))
+        );
     }
 }

@@ -57,7 +57,7 @@ pub fn bare_unreach6(ctx: XdpContext) -> u32 {
     let Some(sum) = csum::sum_bytes::<48>(&ctx, ctx.data() + 14, 48) else {
         return xdp_action::XDP_PASS;
     };
-    match unreachable::send_v6(&ctx, 14, 64, [1, 4], 0, 48, sum) {
+    match unreachable::send_v6(&ctx, 14, 64, [1, 4], 0, None, 48, sum) {
         Ok(()) => xdp_action::XDP_TX,
         Err(_) => xdp_action::XDP_PASS,
     }

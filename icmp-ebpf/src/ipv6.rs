@@ -3,7 +3,7 @@
 use aya_ebpf::{maps::lpm_trie, programs::XdpContext};
 use icmp_common::{
     AddrSet, Config,
-    config::{FLAG_PROTO_UNREACH, FLAG_SHADOW},
+    config::{FLAG_PROTO_UNREACH, FLAG_ROUTER_TIME_EXCEEDED, FLAG_SHADOW},
     echo::{EchoV6, Verdict, decide_v6},
     reason::{Family, Reason},
 };
@@ -54,6 +54,13 @@ pub fn handle(ctx: &XdpContext, cur: &mut Cursor, eth: &mut EthHdr, l2_len: usiz
     let payload_len = u16::from_be_bytes(ip.payload_len) as usize;
     if payload_len > cur.remaining() {
         return Reason::Malformed;
+    }
+    // A router's Time Exceeded, for any upper layer (one compare while off).
+    if ip.hop_limit <= 1
+        && cfg.has(FLAG_ROUTER_TIME_EXCEEDED)
+        && let Some(r) = router_v6(ctx, eth, ip, cur.pos, l2_len, payload_len, cfg)
+    {
+        return r;
     }
     let mut at = Layout {
         l2_len,
@@ -130,4 +137,50 @@ fn answer_echo(eth: &mut EthHdr, ip: &mut Ipv6Hdr, icmp: &mut IcmpHdr, cfg: &Con
             Reason::EchoAnswered
         }
     }
+}
+
+/// Time Exceeded for an IPv6 datagram in transit with hop limit ≤ 1
+/// (`router.rs`): `None` when it is ours, or behind a Fragment header (the
+/// kernel's to judge).
+#[inline(always)]
+#[expect(clippy::too_many_arguments, reason = "the parsed facts, passed as they are")]
+fn router_v6(
+    ctx: &XdpContext,
+    eth: &EthHdr,
+    ip: &Ipv6Hdr,
+    l4: usize,
+    l2_len: usize,
+    payload_len: usize,
+    cfg: &Config,
+) -> Option<Reason> {
+    let addrs = ADDRS.get(0)?;
+    if ip.next_header == IPPROTO_FRAGMENT {
+        return None;
+    }
+    let payload = if ip.next_header == IPPROTO_ICMPV6 {
+        if l4 + 1 > ctx.data_end() || payload_len < 1 {
+            return Some(Reason::Malformed);
+        }
+        // SAFETY: l4 is inside the frame (checked above).
+        icmp_common::unreachable::Payload::Icmp(unsafe { *(l4 as *const u8) })
+    } else {
+        icmp_common::unreachable::Payload::Other
+    };
+    let d = icmp_common::unreachable::DatagramV6 {
+        eth_dst: &eth.dst,
+        src: &ip.src,
+        dst: &ip.dst,
+        frag_offset: 0,
+        payload,
+    };
+    let suppressed = match icmp_common::router::time_exceeded_v6(&d, ip.hop_limit, cfg, addrs)? {
+        Err(r) => r as u64,
+        Ok(()) => crate::router::NOT_SUPPRESSED,
+    };
+    Some(Reason::from_index(crate::router::icmpxdp_time_exceeded_v6(
+        ctx.ctx,
+        l2_len as u64,
+        (size_of::<Ipv6Hdr>() + payload_len) as u64,
+        suppressed,
+    )))
 }

@@ -132,6 +132,7 @@ fn is_other_protocol(ctx: &XdpContext) -> bool {
                 && next != parse::IPPROTO_UDP
                 && !ipv6::is_extension_or_fragment(next)
                 && !maps::protocol_closed(1, next)
+                && at(7).is_some_and(|hop_limit| hop_limit > 1)
         }),
     }
 }

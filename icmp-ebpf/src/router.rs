@@ -14,18 +14,23 @@ use aya_ebpf::{
 };
 use icmp_common::{
     Config,
-    addr::v4_may_send_from,
+    addr::{v4_may_send_from, v6_may_send_from},
     config::FLAG_SHADOW,
     reason::{Family, Reason},
     unreachable::quote_len,
 };
 
 use crate::{
-    count, csum, ratelimit,
-    unreachable::{Error, send_v4},
+    count, csum,
+    frame::{get, put},
+    ratelimit,
+    unreachable::{Error, send_v4, send_v6},
 };
 
 const AF_INET: u8 = 2;
+const AF_INET6: u8 = 10;
+const ICMPV6_TIME_EXCEEDED: u8 = 3;
+const MAX_QUOTE_V6: usize = Config::MAX_V6_ERROR_SIZE as usize - 48;
 const ICMP_TIME_EXCEEDED: u8 = 11;
 const MAX_QUOTE_V4: usize = Config::MAX_V4_ERROR_SIZE as usize - 28;
 
@@ -50,6 +55,23 @@ impl Fib {
         w[2] = src as u64;
         w[4] = dst as u64;
         Self(w)
+    }
+
+    /// family, l4_protocol, tot_len, ifindex, ipv6_src @16, ipv6_dst @32
+    /// (flowinfo 0).
+    fn v6(proto: u8, tot_len: u16, ifindex: u32, src: [u64; 2], dst: [u64; 2]) -> Self {
+        let mut w = [0u64; 9];
+        w[0] = AF_INET6 as u64 | (proto as u64) << 8 | (tot_len as u64) << 48;
+        w[1] = ifindex as u64;
+        w[2] = src[0];
+        w[3] = src[1];
+        w[4] = dst[0];
+        w[5] = dst[1];
+        Self(w)
+    }
+
+    fn ipv6_src(&self) -> [u64; 2] {
+        [self.0[2], self.0[3]]
     }
 
     fn ifindex(&self) -> u32 {
@@ -161,19 +183,100 @@ pub extern "C" fn icmpxdp_time_exceeded_v4(
         quote,
         sum,
     );
+    finish(&xdp, built, smac, dmac, Family::V4, ICMP_TIME_EXCEEDED)
+}
+
+/// ICMPv6 Time Exceeded (3/0) for the IPv6 datagram after the link header,
+/// hop limit ≤ 1: [`icmpxdp_time_exceeded_v4`] for IPv6 (Linux's
+/// `ip6_forward`), with the source address the route back selects.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn icmpxdp_time_exceeded_v6(ctx: *mut xdp_md, l2_len: u64, datagram_len: u64, suppressed: u64) -> u64 {
+    let xdp = XdpContext::new(ctx);
+    let Some(cfg) = crate::maps::config() else {
+        return Reason::Disabled as u64;
+    };
+    let (l2_len, datagram_len) = (l2_len as usize, datagram_len as usize);
+    if !(14..=22).contains(&l2_len) || !(40..=40 + 0xffff).contains(&datagram_len) {
+        return Reason::Malformed as u64;
+    }
+    let l3 = xdp.data() + l2_len;
+    if l3 + 40 > xdp.data_end() {
+        return Reason::Malformed as u64;
+    }
+    // SAFETY: l3..l3+40 is inside the frame (checked above).
+    let (next, src, dst) = unsafe {
+        (
+            *((l3 + 6) as *const u8),
+            [get::<u64>(l3 + 8), get::<u64>(l3 + 16)],
+            [get::<u64>(l3 + 24), get::<u64>(l3 + 32)],
+        )
+    };
+    // SAFETY: a field of our own context.
+    let ingress = unsafe { (*ctx).ingress_ifindex };
+    let tot_len = datagram_len.min(0xffff) as u16;
+    // One struct for both lookups: a BPF call chain shares 512 bytes of stack.
+    let mut fib = Fib::v6(next, tot_len, ingress, src, dst);
+    let r = lookup(ctx, &mut fib, 0) as u32;
+    if r != BPF_FIB_LKUP_RET_SUCCESS && r != BPF_FIB_LKUP_RET_NO_NEIGH && r != BPF_FIB_LKUP_RET_FRAG_NEEDED {
+        return Reason::NotOurs as u64;
+    }
+    if suppressed != NOT_SUPPRESSED {
+        return Reason::from_index(suppressed) as u64;
+    }
+    fib = Fib::v6(58, 0, ingress, [0, 0], src);
+    if lookup(ctx, &mut fib, BPF_FIB_LOOKUP_SRC) as u32 != BPF_FIB_LKUP_RET_SUCCESS || fib.ifindex() != ingress {
+        return Reason::NoRouteBack as u64;
+    }
+    let from = fib.ipv6_src();
+    // SAFETY: two u64 are sixteen bytes, in memory order.
+    let from_bytes = unsafe { core::mem::transmute::<[u64; 2], [u8; 16]>(from) };
+    if !v6_may_send_from(&from_bytes) {
+        return Reason::UnsendableSource as u64;
+    }
+    let (smac, dmac) = fib.macs();
+    let error_size = (cfg.v6_error_size as usize).min(Config::MAX_V6_ERROR_SIZE as usize);
+    let quote = quote_len(datagram_len, 40, error_size, 48);
+    let Some(sum) = csum::sum_bytes::<MAX_QUOTE_V6>(&xdp, l3, quote) else {
+        return Reason::Malformed as u64;
+    };
+    // SAFETY: as above.
+    let src_bytes = unsafe { core::mem::transmute::<[u64; 2], [u8; 16]>(src) };
+    if let Err(scope) = ratelimit::outgoing_v6(cfg, &src_bytes, ICMPV6_TIME_EXCEEDED) {
+        return scope.reason() as u64;
+    }
+    if cfg.has(FLAG_SHADOW) {
+        count::sent(Family::V6, ICMPV6_TIME_EXCEEDED);
+        return Reason::TimeExceededSent as u64;
+    }
+    let built = send_v6(
+        &xdp,
+        l2_len,
+        cfg.hop_limit,
+        [ICMPV6_TIME_EXCEEDED, 0],
+        0,
+        Some(from),
+        quote,
+        sum,
+    );
+    finish(&xdp, built, smac, dmac, Family::V6, ICMPV6_TIME_EXCEEDED)
+}
+
+/// After a build: the route back's MACs on the frame, and the count.
+#[inline(always)]
+fn finish(xdp: &XdpContext, built: Result<(), Error>, smac: [u8; 6], dmac: [u8; 6], family: Family, kind: u8) -> u64 {
     match built {
         Ok(()) => {
-            // The route back's MACs (the request's may have been a gateway's).
             let (data, end) = (xdp.data(), xdp.data_end());
             if data + 12 > end {
                 return Reason::Malformed as u64;
             }
             // SAFETY: data..data+12 is inside the frame (checked).
             unsafe {
-                core::ptr::write_unaligned(data as *mut [u8; 6], dmac);
-                core::ptr::write_unaligned((data + 6) as *mut [u8; 6], smac);
+                put(data, dmac);
+                put(data + 6, smac);
             }
-            count::sent(Family::V4, ICMP_TIME_EXCEEDED);
+            count::sent(family, kind);
             Reason::TimeExceededSent as u64
         }
         Err(Error::NoHeadroom) => Reason::NoHeadroom as u64,

@@ -150,7 +150,7 @@ fn error_v6(ctx: *mut xdp_md, l2_len: u64, datagram_len: u64, kind: u8, code: u8
         Family::V6,
         kind,
         sent,
-        send_v6(&ctx, l2_len, cfg.hop_limit, [kind, code], pointer, quote, sum),
+        send_v6(&ctx, l2_len, cfg.hop_limit, [kind, code], pointer, None, quote, sum),
     )
 }
 
@@ -285,13 +285,17 @@ pub(crate) fn send_v4(
 /// IPv6 error: 40-byte header (traffic class and flow label 0, as Linux
 /// sends them) + 8-byte ICMPv6 header (type 1 code 4) + quote, checksummed
 /// with the pseudo-header. Addresses come, swapped, from the quoted header.
+/// `from`: the source instead of where the datagram was sent to (a
+/// router's error leaves from the address of the route back).
 #[inline(always)]
+#[expect(clippy::too_many_arguments, reason = "one call per error kind, all scalars")]
 pub(crate) fn send_v6(
     ctx: &XdpContext,
     l2_len: usize,
     hop_limit: u8,
     [kind, code]: [u8; 2],
     pointer: u32,
+    from: Option<[u64; 2]>,
     quote: usize,
     quote_sum: u64,
 ) -> Result<(), Error> {
@@ -318,17 +322,17 @@ pub(crate) fn send_v6(
             + u16::from_ne_bytes([pointer_be[2], pointer_be[3]]) as u64
             + u16::from_ne_bytes(payload_len) as u64
             + u16::from_ne_bytes([0, 58]) as u64;
-        let mut i = 0;
-        while i < 4 {
-            let d = get::<u64>(orig + 8 + 8 * i); // original source, then destination
-            sum += (d & 0xffff_ffff) + (d >> 32);
-            i += 1;
-        }
         // In 8-byte words: an array copy compiles to a `memmove` call.
         let mut i = 0;
         while i < 2 {
-            put(h + 8 + 8 * i, get::<u64>(orig + 24 + 8 * i)); // from where it was sent to
-            put(h + 24 + 8 * i, get::<u64>(orig + 8 + 8 * i)); // back to its source
+            let s = match from {
+                Some(f) => f[i],
+                None => get::<u64>(orig + 24 + 8 * i), // from where it was sent to
+            };
+            let d = get::<u64>(orig + 8 + 8 * i); // back to its source
+            sum += (s & 0xffff_ffff) + (s >> 32) + (d & 0xffff_ffff) + (d >> 32);
+            put(h + 8 + 8 * i, s);
+            put(h + 24 + 8 * i, d);
             i += 1;
         }
         put(h + 40, [kind, code]);

@@ -169,13 +169,8 @@ fn metrics_say_when_the_responder_is_gone_and_promtool_accepts_them() {
     );
     assert_eq!(status_of(&instance)["live"], false);
     // The killed run's stale pins and metadata, removed as an operator would.
-    let (ok, _, err) = output(Command::new(icmpxdp_bin()).args([
-        "--netns",
-        &l.responder_ns,
-        "detach",
-        "--iface",
-        &l.responder_if,
-    ]));
+    let (ok, _, err) =
+        output(Command::new(icmpxdp_bin()).args(["--netns", &l.responder_ns, "detach", "--iface", &l.responder_if]));
     assert!(ok, "detach clears a killed run's pins: {err}");
     assert!(!icmp_user::dataplane::pins::instance_dir(&instance).exists());
 }

@@ -3,12 +3,13 @@
 //! answers a TTL-1 probe once without XDP; then icmpxdp answers it, with the
 //! router kernel's own Time Exceeded dropped by nftables, and the two are
 //! compared byte for byte (but the IP IDs and the checksums over them).
-//! traceroute (UDP and ICMP) shows the router as hop 1, the server as hop 2.
+//! The same for ICMPv6. traceroute (UDP, ICMP and IPv6) shows the router as
+//! hop 1, the server as hop 2.
 
 use std::{
     io::ErrorKind,
     mem::MaybeUninit,
-    net::{Ipv4Addr, SocketAddr},
+    net::{Ipv4Addr, Ipv6Addr, SocketAddr},
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
@@ -24,6 +25,10 @@ const CLIENT: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 const ROUTER_IN: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 const ROUTER_OUT: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
 const SERVER: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+const CLIENT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 2);
+const ROUTER_IN6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 1);
+const ROUTER_OUT6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 1);
+const SERVER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 2);
 
 /// Three namespaces and two veth pairs, deleted on drop.
 struct RouterLab {
@@ -96,6 +101,36 @@ impl RouterLab {
             ip(&["-n", ns, "addr", "add", &addr, "dev", dev]);
             ip(&["-n", ns, "link", "set", dev, "up"]);
         }
+        for (ns, dev, addr) in [
+            (&l.client, &l.client_if, format!("{CLIENT6}/64")),
+            (&l.router, &l.router_in, format!("{ROUTER_IN6}/64")),
+            (&l.router, &router_out, format!("{ROUTER_OUT6}/64")),
+            (&l.server, &server_if, format!("{SERVER6}/64")),
+        ] {
+            ip(&["-n", ns, "addr", "add", &addr, "dev", dev, "nodad"]);
+        }
+        ip(&[
+            "-n",
+            &l.client,
+            "-6",
+            "route",
+            "add",
+            "default",
+            "via",
+            &ROUTER_IN6.to_string(),
+        ]);
+        ip(&[
+            "-n",
+            &l.server,
+            "-6",
+            "route",
+            "add",
+            "default",
+            "via",
+            &ROUTER_OUT6.to_string(),
+        ]);
+        icmp_user::lab::sysctl_in(&l.router, "net.ipv6.conf.all.forwarding", "1").unwrap();
+        icmp_user::lab::sysctl_in(&l.router, "net.ipv6.icmp.ratelimit", "0").unwrap();
         ip(&[
             "-n",
             &l.client,
@@ -165,6 +200,49 @@ fn probe(client_ns: &str) -> Option<Vec<u8>> {
 /// the error's IP ID (fresh per packet) and header checksum, and the same
 /// two fields of the quoted probe (the client's kernel gives each probe its
 /// own ID). The ICMP checksum covers the quote, so it differs with them.
+/// Sends one UDP probe with hop limit 1 from the client over IPv6 and
+/// returns the ICMPv6 Time Exceeded it gets (the message: raw ICMPv6
+/// sockets see no IP header) and where it came from.
+fn probe6(client_ns: &str) -> Option<(Vec<u8>, Ipv6Addr)> {
+    in_netns(client_ns, move || {
+        let icmp = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6)).unwrap();
+        icmp.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let udp = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+        udp.set_unicast_hops_v6(1).unwrap();
+        let from: SocketAddr = (CLIENT6, 40000).into();
+        udp.bind(&from.into()).unwrap();
+        let to: SocketAddr = (SERVER6, 33434).into();
+        udp.send_to(b"router-side time exceeded, v6", &to.into()).unwrap();
+        let end = Instant::now() + Duration::from_secs(2);
+        let mut buf = [MaybeUninit::<u8>::uninit(); 2048];
+        while Instant::now() < end {
+            match icmp.recv_from(&mut buf) {
+                Ok((n, addr)) => {
+                    // SAFETY: recv initialised the first n bytes.
+                    let p: Vec<u8> = buf[..n].iter().map(|b| unsafe { b.assume_init() }).collect();
+                    if p.first() == Some(&3) {
+                        return Some((p, *addr.as_socket_ipv6().unwrap().ip()));
+                    }
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) => panic!("raw recv: {e}"),
+            }
+        }
+        None
+    })
+}
+
+/// The ICMPv6 fields two Time Exceeded messages about two probes may
+/// differ in: the checksum, and the quoted probe's flow label (Linux's
+/// `auto_flowlabels` may differ per socket).
+fn mask6(p: &[u8]) -> Vec<u8> {
+    let mut p = p.to_vec();
+    p[2..4].fill(0);
+    p[9] &= 0xf0;
+    p[10..12].fill(0);
+    p
+}
+
 fn mask(p: &[u8]) -> Vec<u8> {
     let mut p = p.to_vec();
     for r in [4..6, 10..12, 22..24, 32..34, 38..40] {
@@ -185,6 +263,8 @@ fn time_exceeded_from_xdp_matches_the_router_kernel_s() {
     };
 
     let kernel = probe(&l.client).expect("the router's kernel sends Time Exceeded");
+    let (kernel6, from6) = probe6(&l.client).expect("the router's kernel sends ICMPv6 Time Exceeded");
+    assert_eq!(from6, ROUTER_IN6);
     assert_eq!(
         &kernel[12..16],
         &ROUTER_IN.octets(),
@@ -195,6 +275,7 @@ fn time_exceeded_from_xdp_matches_the_router_kernel_s() {
                  chain out {\n\
                  type filter hook output priority 0; policy accept;\n\
                  icmp type time-exceeded drop\n\
+                 icmpv6 type time-exceeded drop\n\
                  }\n\
                  }\n";
     let mut nft = Command::new("ip")
@@ -206,6 +287,7 @@ fn time_exceeded_from_xdp_matches_the_router_kernel_s() {
     drop(nft.stdin.take());
     assert!(nft.wait().unwrap().success());
     assert!(probe(&l.client).is_none(), "the router's kernel is silenced");
+    assert!(probe6(&l.client).is_none(), "the router's kernel is silenced (IPv6)");
 
     let run = Running::start(&[
         "--netns",
@@ -228,6 +310,19 @@ fn time_exceeded_from_xdp_matches_the_router_kernel_s() {
         mask(&ours),
         mask(&kernel),
         "icmpxdp's Time Exceeded differs from Linux's\n  ours   {ours:02x?}\n  kernel {kernel:02x?}"
+    );
+
+    let (ours6, from6) = probe6(&l.client).unwrap_or_else(|| {
+        panic!(
+            "icmpxdp sends ICMPv6 Time Exceeded; its verdicts: {}",
+            stats_json(&instance)["verdicts"]
+        )
+    });
+    assert_eq!(from6, ROUTER_IN6, "from the address of the route back");
+    assert_eq!(
+        mask6(&ours6),
+        mask6(&kernel6),
+        "icmpxdp's ICMPv6 Time Exceeded differs from Linux's\n  ours   {ours6:02x?}\n  kernel {kernel6:02x?}"
     );
 
     // traceroute, UDP and ICMP: hop 1 the router (from XDP), hop 2 the server.
@@ -263,6 +358,35 @@ fn time_exceeded_from_xdp_matches_the_router_kernel_s() {
             if icmp { " -I" } else { "" }
         );
     }
+    let (ok, out, err) = output(
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &l.client,
+                "traceroute",
+                "-6",
+                "-n",
+                "-q",
+                "1",
+                "-w",
+                "1",
+                "-m",
+                "3",
+            ])
+            .arg(SERVER6.to_string()),
+    );
+    assert!(ok, "traceroute -6: {err}");
+    let hops: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(
+        hops,
+        [ROUTER_IN6.to_string(), SERVER6.to_string()],
+        "traceroute -6: {out}"
+    );
     let stats = stats_json(&instance);
     let sent = stats["verdicts"]["time_exceeded_sent"].as_u64().unwrap();
     assert!(sent >= 3, "one probe and a hop of each traceroute at least: {stats}");
