@@ -20,7 +20,8 @@ pub const fn action_for(reason: Reason, cfg: &Config) -> Action {
         | Reason::TimestampAnswered
         | Reason::ProtocolUnreachableSent
         | Reason::AddressMaskAnswered
-        | Reason::TimeExceededSent => Action::Tx,
+        | Reason::TimeExceededSent
+        | Reason::FragNeededSent => Action::Tx,
         Reason::PolicyDropped => Action::Drop,
         Reason::SuppressedNonFirstFragment => Action::Pass,
         Reason::RateLimitedPerSource | Reason::RateLimitedGlobal if cfg.has(FLAG_OVER_LIMIT_DROP) => Action::Drop,

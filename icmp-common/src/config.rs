@@ -63,6 +63,10 @@ pub const FLAG_ADDRESS_MASK_ANSWER: u32 = 1 << 18;
 /// this host would forward whose TTL / hop limit is 1 or less
 /// (`router.time_exceeded`).
 pub const FLAG_ROUTER_TIME_EXCEEDED: u32 = 1 << 19;
+/// `Config::flags`: send Fragmentation Needed (3/4; ICMPv6 Packet Too Big
+/// 2/0) for a datagram this host would forward that exceeds the egress MTU
+/// and may not be fragmented (`router.frag_needed`).
+pub const FLAG_ROUTER_FRAG_NEEDED: u32 = 1 << 20;
 
 /// Whether type `t` is set in a 256-bit type bitmap.
 #[inline(always)]

@@ -92,13 +92,16 @@ pub enum Reason {
     /// Time Exceeded sent for a datagram the host would forward with TTL ≤ 1
     /// (`router.time_exceeded`).
     TimeExceededSent,
+    /// Fragmentation Needed (ICMPv6 Packet Too Big) sent for a datagram the
+    /// host would forward that exceeds the egress MTU (`router.frag_needed`).
+    FragNeededSent,
     /// A router error was due but the route back to the source leaves by
     /// another interface, or its neighbour is unknown: the kernel's.
     NoRouteBack,
 }
 
 impl Reason {
-    pub const COUNT: u32 = 29;
+    pub const COUNT: u32 = 30;
 
     pub const ALL: [Self; Self::COUNT as usize] = [
         Self::EchoAnswered,
@@ -130,6 +133,7 @@ impl Reason {
         Self::AddressMaskAnswered,
         Self::TimeExceededSent,
         Self::NoRouteBack,
+        Self::FragNeededSent,
     ];
 
     /// Stable snake_case name used in `icmpxdp stats` and metrics.
@@ -164,6 +168,7 @@ impl Reason {
             Self::AddressMaskAnswered => "address_mask_answered",
             Self::TimeExceededSent => "time_exceeded_sent",
             Self::NoRouteBack => "no_route_back",
+            Self::FragNeededSent => "frag_needed_sent",
         }
     }
 

@@ -5,18 +5,31 @@
 use crate::{
     AddrSet, Config,
     addr::v6_is_multicast,
-    config::FLAG_ROUTER_TIME_EXCEEDED,
+    config::{FLAG_ROUTER_FRAG_NEEDED, FLAG_ROUTER_TIME_EXCEEDED},
     reason::Reason,
     unreachable::{DatagramV4, DatagramV6, suppress_v4, suppress_v6, v4_dst_is_group},
 };
 
-/// `None`: not a router case (addressed to this host, TTL above 1, or the
-/// feature off) — the frame goes on to the host-side rules. `Some(Err)`:
-/// a Time Exceeded would be due but a rule suppresses it. `Some(Ok)`: ask
-/// the FIB, and send it if the datagram would be forwarded.
+/// Whether a datagram not addressed to this host is a candidate for a
+/// router error: TTL ≤ 1 with `router.time_exceeded`, or — with
+/// `router.frag_needed` — `oversize_df`: DF set and longer than the
+/// smallest MTU on the host (only the FIB knows the egress MTU).
+///
+/// `None`: not a router case (addressed to this host, neither condition, or
+/// the features off) — the frame goes on to the host-side rules.
+/// `Some(Err)`: an error would be due but a rule suppresses it. `Some(Ok)`:
+/// ask the FIB, and send it if the datagram would be forwarded.
 #[inline(always)]
-pub fn time_exceeded_v4(d: &DatagramV4<'_>, ttl: u8, cfg: &Config, addrs: &AddrSet) -> Option<Result<(), Reason>> {
-    if !cfg.has(FLAG_ROUTER_TIME_EXCEEDED) || ttl > 1 || addrs.has_v4(d.dst) || v4_dst_is_group(d.dst, addrs) {
+pub fn router_error_v4(
+    d: &DatagramV4<'_>,
+    ttl: u8,
+    oversize_df: bool,
+    cfg: &Config,
+    addrs: &AddrSet,
+) -> Option<Result<(), Reason>> {
+    let time_exceeded = cfg.has(FLAG_ROUTER_TIME_EXCEEDED) && ttl <= 1;
+    let frag_needed = cfg.has(FLAG_ROUTER_FRAG_NEEDED) && oversize_df;
+    if !(time_exceeded || frag_needed) || addrs.has_v4(d.dst) || v4_dst_is_group(d.dst, addrs) {
         return None;
     }
     Some(match suppress_v4(d, cfg, addrs) {
@@ -25,16 +38,20 @@ pub fn time_exceeded_v4(d: &DatagramV4<'_>, ttl: u8, cfg: &Config, addrs: &AddrS
     })
 }
 
-/// [`time_exceeded_v4`] for IPv6: hop limit ≤ 1 (RFC 4443 §3.3; Linux's
-/// `ip6_forward`), not to one of our addresses nor to a multicast group.
+/// [`router_error_v4`] for IPv6 (RFC 4443 §3.2, §3.3; Linux's
+/// `ip6_forward`): hop limit ≤ 1, or `oversize` (a router never fragments
+/// IPv6), not to one of our addresses nor to a multicast group.
 #[inline(always)]
-pub fn time_exceeded_v6(
+pub fn router_error_v6(
     d: &DatagramV6<'_>,
     hop_limit: u8,
+    oversize: bool,
     cfg: &Config,
     addrs: &AddrSet,
 ) -> Option<Result<(), Reason>> {
-    if !cfg.has(FLAG_ROUTER_TIME_EXCEEDED) || hop_limit > 1 || addrs.has_v6(d.dst) || v6_is_multicast(d.dst) {
+    let time_exceeded = cfg.has(FLAG_ROUTER_TIME_EXCEEDED) && hop_limit <= 1;
+    let too_big = cfg.has(FLAG_ROUTER_FRAG_NEEDED) && oversize;
+    if !(time_exceeded || too_big) || addrs.has_v6(d.dst) || v6_is_multicast(d.dst) {
         return None;
     }
     Some(match suppress_v6(d) {
@@ -61,7 +78,7 @@ mod tests {
         let unicast = [2, 0, 0, 0, 0, 9];
         let d = |src: [u8; 4], dst: [u8; 4], mac: [u8; 6], frag: u16, payload: Payload| (src, dst, mac, frag, payload);
         let ask = |c: &Config, t: u8, (src, dst, mac, frag, payload): ([u8; 4], [u8; 4], [u8; 6], u16, Payload)| {
-            time_exceeded_v4(
+            router_error_v4(
                 &DatagramV4 {
                     eth_dst: &mac,
                     src: &src,
@@ -70,6 +87,7 @@ mod tests {
                     payload,
                 },
                 t,
+                false,
                 c,
                 &addrs,
             )
@@ -102,6 +120,59 @@ mod tests {
         assert_eq!(ask(&on, 1, bad), Some(Err(Reason::SuppressedBadSource)));
         let mcast = d([192, 0, 2, 2], [224, 0, 0, 9], unicast, 0, Payload::Udp);
         assert_eq!(ask(&on, 1, mcast), None, "multicast is not forwarded as unicast");
+
+        // Fragmentation Needed: a candidate only with DF and oversize.
+        let fnd = Config {
+            flags: Config::default().flags | FLAG_ROUTER_FRAG_NEEDED,
+            ..Config::default()
+        };
+        let big = |oversize_df: bool, dst: [u8; 4], payload: Payload| {
+            router_error_v4(
+                &DatagramV4 {
+                    eth_dst: &unicast,
+                    src: &[192, 0, 2, 2],
+                    dst: &dst,
+                    frag_offset: 0,
+                    payload,
+                },
+                64,
+                oversize_df,
+                &fnd,
+                &addrs,
+            )
+        };
+        assert_eq!(
+            big(true, [198, 51, 100, 2], Payload::Other),
+            Some(Ok(())),
+            "TCP with DF, too big"
+        );
+        assert_eq!(
+            big(false, [198, 51, 100, 2], Payload::Other),
+            None,
+            "fits, or may be fragmented"
+        );
+        assert_eq!(big(true, [192, 0, 2, 1], Payload::Other), None, "ours: not forwarded");
+        assert_eq!(
+            big(true, [198, 51, 100, 2], Payload::Icmp(3)),
+            Some(Err(Reason::SuppressedIcmpError))
+        );
+        assert_eq!(
+            router_error_v4(
+                &DatagramV4 {
+                    eth_dst: &unicast,
+                    src: &[192, 0, 2, 2],
+                    dst: &[198, 51, 100, 2],
+                    frag_offset: 0,
+                    payload: Payload::Udp,
+                },
+                1,
+                true,
+                &on,
+                &addrs,
+            ),
+            Some(Ok(())),
+            "TTL 1 with only time_exceeded on"
+        );
     }
 
     #[test]
@@ -117,7 +188,7 @@ mod tests {
         };
         let mac = [2, 0, 0, 0, 0, 9];
         let ask = |src: [u8; 16], dst: [u8; 16], hop: u8, payload: Payload| {
-            time_exceeded_v6(
+            router_error_v6(
                 &DatagramV6 {
                     eth_dst: &mac,
                     src: &src,
@@ -126,6 +197,7 @@ mod tests {
                     payload,
                 },
                 hop,
+                false,
                 &on,
                 &addrs,
             )

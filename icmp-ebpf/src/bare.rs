@@ -46,7 +46,7 @@ pub fn bare_unreach4(ctx: XdpContext) -> u32 {
     } else {
         return xdp_action::XDP_PASS;
     };
-    match unreachable::send_v4(&ctx, 14, (tos & 0x1e) | 0xc0, 64, [3, 3], None, 28, sum) {
+    match unreachable::send_v4(&ctx, 14, (tos & 0x1e) | 0xc0, 64, [3, 3], [0; 4], None, 28, sum) {
         Ok(()) => xdp_action::XDP_TX,
         Err(_) => xdp_action::XDP_PASS,
     }

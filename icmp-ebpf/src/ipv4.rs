@@ -39,10 +39,13 @@ pub fn handle(ctx: &XdpContext, cur: &mut Cursor, eth: &mut EthHdr, l2_len: usiz
     if ihl < size_of::<Ipv4Hdr>() || tot_len < ihl || l3 + tot_len > cur.end() {
         return Reason::Malformed;
     }
-    // A router's Time Exceeded, for any protocol (one compare while off).
-    if ip.ttl <= 1
-        && cfg.has(FLAG_ROUTER_TIME_EXCEEDED)
-        && let Some(r) = router_v4(ctx, eth, ip, l3, l2_len, tot_len, ihl, cfg)
+    // A router's error, for any protocol (two compares while off): Time
+    // Exceeded for TTL ≤ 1, Fragmentation Needed for DF datagrams longer
+    // than the smallest MTU on the host.
+    let gate = maps::frag_gate() as usize;
+    let oversize_df = gate != 0 && tot_len > gate && u16::from_be_bytes(ip.frag_off) & 0x4000 != 0;
+    if ((ip.ttl <= 1 && cfg.has(FLAG_ROUTER_TIME_EXCEEDED)) || oversize_df)
+        && let Some(r) = router_v4(ctx, eth, ip, l3, l2_len, tot_len, ihl, oversize_df, cfg)
     {
         return r;
     }
@@ -167,6 +170,7 @@ fn router_v4(
     l2_len: usize,
     tot_len: usize,
     ihl: usize,
+    oversize_df: bool,
     cfg: &Config,
 ) -> Option<Reason> {
     let addrs = ADDRS.get(0)?;
@@ -192,14 +196,14 @@ fn router_v4(
     // A suppressed error is only one if the datagram would be forwarded:
     // the FIB is asked first, so nothing in transit to elsewhere is ever
     // dropped by `suppressed = "drop"` on a host that does not forward it.
-    let suppressed = match icmp_common::router::time_exceeded_v4(&d, ip.ttl, cfg, addrs)? {
+    let suppressed = match icmp_common::router::router_error_v4(&d, ip.ttl, oversize_df, cfg, addrs)? {
         Err(r) => r as u64,
         Ok(()) => crate::router::NOT_SUPPRESSED,
     };
     if fold64(header_sum(ctx, ip, l3, ihl)) != 0xffff {
         return Some(Reason::Malformed);
     }
-    Some(Reason::from_index(crate::router::icmpxdp_time_exceeded_v4(
+    Some(Reason::from_index(crate::router::icmpxdp_router_error_v4(
         ctx.ctx,
         l2_len as u64,
         tot_len as u64,

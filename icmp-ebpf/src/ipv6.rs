@@ -55,10 +55,13 @@ pub fn handle(ctx: &XdpContext, cur: &mut Cursor, eth: &mut EthHdr, l2_len: usiz
     if payload_len > cur.remaining() {
         return Reason::Malformed;
     }
-    // A router's Time Exceeded, for any upper layer (one compare while off).
-    if ip.hop_limit <= 1
-        && cfg.has(FLAG_ROUTER_TIME_EXCEEDED)
-        && let Some(r) = router_v6(ctx, eth, ip, cur.pos, l2_len, payload_len, cfg)
+    // A router's error, for any upper layer (two compares while off): Time
+    // Exceeded for hop limit ≤ 1, Packet Too Big for datagrams longer than
+    // the smallest MTU on the host.
+    let gate = maps::frag_gate() as usize;
+    let oversize = gate != 0 && size_of::<Ipv6Hdr>() + payload_len > gate;
+    if ((ip.hop_limit <= 1 && cfg.has(FLAG_ROUTER_TIME_EXCEEDED)) || oversize)
+        && let Some(r) = router_v6(ctx, eth, ip, cur.pos, l2_len, payload_len, oversize, cfg)
     {
         return r;
     }
@@ -151,6 +154,7 @@ fn router_v6(
     l4: usize,
     l2_len: usize,
     payload_len: usize,
+    oversize: bool,
     cfg: &Config,
 ) -> Option<Reason> {
     let addrs = ADDRS.get(0)?;
@@ -173,11 +177,11 @@ fn router_v6(
         frag_offset: 0,
         payload,
     };
-    let suppressed = match icmp_common::router::time_exceeded_v6(&d, ip.hop_limit, cfg, addrs)? {
+    let suppressed = match icmp_common::router::router_error_v6(&d, ip.hop_limit, oversize, cfg, addrs)? {
         Err(r) => r as u64,
         Ok(()) => crate::router::NOT_SUPPRESSED,
     };
-    Some(Reason::from_index(crate::router::icmpxdp_time_exceeded_v6(
+    Some(Reason::from_index(crate::router::icmpxdp_router_error_v6(
         ctx.ctx,
         l2_len as u64,
         (size_of::<Ipv6Hdr>() + payload_len) as u64,

@@ -116,16 +116,21 @@ fn is_other_protocol(ctx: &XdpContext) -> bool {
         // SAFETY: read only after the bounds check.
         (p < cur.end()).then(|| unsafe { *(p as *const u8) })
     };
+    // Longer than the `router.frag_needed` gate: the full path (a router
+    // error may be due). Zero while the feature is off.
+    let gate = maps::frag_gate() as usize;
+    let fits = gate == 0 || cur.end() - cur.pos <= gate;
     match l3 {
         L3::Other => true,
         // A protocol marked closed (Protocol Unreachable on) takes the full
         // path; with the feature off the map is all zero and this is one line.
-        // TTL ≤ 1 takes the full path too: a router's Time Exceeded may be due.
+        // TTL ≤ 1 too: a router's Time Exceeded may be due.
         L3::Ipv4 => at(9).is_some_and(|proto| {
             proto != parse::IPPROTO_ICMP
                 && proto != parse::IPPROTO_UDP
                 && !maps::protocol_closed(0, proto)
                 && at(8).is_some_and(|ttl| ttl > 1)
+                && fits
         }),
         L3::Ipv6 => at(6).is_some_and(|next| {
             next != parse::IPPROTO_ICMPV6
@@ -133,6 +138,7 @@ fn is_other_protocol(ctx: &XdpContext) -> bool {
                 && !ipv6::is_extension_or_fragment(next)
                 && !maps::protocol_closed(1, next)
                 && at(7).is_some_and(|hop_limit| hop_limit > 1)
+                && fits
         }),
     }
 }

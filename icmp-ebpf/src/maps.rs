@@ -86,8 +86,18 @@ pub static COUNTERS: btf_maps::PerCpuArray<Counters, 1> = btf_maps::PerCpuArray:
 /// slot 0, IPv6 slot 1): every protocol neither open by config nor bound
 /// by a raw socket, written by the loader when `protocol_unreachable` is
 /// on, all zero otherwise (so that pass-through traffic reads one line).
+/// Slot 2, word 0: the frame-length gate of `router.frag_needed` (see
+/// [`frag_gate`]), kept here because the fast path reads this map anyway.
 #[btf_map]
-pub static CLOSED_PROTOCOLS: btf_maps::Array<[u32; 8], 2> = btf_maps::Array::new();
+pub static CLOSED_PROTOCOLS: btf_maps::Array<[u32; 8], 3> = btf_maps::Array::new();
+
+/// With `router.frag_needed`, the smallest MTU on the host: a forwarded
+/// datagram longer than it may need Fragmentation Needed / Packet Too Big,
+/// and takes the full path. 0 when the feature is off.
+#[inline(always)]
+pub fn frag_gate() -> u32 {
+    CLOSED_PROTOCOLS.get(2).map_or(0, |w| w[0])
+}
 
 /// Whether `proto` is closed for `family_slot` (0: IPv4, 1: IPv6).
 #[inline(always)]

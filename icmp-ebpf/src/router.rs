@@ -15,7 +15,7 @@ use aya_ebpf::{
 use icmp_common::{
     Config,
     addr::{v4_may_send_from, v6_may_send_from},
-    config::FLAG_SHADOW,
+    config::{FLAG_ROUTER_FRAG_NEEDED, FLAG_ROUTER_TIME_EXCEEDED, FLAG_SHADOW},
     reason::{Family, Reason},
     unreachable::quote_len,
 };
@@ -32,6 +32,9 @@ const AF_INET6: u8 = 10;
 const ICMPV6_TIME_EXCEEDED: u8 = 3;
 const MAX_QUOTE_V6: usize = Config::MAX_V6_ERROR_SIZE as usize - 48;
 const ICMP_TIME_EXCEEDED: u8 = 11;
+const ICMP_DEST_UNREACH: u8 = 3;
+const ICMP_FRAG_NEEDED: u8 = 4;
+const ICMPV6_PACKET_TOO_BIG: u8 = 2;
 const MAX_QUOTE_V4: usize = Config::MAX_V4_ERROR_SIZE as usize - 28;
 
 /// `struct bpf_fib_lookup` (uapi `bpf.h`, 64 bytes; 72 here) as nine 8-byte words
@@ -74,6 +77,12 @@ impl Fib {
         [self.0[2], self.0[3]]
     }
 
+    /// The MTU the FIB reports with BPF_FIB_LKUP_RET_FRAG_NEEDED
+    /// (`mtu_result`, in the union with `tot_len` at offset 6).
+    fn mtu(&self) -> u16 {
+        (self.0[0] >> 48) as u16
+    }
+
     fn ifindex(&self) -> u32 {
         self.0[1] as u32
     }
@@ -102,15 +111,19 @@ fn lookup(ctx: *mut xdp_md, p: &mut Fib, flags: u32) -> i64 {
 /// `suppressed` when no suppression rule applies.
 pub const NOT_SUPPRESSED: u64 = u64::MAX;
 
-/// Time Exceeded (11/0) for the IPv4 datagram after the `l2_len`-byte link
-/// header, not addressed to this host, TTL ≤ 1: forwarded? suppressed (the
-/// caller's verdict, `suppressed`, or [`NOT_SUPPRESSED`])? route back? rate
-/// limit, quote, build.
+/// The router error for the IPv4 datagram after the `l2_len`-byte link
+/// header, not addressed to this host: would it be forwarded? Then, as
+/// Linux's `ip_forward` checks them, Time Exceeded (11/0) for TTL ≤ 1
+/// (`router.time_exceeded`), else Fragmentation Needed (3/4 with the
+/// next-hop MTU) when the FIB says it exceeds the egress MTU and DF is set
+/// (`router.frag_needed`). Suppressed (the caller's verdict, `suppressed`,
+/// or [`NOT_SUPPRESSED`])? Route back? Rate limit (not for Fragmentation
+/// Needed: Linux exempts it, `icmpv4_mask_allow`), quote, build.
 /// A BPF global function (see `icmpxdp_port_unreachable_v4`). Returns the
 /// [`Reason`] slot.
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub extern "C" fn icmpxdp_time_exceeded_v4(
+pub extern "C" fn icmpxdp_router_error_v4(
     ctx: *mut xdp_md,
     l2_len: u64,
     datagram_len: u64,
@@ -130,9 +143,11 @@ pub extern "C" fn icmpxdp_time_exceeded_v4(
         return Reason::Malformed as u64;
     }
     // SAFETY: l3..l3+20 is inside the frame (checked above).
-    let (tos, proto, src, dst) = unsafe {
+    let (tos, ttl, df, proto, src, dst) = unsafe {
         (
             *((l3 + 1) as *const u8),
+            *((l3 + 8) as *const u8),
+            *((l3 + 6) as *const u8) & 0x40 != 0,
             *((l3 + 9) as *const u8),
             core::ptr::read_unaligned((l3 + 12) as *const [u8; 4]),
             core::ptr::read_unaligned((l3 + 16) as *const [u8; 4]),
@@ -143,55 +158,75 @@ pub extern "C" fn icmpxdp_time_exceeded_v4(
     // Would the kernel forward it? (A local, broadcast or unroutable
     // destination, or forwarding off on the ingress: not ours to answer.)
     let (src_word, dst_word) = (u32::from_ne_bytes(src), u32::from_ne_bytes(dst));
-    let mut fwd = Fib::v4(AF_INET, proto, datagram_len as u16, ingress, tos, src_word, dst_word);
-    let r = lookup(ctx, &mut fwd, 0) as u32;
+    // One struct for both lookups: a BPF call chain shares 512 bytes of stack.
+    let mut fib = Fib::v4(AF_INET, proto, datagram_len as u16, ingress, tos, src_word, dst_word);
+    let r = lookup(ctx, &mut fib, 0) as u32;
     if r != BPF_FIB_LKUP_RET_SUCCESS && r != BPF_FIB_LKUP_RET_NO_NEIGH && r != BPF_FIB_LKUP_RET_FRAG_NEEDED {
         return Reason::NotOurs as u64;
     }
+    let (kind, code, rest, sent) = if ttl <= 1 && cfg.has(FLAG_ROUTER_TIME_EXCEEDED) {
+        (ICMP_TIME_EXCEEDED, 0, [0; 4], Reason::TimeExceededSent)
+    } else if r == BPF_FIB_LKUP_RET_FRAG_NEEDED && df && cfg.has(FLAG_ROUTER_FRAG_NEEDED) {
+        let mtu = fib.mtu().to_be_bytes();
+        (
+            ICMP_DEST_UNREACH,
+            ICMP_FRAG_NEEDED,
+            [0, 0, mtu[0], mtu[1]],
+            Reason::FragNeededSent,
+        )
+    } else {
+        // Forwarded as it is: the kernel's.
+        return Reason::NotOurs as u64;
+    };
     if suppressed != NOT_SUPPRESSED {
         return Reason::from_index(suppressed) as u64;
     }
     // The route back: its egress, source address and MACs.
-    let mut back = Fib::v4(AF_INET, 1, 0, ingress, tos, 0, src_word);
-    if lookup(ctx, &mut back, BPF_FIB_LOOKUP_SRC) as u32 != BPF_FIB_LKUP_RET_SUCCESS || back.ifindex() != ingress {
+    fib = Fib::v4(AF_INET, 1, 0, ingress, tos, 0, src_word);
+    if lookup(ctx, &mut fib, BPF_FIB_LOOKUP_SRC) as u32 != BPF_FIB_LKUP_RET_SUCCESS || fib.ifindex() != ingress {
         return Reason::NoRouteBack as u64;
     }
-    let from = back.ipv4_src();
+    let from = fib.ipv4_src();
     if !v4_may_send_from(&from.to_ne_bytes()) {
         return Reason::UnsendableSource as u64;
     }
-    let (smac, dmac) = back.macs();
+    let (smac, dmac) = fib.macs();
     let error_size = (cfg.v4_error_size as usize).min(Config::MAX_V4_ERROR_SIZE as usize);
     let quote = quote_len(datagram_len, ihl, error_size, 28);
     let Some(sum) = csum::sum_bytes::<MAX_QUOTE_V4>(&xdp, l3, quote) else {
         return Reason::Malformed as u64;
     };
-    if let Err(scope) = ratelimit::outgoing_v4(cfg, &src, ICMP_TIME_EXCEEDED) {
+    if sent == Reason::TimeExceededSent
+        && let Err(scope) = ratelimit::outgoing_v4(cfg, &src, kind)
+    {
         return scope.reason() as u64;
     }
     if cfg.has(FLAG_SHADOW) {
-        count::sent(Family::V4, ICMP_TIME_EXCEEDED);
-        return Reason::TimeExceededSent as u64;
+        count::sent(Family::V4, kind);
+        return sent as u64;
     }
     let built = send_v4(
         &xdp,
         l2_len,
         (tos & 0x1e) | 0xc0,
         cfg.ttl,
-        [ICMP_TIME_EXCEEDED, 0],
+        [kind, code],
+        rest,
         Some(from),
         quote,
         sum,
     );
-    finish(&xdp, built, smac, dmac, Family::V4, ICMP_TIME_EXCEEDED)
+    finish(&xdp, built, smac, dmac, Family::V4, kind, sent)
 }
 
-/// ICMPv6 Time Exceeded (3/0) for the IPv6 datagram after the link header,
-/// hop limit ≤ 1: [`icmpxdp_time_exceeded_v4`] for IPv6 (Linux's
-/// `ip6_forward`), with the source address the route back selects.
+/// The router error for the IPv6 datagram after the link header:
+/// [`icmpxdp_router_error_v4`] for IPv6 (Linux's `ip6_forward`): Time
+/// Exceeded (3/0) for hop limit ≤ 1, else Packet Too Big (2/0 with the
+/// MTU) when the FIB says it exceeds the egress MTU (a router never
+/// fragments IPv6); from the source address the route back selects.
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub extern "C" fn icmpxdp_time_exceeded_v6(ctx: *mut xdp_md, l2_len: u64, datagram_len: u64, suppressed: u64) -> u64 {
+pub extern "C" fn icmpxdp_router_error_v6(ctx: *mut xdp_md, l2_len: u64, datagram_len: u64, suppressed: u64) -> u64 {
     let xdp = XdpContext::new(ctx);
     let Some(cfg) = crate::maps::config() else {
         return Reason::Disabled as u64;
@@ -205,9 +240,10 @@ pub extern "C" fn icmpxdp_time_exceeded_v6(ctx: *mut xdp_md, l2_len: u64, datagr
         return Reason::Malformed as u64;
     }
     // SAFETY: l3..l3+40 is inside the frame (checked above).
-    let (next, src, dst) = unsafe {
+    let (next, hop_limit, src, dst) = unsafe {
         (
             *((l3 + 6) as *const u8),
+            *((l3 + 7) as *const u8),
             [get::<u64>(l3 + 8), get::<u64>(l3 + 16)],
             [get::<u64>(l3 + 24), get::<u64>(l3 + 32)],
         )
@@ -221,6 +257,13 @@ pub extern "C" fn icmpxdp_time_exceeded_v6(ctx: *mut xdp_md, l2_len: u64, datagr
     if r != BPF_FIB_LKUP_RET_SUCCESS && r != BPF_FIB_LKUP_RET_NO_NEIGH && r != BPF_FIB_LKUP_RET_FRAG_NEEDED {
         return Reason::NotOurs as u64;
     }
+    let (kind, pointer, sent) = if hop_limit <= 1 && cfg.has(FLAG_ROUTER_TIME_EXCEEDED) {
+        (ICMPV6_TIME_EXCEEDED, 0, Reason::TimeExceededSent)
+    } else if r == BPF_FIB_LKUP_RET_FRAG_NEEDED && cfg.has(FLAG_ROUTER_FRAG_NEEDED) {
+        (ICMPV6_PACKET_TOO_BIG, fib.mtu() as u32, Reason::FragNeededSent)
+    } else {
+        return Reason::NotOurs as u64;
+    };
     if suppressed != NOT_SUPPRESSED {
         return Reason::from_index(suppressed) as u64;
     }
@@ -242,29 +285,29 @@ pub extern "C" fn icmpxdp_time_exceeded_v6(ctx: *mut xdp_md, l2_len: u64, datagr
     };
     // SAFETY: as above.
     let src_bytes = unsafe { core::mem::transmute::<[u64; 2], [u8; 16]>(src) };
-    if let Err(scope) = ratelimit::outgoing_v6(cfg, &src_bytes, ICMPV6_TIME_EXCEEDED) {
+    // Packet Too Big is outside Linux's default ratemask (0-1,3-127).
+    if let Err(scope) = ratelimit::outgoing_v6(cfg, &src_bytes, kind) {
         return scope.reason() as u64;
     }
     if cfg.has(FLAG_SHADOW) {
-        count::sent(Family::V6, ICMPV6_TIME_EXCEEDED);
-        return Reason::TimeExceededSent as u64;
+        count::sent(Family::V6, kind);
+        return sent as u64;
     }
-    let built = send_v6(
-        &xdp,
-        l2_len,
-        cfg.hop_limit,
-        [ICMPV6_TIME_EXCEEDED, 0],
-        0,
-        Some(from),
-        quote,
-        sum,
-    );
-    finish(&xdp, built, smac, dmac, Family::V6, ICMPV6_TIME_EXCEEDED)
+    let built = send_v6(&xdp, l2_len, cfg.hop_limit, [kind, 0], pointer, Some(from), quote, sum);
+    finish(&xdp, built, smac, dmac, Family::V6, kind, sent)
 }
 
 /// After a build: the route back's MACs on the frame, and the count.
 #[inline(always)]
-fn finish(xdp: &XdpContext, built: Result<(), Error>, smac: [u8; 6], dmac: [u8; 6], family: Family, kind: u8) -> u64 {
+fn finish(
+    xdp: &XdpContext,
+    built: Result<(), Error>,
+    smac: [u8; 6],
+    dmac: [u8; 6],
+    family: Family,
+    kind: u8,
+    sent: Reason,
+) -> u64 {
     match built {
         Ok(()) => {
             let (data, end) = (xdp.data(), xdp.data_end());
@@ -277,7 +320,7 @@ fn finish(xdp: &XdpContext, built: Result<(), Error>, smac: [u8; 6], dmac: [u8; 
                 put(data + 6, smac);
             }
             count::sent(family, kind);
-            Reason::TimeExceededSent as u64
+            sent as u64
         }
         Err(Error::NoHeadroom) => Reason::NoHeadroom as u64,
         Err(Error::Bounds) => Reason::Malformed as u64,

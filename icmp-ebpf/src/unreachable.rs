@@ -93,7 +93,17 @@ fn unreachable_v4(ctx: *mut xdp_md, l2_len: u64, datagram_len: u64, ihl: u64, co
         Family::V4,
         3,
         sent,
-        send_v4(&ctx, l2_len, (tos & 0x1e) | 0xc0, cfg.ttl, [3, code], None, quote, sum),
+        send_v4(
+            &ctx,
+            l2_len,
+            (tos & 0x1e) | 0xc0,
+            cfg.ttl,
+            [3, code],
+            [0; 4],
+            None,
+            quote,
+            sum,
+        ),
     )
 }
 
@@ -226,7 +236,7 @@ fn trim(ctx: &XdpContext, total: usize) -> Result<(), Error> {
 }
 
 /// IPv4 error: 20-byte header (no options, DF clear and a fresh ID as Linux
-/// sends them) + 8-byte ICMP header (`kind`/`code`, rest zero) + `quote`
+/// sends them) + 8-byte ICMP header (`kind`/`code`, then `rest`) + `quote`
 /// bytes whose sum is `quote_sum`. Back to the quoted original's source;
 /// from where it was sent to, or from `from` (a router's error leaves from
 /// the address the route back uses).
@@ -238,6 +248,7 @@ pub(crate) fn send_v4(
     tos: u8,
     ttl: u8,
     [kind, code]: [u8; 2],
+    rest: [u8; 4],
     from: Option<u32>,
     quote: usize,
     quote_sum: u64,
@@ -276,8 +287,22 @@ pub(crate) fn send_v4(
         put(h + 8, [ttl_proto[0], ttl_proto[1], check[0], check[1]]);
         put(h + 12, from);
         put(h + 16, to);
-        let icmp_check = (!fold64(u16::from_ne_bytes([kind, code]) as u64 + quote_sum)).to_ne_bytes();
-        put(h + 20, [kind, code, icmp_check[0], icmp_check[1], 0, 0, 0, 0]);
+        let icmp_check =
+            (!fold64(u16::from_ne_bytes([kind, code]) as u64 + crate::frame::words(rest) as u64 + quote_sum))
+                .to_ne_bytes();
+        put(
+            h + 20,
+            [
+                kind,
+                code,
+                icmp_check[0],
+                icmp_check[1],
+                rest[0],
+                rest[1],
+                rest[2],
+                rest[3],
+            ],
+        );
     }
     trim(ctx, l2_len + 28 + quote)
 }

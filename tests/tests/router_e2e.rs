@@ -37,6 +37,7 @@ struct RouterLab {
     server: String,
     client_if: String,
     router_in: String,
+    router_out: String,
 }
 
 fn ip(args: &[&str]) {
@@ -45,17 +46,19 @@ fn ip(args: &[&str]) {
 }
 
 impl RouterLab {
-    fn create() -> Self {
+    /// `tag`: one letter, so that tests running at once do not share names.
+    fn create(tag: &str) -> Self {
         require_root();
         let id = std::process::id() % 100_000;
         let l = Self {
-            client: format!("icmpxdp-t{id}-rc"),
-            router: format!("icmpxdp-t{id}-rr"),
-            server: format!("icmpxdp-t{id}-rs"),
-            client_if: format!("rc{id}c"),
-            router_in: format!("rc{id}i"),
+            client: format!("icmpxdp-t{id}-{tag}c"),
+            router: format!("icmpxdp-t{id}-{tag}r"),
+            server: format!("icmpxdp-t{id}-{tag}s"),
+            client_if: format!("r{tag}{id}c"),
+            router_in: format!("r{tag}{id}i"),
+            router_out: format!("r{tag}{id}o"),
         };
-        let (router_out, server_if) = (format!("rc{id}o"), format!("rc{id}s"));
+        let (router_out, server_if) = (l.router_out.clone(), format!("r{tag}{id}s"));
         for ns in [&l.client, &l.router, &l.server] {
             let _ = Command::new("ip")
                 .args(["netns", "del", ns])
@@ -253,7 +256,7 @@ fn mask(p: &[u8]) -> Vec<u8> {
 
 #[test]
 fn time_exceeded_from_xdp_matches_the_router_kernel_s() {
-    let l = RouterLab::create();
+    let l = RouterLab::create("t");
     // XDP_TX on a veth reaches the peer only if the peer runs XDP.
     let pass = {
         let _inside = netns::enter(&l.client).unwrap();
@@ -390,6 +393,79 @@ fn time_exceeded_from_xdp_matches_the_router_kernel_s() {
     let stats = stats_json(&instance);
     let sent = stats["verdicts"]["time_exceeded_sent"].as_u64().unwrap();
     assert!(sent >= 3, "one probe and a hop of each traceroute at least: {stats}");
+    drop(run);
+    drop(pass);
+}
+
+/// Fragmentation Needed / Packet Too Big (`router.frag_needed`): the
+/// router's egress toward the server has MTU 1280; `ping -M do -s 1400`
+/// and `tracepath` from the client learn it from XDP, the router kernel's
+/// own errors dropped by nftables.
+#[test]
+fn frag_needed_and_packet_too_big_teach_the_client_the_path_mtu() {
+    let l = RouterLab::create("f");
+    ip(&["-n", &l.router, "link", "set", &l.router_out, "mtu", "1280"]);
+    let pass = {
+        let _inside = netns::enter(&l.client).unwrap();
+        let mut p = Responder::load_pass().unwrap();
+        p.attach(&l.client_if, Mode::Driver).unwrap();
+        p
+    };
+    let rules = "table inet icmpxdp_test {\n\
+                 chain out {\n\
+                 type filter hook output priority 0; policy accept;\n\
+                 icmp type destination-unreachable drop\n\
+                 icmpv6 type packet-too-big drop\n\
+                 }\n\
+                 }\n";
+    let mut nft = Command::new("ip")
+        .args(["netns", "exec", &l.router, "nft", "-f", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(nft.stdin.as_mut().unwrap(), rules.as_bytes()).unwrap();
+    drop(nft.stdin.take());
+    assert!(nft.wait().unwrap().success());
+    let ping = |v6: bool| {
+        let mut cmd = Command::new("ip");
+        cmd.args([
+            "netns", "exec", &l.client, "ping", "-n", "-M", "do", "-s", "1400", "-c", "1", "-W", "1",
+        ]);
+        if v6 {
+            cmd.arg("-6").arg(SERVER6.to_string());
+        } else {
+            cmd.arg(SERVER.to_string());
+        }
+        let (_, out, err) = output(&mut cmd);
+        format!("{out}{err}")
+    };
+    let silent = ping(false);
+    assert!(!silent.contains("mtu"), "the router kernel is silenced: {silent}");
+
+    let run = Running::start(&[
+        "--netns",
+        &l.router,
+        "run",
+        "--iface",
+        &l.router_in,
+        "--set",
+        "router.frag_needed=true",
+    ]);
+    let v4 = ping(false);
+    assert!(v4.contains("Frag needed and DF set (mtu = 1280)"), "ping -M do: {v4}");
+    let v6 = ping(true);
+    assert!(v6.contains("Packet too big: mtu=1280"), "ping -6 -M do: {v6}");
+    // A fresh path cache, then tracepath learns the MTU hop by hop.
+    ip(&["-n", &l.client, "route", "flush", "cache"]);
+    let (_, out, err) = output(
+        Command::new("ip")
+            .args(["netns", "exec", &l.client, "tracepath", "-n", "-m", "3"])
+            .arg(SERVER.to_string()),
+    );
+    assert!(out.contains("pmtu 1280"), "tracepath: {out}{err}");
+    let instance = format!("{}@{}", l.router_in, l.router);
+    let stats = stats_json(&instance);
+    assert!(stats["verdicts"]["frag_needed_sent"].as_u64().unwrap() >= 2, "{stats}");
     drop(run);
     drop(pass);
 }

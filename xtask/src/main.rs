@@ -160,6 +160,7 @@ fn setup() -> Result<()> {
     for (program, package) in [
         ("ping", "iputils-ping"),
         ("traceroute", "traceroute"),
+        ("tracepath", "iputils-tracepath"),
         ("nft", "nftables"),
         ("promtool", "prometheus"),
         ("systemd-analyze", "systemd"),

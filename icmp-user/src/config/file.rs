@@ -75,7 +75,8 @@ pub struct AddressMask {
 pub struct Router {
     /// Time Exceeded (11/0) for a datagram with TTL ≤ 1.
     pub time_exceeded: bool,
-    /// Fragmentation Needed / Packet Too Big: not built yet (refused).
+    /// Fragmentation Needed (3/4) / Packet Too Big (2/0) for a datagram
+    /// that exceeds the egress MTU and may not be fragmented.
     pub frag_needed: bool,
 }
 

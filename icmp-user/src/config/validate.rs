@@ -8,8 +8,9 @@ use icmp_common::{
     config::{
         FLAG_ADDRESS_MASK_ANSWER, FLAG_ANSWER_ANY_DST, FLAG_ANSWER_PREFIXES, FLAG_DROP_SUPPRESSED, FLAG_ECHO_V4,
         FLAG_ECHO_V6, FLAG_ENABLED, FLAG_INBOUND_DROP, FLAG_INBOUND_LIMIT, FLAG_LOG_DECISIONS, FLAG_OVER_LIMIT_DROP,
-        FLAG_PORTS_BY_SOCKET, FLAG_PROTO_UNREACH, FLAG_RESERVED_SOURCE_INVALID, FLAG_ROUTER_TIME_EXCEEDED, FLAG_SHADOW,
-        FLAG_TIMESTAMP_ANSWER, FLAG_TYPE_POLICY, FLAG_UNREACH_V4, FLAG_UNREACH_V6,
+        FLAG_PORTS_BY_SOCKET, FLAG_PROTO_UNREACH, FLAG_RESERVED_SOURCE_INVALID, FLAG_ROUTER_FRAG_NEEDED,
+        FLAG_ROUTER_TIME_EXCEEDED, FLAG_SHADOW, FLAG_TIMESTAMP_ANSWER, FLAG_TYPE_POLICY, FLAG_UNREACH_V4,
+        FLAG_UNREACH_V6,
     },
     ratelimit::Limit,
 };
@@ -197,12 +198,6 @@ impl FileConfig {
 
     /// Validates everything and converts to what the program reads.
     pub fn to_config(&self) -> Result<Config> {
-        if self.router.frag_needed {
-            bail!(
-                "router.frag_needed = true: Fragmentation Needed / Packet Too Big are not built by this version \
-                 (the kernel still sends its own); set it to false"
-            );
-        }
         self.port_bitmaps()?;
         let answer_prefixes = self.answer_prefixes()?;
         let r = &self.rate_limit;
@@ -253,6 +248,7 @@ impl FileConfig {
             ),
             (self.protocol_unreachable.enabled, FLAG_PROTO_UNREACH),
             (self.router.time_exceeded, FLAG_ROUTER_TIME_EXCEEDED),
+            (self.router.frag_needed, FLAG_ROUTER_FRAG_NEEDED),
             (self.debug.log_decisions, FLAG_LOG_DECISIONS),
             (u.ipv4, FLAG_UNREACH_V4),
             (u.ipv6, FLAG_UNREACH_V6),

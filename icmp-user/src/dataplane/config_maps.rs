@@ -72,7 +72,9 @@ fn sync_trie<const N: usize>(map: &mut Map, want: &[([u8; N], u8)]) -> Result<()
 }
 
 /// Writes the `CLOSED_PROTOCOLS` map for `cfg` and this namespace's raw
-/// sockets (see [`crate::dataplane::protocols`]).
+/// sockets (see [`crate::dataplane::protocols`]), and in slot 2 the
+/// `router.frag_needed` gate: the smallest MTU of this namespace's
+/// interfaces (0: off).
 pub fn write_closed_protocols(map: &mut Map, cfg: &Config) -> Result<()> {
     let raw = crate::dataplane::protocols::raw_protocols()?;
     let closed = crate::dataplane::protocols::closed(cfg, &raw);
@@ -80,7 +82,44 @@ pub fn write_closed_protocols(map: &mut Map, cfg: &Config) -> Result<()> {
     for (i, bits) in closed.iter().enumerate() {
         m.set(i as u32, bits, 0).context("writing CLOSED_PROTOCOLS")?;
     }
+    let gate = if cfg.has(icmp_common::config::FLAG_ROUTER_FRAG_NEEDED) {
+        smallest_mtu()?
+    } else {
+        0
+    };
+    m.set(2, [gate, 0, 0, 0, 0, 0, 0, 0], 0)
+        .context("writing the frag_needed gate")?;
     Ok(())
+}
+
+/// The smallest MTU of this namespace's interfaces but loopback
+/// (SIOCGIFMTU on a socket of this namespace): a forwarded datagram no
+/// longer than it fits every egress.
+pub fn smallest_mtu() -> Result<u32> {
+    // SAFETY: a plain socket, closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    anyhow::ensure!(fd >= 0, "socket for SIOCGIFMTU: {}", std::io::Error::last_os_error());
+    let mut smallest = u32::MAX;
+    for iface in nix::net::if_::if_nameindex().context("listing interfaces")?.iter() {
+        let name = iface.name().to_bytes();
+        if name == b"lo" || name.len() >= libc::IFNAMSIZ {
+            continue;
+        }
+        // SAFETY: a zeroed ifreq with a NUL-terminated name.
+        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (d, s) in req.ifr_name.iter_mut().zip(name) {
+            *d = *s as libc::c_char;
+        }
+        // SAFETY: SIOCGIFMTU fills `ifr_ifru.ifru_mtu` of a valid ifreq.
+        if unsafe { libc::ioctl(fd, libc::SIOCGIFMTU, &mut req) } == 0 {
+            // SAFETY: the union member SIOCGIFMTU wrote.
+            smallest = smallest.min(unsafe { req.ifr_ifru.ifru_mtu } as u32);
+        }
+    }
+    // SAFETY: our own fd.
+    unsafe { libc::close(fd) };
+    // No interface but loopback: nothing is forwarded.
+    Ok(if smallest == u32::MAX { 0 } else { smallest })
 }
 
 /// The maps a pinned instance is controlled through.
