@@ -235,6 +235,51 @@ fn probe6(client_ns: &str) -> Option<(Vec<u8>, Ipv6Addr)> {
     })
 }
 
+/// Sends one 1400-byte UDP datagram with DF from the client (path MTU
+/// discovery on, the client's path cache flushed first) and returns the
+/// ICMP Destination Unreachable it gets, IP header included.
+fn probe_big(client_ns: &str) -> Option<Vec<u8>> {
+    ip(&["-n", client_ns, "route", "flush", "cache"]);
+    in_netns(client_ns, move || {
+        use std::os::fd::AsRawFd as _;
+        let icmp = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4)).unwrap();
+        icmp.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let udp = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+        let on: libc::c_int = libc::IP_PMTUDISC_DO;
+        // SAFETY: a valid int option on our own socket.
+        let r = unsafe {
+            libc::setsockopt(
+                udp.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_MTU_DISCOVER,
+                (&on as *const libc::c_int).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(r, 0, "IP_MTU_DISCOVER");
+        let from: SocketAddr = (CLIENT, 40001).into();
+        udp.bind(&from.into()).unwrap();
+        let to: SocketAddr = (SERVER, 33434).into();
+        udp.send_to(&[0x5a; 1400], &to.into()).unwrap();
+        let end = Instant::now() + Duration::from_secs(2);
+        let mut buf = [MaybeUninit::<u8>::uninit(); 2048];
+        while Instant::now() < end {
+            match icmp.recv(&mut buf) {
+                Ok(n) => {
+                    // SAFETY: recv initialised the first n bytes.
+                    let p: Vec<u8> = buf[..n].iter().map(|b| unsafe { b.assume_init() }).collect();
+                    if p.len() > 21 && p[20] == 3 && p[21] == 4 {
+                        return Some(p);
+                    }
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(e) => panic!("raw recv: {e}"),
+            }
+        }
+        None
+    })
+}
+
 /// The ICMPv6 fields two Time Exceeded messages about two probes may
 /// differ in: the checksum, and the quoted probe's flow label (Linux's
 /// `auto_flowlabels` may differ per socket).
@@ -411,6 +456,7 @@ fn frag_needed_and_packet_too_big_teach_the_client_the_path_mtu() {
         p.attach(&l.client_if, Mode::Driver).unwrap();
         p
     };
+    let kernel = probe_big(&l.client).expect("the router's kernel sends Fragmentation Needed");
     let rules = "table inet icmpxdp_test {\n\
                  chain out {\n\
                  type filter hook output priority 0; policy accept;\n\
@@ -426,7 +472,11 @@ fn frag_needed_and_packet_too_big_teach_the_client_the_path_mtu() {
     std::io::Write::write_all(nft.stdin.as_mut().unwrap(), rules.as_bytes()).unwrap();
     drop(nft.stdin.take());
     assert!(nft.wait().unwrap().success());
+    assert!(probe_big(&l.client).is_none(), "the router's kernel is silenced");
     let ping = |v6: bool| {
+        // A fresh path cache: what the last probe taught is forgotten.
+        ip(&["-n", &l.client, "route", "flush", "cache"]);
+        ip(&["-n", &l.client, "-6", "route", "flush", "cache"]);
         let mut cmd = Command::new("ip");
         cmd.args([
             "netns", "exec", &l.client, "ping", "-n", "-M", "do", "-s", "1400", "-c", "1", "-W", "1",
@@ -451,6 +501,13 @@ fn frag_needed_and_packet_too_big_teach_the_client_the_path_mtu() {
         "--set",
         "router.frag_needed=true",
     ]);
+    let ours = probe_big(&l.client).expect("icmpxdp sends Fragmentation Needed");
+    assert_eq!(&ours[24..28], &[0, 0, 0x05, 0x00], "next-hop MTU 1280");
+    assert_eq!(
+        mask(&ours),
+        mask(&kernel),
+        "icmpxdp's Fragmentation Needed differs from Linux's\n  ours   {ours:02x?}\n  kernel {kernel:02x?}"
+    );
     let v4 = ping(false);
     assert!(v4.contains("Frag needed and DF set (mtu = 1280)"), "ping -M do: {v4}");
     let v6 = ping(true);
