@@ -132,8 +132,8 @@ impl Reason {
         Self::ProtocolUnreachableSent,
         Self::AddressMaskAnswered,
         Self::TimeExceededSent,
-        Self::NoRouteBack,
         Self::FragNeededSent,
+        Self::NoRouteBack,
     ];
 
     /// Stable snake_case name used in `icmpxdp stats` and metrics.

@@ -168,70 +168,76 @@ impl Drop for RouterLab {
     }
 }
 
+/// The first ICMP message on `sock` for which `want` holds, within 2 s,
+/// and where it came from.
+fn recv_icmp(sock: &Socket, want: impl Fn(&[u8]) -> bool) -> Option<(Vec<u8>, SocketAddr)> {
+    sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let end = Instant::now() + Duration::from_secs(2);
+    let mut buf = [MaybeUninit::<u8>::uninit(); 2048];
+    while Instant::now() < end {
+        match sock.recv_from(&mut buf) {
+            Ok((n, addr)) => {
+                // SAFETY: recv initialised the first n bytes.
+                let p: Vec<u8> = buf[..n].iter().map(|b| unsafe { b.assume_init() }).collect();
+                if want(&p) {
+                    return Some((p, addr.as_socket().unwrap()));
+                }
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) => panic!("raw recv: {e}"),
+        }
+    }
+    None
+}
+
+/// Loads an nftables ruleset into namespace `ns`.
+fn nft(ns: &str, rules: &str) {
+    let mut nft = Command::new("ip")
+        .args(["netns", "exec", ns, "nft", "-f", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(nft.stdin.as_mut().unwrap(), rules.as_bytes()).unwrap();
+    drop(nft.stdin.take());
+    assert!(nft.wait().unwrap().success(), "nft ruleset load failed");
+}
+
 /// Sends one UDP probe with TTL 1 from the client (port 40000 → server
 /// 33434) and returns the ICMP Time Exceeded it gets, IP header included.
 fn probe(client_ns: &str) -> Option<Vec<u8>> {
     in_netns(client_ns, move || {
         let icmp = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4)).unwrap();
-        icmp.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
         let udp = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
         udp.set_ttl_v4(1).unwrap();
         let from: SocketAddr = (CLIENT, 40000).into();
         udp.bind(&from.into()).unwrap();
         let to: SocketAddr = (SERVER, 33434).into();
         udp.send_to(b"router-side time exceeded", &to.into()).unwrap();
-        let end = Instant::now() + Duration::from_secs(2);
-        let mut buf = [MaybeUninit::<u8>::uninit(); 2048];
-        while Instant::now() < end {
-            match icmp.recv(&mut buf) {
-                Ok(n) => {
-                    // SAFETY: recv initialised the first n bytes.
-                    let p: Vec<u8> = buf[..n].iter().map(|b| unsafe { b.assume_init() }).collect();
-                    if p.len() > 20 && p[20] == 11 {
-                        return Some(p);
-                    }
-                }
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                Err(e) => panic!("raw recv: {e}"),
-            }
-        }
-        None
+        recv_icmp(&icmp, |p| p.len() > 20 && p[20] == 11).map(|(p, _)| p)
     })
 }
 
-/// The fields two Time Exceeded messages about two probes may differ in:
-/// the error's IP ID (fresh per packet) and header checksum, and the same
-/// two fields of the quoted probe (the client's kernel gives each probe its
-/// own ID). The ICMP checksum covers the quote, so it differs with them.
 /// Sends one UDP probe with hop limit 1 from the client over IPv6 and
 /// returns the ICMPv6 Time Exceeded it gets (the message: raw ICMPv6
 /// sockets see no IP header) and where it came from.
 fn probe6(client_ns: &str) -> Option<(Vec<u8>, Ipv6Addr)> {
     in_netns(client_ns, move || {
         let icmp = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6)).unwrap();
-        icmp.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
         let udp = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP)).unwrap();
         udp.set_unicast_hops_v6(1).unwrap();
         let from: SocketAddr = (CLIENT6, 40000).into();
         udp.bind(&from.into()).unwrap();
         let to: SocketAddr = (SERVER6, 33434).into();
         udp.send_to(b"router-side time exceeded, v6", &to.into()).unwrap();
-        let end = Instant::now() + Duration::from_secs(2);
-        let mut buf = [MaybeUninit::<u8>::uninit(); 2048];
-        while Instant::now() < end {
-            match icmp.recv_from(&mut buf) {
-                Ok((n, addr)) => {
-                    // SAFETY: recv initialised the first n bytes.
-                    let p: Vec<u8> = buf[..n].iter().map(|b| unsafe { b.assume_init() }).collect();
-                    if p.first() == Some(&3) {
-                        return Some((p, *addr.as_socket_ipv6().unwrap().ip()));
-                    }
-                }
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                Err(e) => panic!("raw recv: {e}"),
-            }
-        }
-        None
+        recv_icmp(&icmp, |p| p.first() == Some(&3)).map(|(p, from)| {
+            (
+                p,
+                match from.ip() {
+                    std::net::IpAddr::V6(a) => a,
+                    std::net::IpAddr::V4(a) => a.to_ipv6_mapped(),
+                },
+            )
+        })
     })
 }
 
@@ -243,7 +249,6 @@ fn probe_big(client_ns: &str) -> Option<Vec<u8>> {
     in_netns(client_ns, move || {
         use std::os::fd::AsRawFd as _;
         let icmp = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4)).unwrap();
-        icmp.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
         let udp = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
         let on: libc::c_int = libc::IP_PMTUDISC_DO;
         // SAFETY: a valid int option on our own socket.
@@ -261,22 +266,7 @@ fn probe_big(client_ns: &str) -> Option<Vec<u8>> {
         udp.bind(&from.into()).unwrap();
         let to: SocketAddr = (SERVER, 33434).into();
         udp.send_to(&[0x5a; 1400], &to.into()).unwrap();
-        let end = Instant::now() + Duration::from_secs(2);
-        let mut buf = [MaybeUninit::<u8>::uninit(); 2048];
-        while Instant::now() < end {
-            match icmp.recv(&mut buf) {
-                Ok(n) => {
-                    // SAFETY: recv initialised the first n bytes.
-                    let p: Vec<u8> = buf[..n].iter().map(|b| unsafe { b.assume_init() }).collect();
-                    if p.len() > 21 && p[20] == 3 && p[21] == 4 {
-                        return Some(p);
-                    }
-                }
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                Err(e) => panic!("raw recv: {e}"),
-            }
-        }
-        None
+        recv_icmp(&icmp, |p| p.len() > 21 && p[20] == 3 && p[21] == 4).map(|(p, _)| p)
     })
 }
 
@@ -291,6 +281,10 @@ fn mask6(p: &[u8]) -> Vec<u8> {
     p
 }
 
+/// The fields two Time Exceeded messages about two probes may differ in:
+/// the error's IP ID (fresh per packet) and header checksum, and the same
+/// two fields of the quoted probe (the client's kernel gives each probe its
+/// own ID). The ICMP checksum covers the quote, so it differs with them.
 fn mask(p: &[u8]) -> Vec<u8> {
     let mut p = p.to_vec();
     for r in [4..6, 10..12, 22..24, 32..34, 38..40] {
@@ -326,14 +320,7 @@ fn time_exceeded_from_xdp_matches_the_router_kernel_s() {
                  icmpv6 type time-exceeded drop\n\
                  }\n\
                  }\n";
-    let mut nft = Command::new("ip")
-        .args(["netns", "exec", &l.router, "nft", "-f", "-"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(nft.stdin.as_mut().unwrap(), rules.as_bytes()).unwrap();
-    drop(nft.stdin.take());
-    assert!(nft.wait().unwrap().success());
+    nft(&l.router, rules);
     assert!(probe(&l.client).is_none(), "the router's kernel is silenced");
     assert!(probe6(&l.client).is_none(), "the router's kernel is silenced (IPv6)");
 
@@ -464,14 +451,7 @@ fn frag_needed_and_packet_too_big_teach_the_client_the_path_mtu() {
                  icmpv6 type packet-too-big drop\n\
                  }\n\
                  }\n";
-    let mut nft = Command::new("ip")
-        .args(["netns", "exec", &l.router, "nft", "-f", "-"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(nft.stdin.as_mut().unwrap(), rules.as_bytes()).unwrap();
-    drop(nft.stdin.take());
-    assert!(nft.wait().unwrap().success());
+    nft(&l.router, rules);
     assert!(probe_big(&l.client).is_none(), "the router's kernel is silenced");
     let ping = |v6: bool| {
         // A fresh path cache: what the last probe taught is forgotten.
@@ -523,6 +503,8 @@ fn frag_needed_and_packet_too_big_teach_the_client_the_path_mtu() {
     let instance = format!("{}@{}", l.router_in, l.router);
     let stats = stats_json(&instance);
     assert!(stats["verdicts"]["frag_needed_sent"].as_u64().unwrap() >= 2, "{stats}");
+    assert_eq!(stats["verdicts"]["no_route_back"], 0, "every error left by XDP_TX: {stats}");
+    assert_eq!(stats["actions"]["tx"], stats["verdicts"]["frag_needed_sent"], "{stats}");
     drop(run);
     drop(pass);
 }
