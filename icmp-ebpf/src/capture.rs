@@ -64,6 +64,13 @@ pub fn lease() -> bool {
     true
 }
 
+/// Whether the switch is on (no lease check: the exit hook only writes a
+/// record for a frame the entry hook armed under a live lease).
+#[inline(always)]
+pub fn switched_on() -> bool {
+    CAPTURE_CTL.get(0).is_some_and(|c| c.enabled != 0)
+}
+
 #[inline(always)]
 fn bump(slot: u32) -> u64 {
     match CAPTURE_STATS.get_ptr_mut(slot) {

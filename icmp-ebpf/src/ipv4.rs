@@ -44,10 +44,20 @@ pub fn handle(ctx: &XdpContext, cur: &mut Cursor, eth: &mut EthHdr, l2_len: usiz
     // than the smallest MTU on the host.
     let gate = maps::frag_gate() as usize;
     let oversize_df = gate != 0 && tot_len > gate && u16::from_be_bytes(ip.frag_off) & 0x4000 != 0;
-    if ((ip.ttl <= 1 && cfg.has(FLAG_ROUTER_TIME_EXCEEDED)) || oversize_df)
-        && let Some(r) = router_v4(ctx, eth, ip, l3, l2_len, tot_len, ihl, oversize_df, cfg)
-    {
-        return r;
+    // In BPF global functions, verified once on their own: the checks
+    // (which leave the frame, and so `ip`, as it is) and the builder.
+    if (ip.ttl <= 1 && cfg.has(FLAG_ROUTER_TIME_EXCEEDED)) || oversize_df {
+        let (l2, len, ihl) = (l2_len as u64, tot_len as u64, ihl as u64);
+        let r = crate::router::icmpxdp_router_check_v4(ctx.ctx, l2, len, ihl, oversize_df as u64);
+        if r >= crate::router::GO && r != crate::router::NOT_ROUTER {
+            let suppressed = r - crate::router::GO;
+            return Reason::from_index(crate::router::icmpxdp_router_error_v4(
+                ctx.ctx, l2, len, ihl, suppressed,
+            ));
+        }
+        if r != crate::router::NOT_ROUTER {
+            return Reason::from_index(r);
+        }
     }
     if ip.proto != IPPROTO_ICMP && ip.proto != IPPROTO_UDP {
         if cfg.has(FLAG_PROTO_UNREACH) && maps::protocol_closed(0, ip.proto) {
@@ -158,60 +168,6 @@ pub fn handle(ctx: &XdpContext, cur: &mut Cursor, eth: &mut EthHdr, l2_len: usiz
 /// is summed from the reference the cursor already bounds-checked, five
 /// 32-bit loads inline; only a header with options goes through the
 /// bounds-checked byte loop.
-/// Time Exceeded for a datagram in transit with TTL ≤ 1 (`router.rs`):
-/// `None` when it is addressed to this host (the host-side rules follow).
-#[inline(always)]
-#[expect(clippy::too_many_arguments, reason = "the parsed facts, passed as they are")]
-fn router_v4(
-    ctx: &XdpContext,
-    eth: &EthHdr,
-    ip: &Ipv4Hdr,
-    l3: usize,
-    l2_len: usize,
-    tot_len: usize,
-    ihl: usize,
-    oversize_df: bool,
-    cfg: &Config,
-) -> Option<Reason> {
-    let addrs = ADDRS.get(0)?;
-    let frag = u16::from_be_bytes(ip.frag_off);
-    // The ICMP type, for the no-error-about-an-error rule.
-    let payload = if ip.proto == IPPROTO_ICMP {
-        let p = l3 + ihl;
-        if p + 1 > ctx.data_end() || tot_len < ihl + 1 {
-            return Some(Reason::Malformed);
-        }
-        // SAFETY: p is inside the frame (checked above).
-        icmp_common::unreachable::Payload::Icmp(unsafe { *(p as *const u8) })
-    } else {
-        icmp_common::unreachable::Payload::Other
-    };
-    let d = icmp_common::unreachable::DatagramV4 {
-        eth_dst: &eth.dst,
-        src: &ip.src,
-        dst: &ip.dst,
-        frag_offset: frag & 0x1fff,
-        payload,
-    };
-    // A suppressed error is only one if the datagram would be forwarded:
-    // the FIB is asked first, so nothing in transit to elsewhere is ever
-    // dropped by `suppressed = "drop"` on a host that does not forward it.
-    let suppressed = match icmp_common::router::router_error_v4(&d, ip.ttl, oversize_df, cfg, addrs)? {
-        Err(r) => r as u64,
-        Ok(()) => crate::router::NOT_SUPPRESSED,
-    };
-    if fold64(header_sum(ctx, ip, l3, ihl)) != 0xffff {
-        return Some(Reason::Malformed);
-    }
-    Some(Reason::from_index(crate::router::icmpxdp_router_error_v4(
-        ctx.ctx,
-        l2_len as u64,
-        tot_len as u64,
-        ihl as u64,
-        suppressed,
-    )))
-}
-
 #[inline(always)]
 fn header_sum(ctx: &XdpContext, ip: &Ipv4Hdr, l3: usize, ihl: usize) -> u64 {
     if ihl == size_of::<Ipv4Hdr>() {

@@ -60,10 +60,17 @@ pub fn handle(ctx: &XdpContext, cur: &mut Cursor, eth: &mut EthHdr, l2_len: usiz
     // the smallest MTU on the host.
     let gate = maps::frag_gate() as usize;
     let oversize = gate != 0 && size_of::<Ipv6Hdr>() + payload_len > gate;
-    if ((ip.hop_limit <= 1 && cfg.has(FLAG_ROUTER_TIME_EXCEEDED)) || oversize)
-        && let Some(r) = router_v6(ctx, eth, ip, cur.pos, l2_len, payload_len, oversize, cfg)
-    {
-        return r;
+    // In BPF global functions, as for IPv4.
+    if (ip.hop_limit <= 1 && cfg.has(FLAG_ROUTER_TIME_EXCEEDED)) || oversize {
+        let (l2, len) = (l2_len as u64, (size_of::<Ipv6Hdr>() + payload_len) as u64);
+        let r = crate::router::icmpxdp_router_check_v6(ctx.ctx, l2, len, oversize as u64);
+        if r >= crate::router::GO && r != crate::router::NOT_ROUTER {
+            let suppressed = r - crate::router::GO;
+            return Reason::from_index(crate::router::icmpxdp_router_error_v6(ctx.ctx, l2, len, suppressed));
+        }
+        if r != crate::router::NOT_ROUTER {
+            return Reason::from_index(r);
+        }
     }
     let mut at = Layout {
         l2_len,
@@ -140,51 +147,4 @@ fn answer_echo(eth: &mut EthHdr, ip: &mut Ipv6Hdr, icmp: &mut IcmpHdr, cfg: &Con
             Reason::EchoAnswered
         }
     }
-}
-
-/// Time Exceeded for an IPv6 datagram in transit with hop limit ≤ 1
-/// (`router.rs`): `None` when it is ours, or behind a Fragment header (the
-/// kernel's to judge).
-#[inline(always)]
-#[expect(clippy::too_many_arguments, reason = "the parsed facts, passed as they are")]
-fn router_v6(
-    ctx: &XdpContext,
-    eth: &EthHdr,
-    ip: &Ipv6Hdr,
-    l4: usize,
-    l2_len: usize,
-    payload_len: usize,
-    oversize: bool,
-    cfg: &Config,
-) -> Option<Reason> {
-    let addrs = ADDRS.get(0)?;
-    if ip.next_header == IPPROTO_FRAGMENT {
-        return None;
-    }
-    let payload = if ip.next_header == IPPROTO_ICMPV6 {
-        if l4 + 1 > ctx.data_end() || payload_len < 1 {
-            return Some(Reason::Malformed);
-        }
-        // SAFETY: l4 is inside the frame (checked above).
-        icmp_common::unreachable::Payload::Icmp(unsafe { *(l4 as *const u8) })
-    } else {
-        icmp_common::unreachable::Payload::Other
-    };
-    let d = icmp_common::unreachable::DatagramV6 {
-        eth_dst: &eth.dst,
-        src: &ip.src,
-        dst: &ip.dst,
-        frag_offset: 0,
-        payload,
-    };
-    let suppressed = match icmp_common::router::router_error_v6(&d, ip.hop_limit, oversize, cfg, addrs)? {
-        Err(r) => r as u64,
-        Ok(()) => crate::router::NOT_SUPPRESSED,
-    };
-    Some(Reason::from_index(crate::router::icmpxdp_router_error_v6(
-        ctx.ctx,
-        l2_len as u64,
-        (size_of::<Ipv6Hdr>() + payload_len) as u64,
-        suppressed,
-    )))
 }

@@ -36,15 +36,14 @@ use parse::{Cursor, L3};
 #[xdp]
 pub fn icmpxdp(ctx: XdpContext) -> u32 {
     // One load and one branch while no capture runs.
-    let capturing = capture::lease();
-    if capturing {
+    if capture::lease() {
         capture::icmpxdp_capture_entry(ctx.ctx);
     }
     // Most of what a NIC carries is neither ICMP nor UDP: it is passed (and
     // counted) before the config is even read, two cache lines fewer.
     if is_other_protocol(&ctx) {
         count::outcome(Reason::OtherProtocol, Action::Pass);
-        if capturing {
+        if capture::switched_on() {
             capture::icmpxdp_capture_exit(ctx.ctx, Reason::OtherProtocol as u64, Action::Pass as u64);
         }
         return xdp_action::XDP_PASS;
@@ -69,7 +68,9 @@ pub fn icmpxdp(ctx: XdpContext) -> u32 {
     if cfg.has(FLAG_LOG_DECISIONS) {
         let _ = icmpxdp_log_decision(reason as u64, action as u64);
     }
-    if capturing {
+    // Read again rather than carried from the start: a flag kept across the
+    // whole program doubles the states the verifier walks.
+    if capture::switched_on() {
         capture::icmpxdp_capture_exit(ctx.ctx, reason as u64, action as u64);
     }
     action as u32

@@ -15,14 +15,17 @@ use aya_ebpf::{
 use icmp_common::{
     Config,
     addr::{v4_may_send_from, v6_may_send_from},
+    checksum::fold64,
     config::{FLAG_ROUTER_FRAG_NEEDED, FLAG_ROUTER_TIME_EXCEEDED, FLAG_SHADOW},
     reason::{Family, Reason},
     unreachable::quote_len,
+    unreachable::{DatagramV4, DatagramV6, Payload},
 };
 
 use crate::{
     count, csum,
     frame::{get, put},
+    maps::ADDRS,
     ratelimit,
     unreachable::{Error, send_v4, send_v6},
 };
@@ -102,6 +105,13 @@ impl Fib {
     }
 }
 
+/// `data_end`, read so that the compiler keeps every check against it.
+#[inline(always)]
+fn data_end(ctx: *mut xdp_md) -> usize {
+    // SAFETY: a field of the program's own context.
+    unsafe { core::ptr::read_volatile(&(*ctx).data_end) as usize }
+}
+
 #[inline(always)]
 fn lookup(ctx: *mut xdp_md, p: &mut Fib, flags: u32) -> i64 {
     // SAFETY: helper on our own context with the uapi layout (64 bytes).
@@ -109,7 +119,146 @@ fn lookup(ctx: *mut xdp_md, p: &mut Fib, flags: u32) -> i64 {
 }
 
 /// `suppressed` when no suppression rule applies.
-pub const NOT_SUPPRESSED: u64 = u64::MAX;
+pub const NOT_SUPPRESSED: u64 = 0xff;
+
+/// What [`icmpxdp_router_check_v4`] / [`icmpxdp_router_check_v6`] return
+/// for a frame that is not a router case (addressed to this host, or the
+/// feature off): the host-side rules follow.
+pub const NOT_ROUTER: u64 = u64::MAX;
+
+/// Added to the `suppressed` argument for the builder by the checks: a
+/// router case, go on. Below it, a final [`Reason`] slot (malformed).
+pub const GO: u64 = 1 << 32;
+
+/// The router side's checks for the IPv4 datagram after the `l2_len`-byte
+/// link header, a candidate (TTL ≤ 1 with `router.time_exceeded`, or
+/// `oversize_df`): the rules (`icmp_common::router`) and the header
+/// checksum. A BPF global function that never changes the frame, so the
+/// caller's packet pointers stay valid when it answers [`NOT_ROUTER`]; the
+/// verifier walks it once. Returns [`NOT_ROUTER`], a final [`Reason`] slot,
+/// or [`GO`] + the `suppressed` argument for [`icmpxdp_router_error_v4`].
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn icmpxdp_router_check_v4(
+    ctx: *mut xdp_md,
+    l2_len: u64,
+    datagram_len: u64,
+    ihl: u64,
+    oversize_df: u64,
+) -> u64 {
+    let xdp = XdpContext::new(ctx);
+    let (Some(cfg), Some(addrs)) = (crate::maps::config(), ADDRS.get(0)) else {
+        return NOT_ROUTER;
+    };
+    let (l2, len, ihl_b) = (l2_len as usize, datagram_len as usize, ihl as usize);
+    if !(14..=22).contains(&l2) || !(20..=60).contains(&ihl_b) || len < ihl_b {
+        return Reason::Malformed as u64;
+    }
+    let (data, l3) = (xdp.data(), xdp.data() + l2);
+    // Each pointer checked on its own, against its own volatile read of
+    // `data_end`: the verifier does not carry a bound on `l3` back to
+    // `data`, and the compiler would drop a check it proves redundant.
+    if data + 14 > data_end(ctx) || l3 + 20 > data_end(ctx) {
+        return Reason::Malformed as u64;
+    }
+    // SAFETY: data..data+6 and l3..l3+20 are inside the frame (checked).
+    let (eth_dst, ttl, frag, proto, src, dst) = unsafe {
+        (
+            get::<[u8; 6]>(data),
+            get::<u8>(l3 + 8),
+            u16::from_be_bytes(get::<[u8; 2]>(l3 + 6)),
+            get::<u8>(l3 + 9),
+            get::<[u8; 4]>(l3 + 12),
+            get::<[u8; 4]>(l3 + 16),
+        )
+    };
+    // The ICMP type, for the no-error-about-an-error rule.
+    let payload = if proto == 1 {
+        let p = l3 + ihl_b;
+        // The whole ICMP header (a shorter one is malformed anyway; and a
+        // one-byte check would be rewritten as `p >= end`, which the
+        // verifier cannot use).
+        if len < ihl_b + 8 || p + 8 > data_end(ctx) {
+            return Reason::Malformed as u64;
+        }
+        // SAFETY: p is inside the frame (checked above).
+        Payload::Icmp(unsafe { get::<u8>(p) })
+    } else {
+        Payload::Other
+    };
+    let d = DatagramV4 {
+        eth_dst: &eth_dst,
+        src: &src,
+        dst: &dst,
+        frag_offset: frag & 0x1fff,
+        payload,
+    };
+    let suppressed = match icmp_common::router::router_error_v4(&d, ttl, oversize_df != 0, cfg, addrs) {
+        None => return NOT_ROUTER,
+        Some(Err(r)) => r as u64,
+        Some(Ok(())) => NOT_SUPPRESSED,
+    };
+    // The kernel drops a header with a bad checksum; so do we (by passing).
+    match csum::sum_bytes::<60>(&xdp, l3, ihl_b) {
+        Some(sum) if fold64(sum) == 0xffff => GO + suppressed,
+        _ => Reason::Malformed as u64,
+    }
+}
+
+/// [`icmpxdp_router_check_v4`] for IPv6: a candidate by hop limit or
+/// `oversize`. A datagram behind a Fragment header is left to the kernel.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn icmpxdp_router_check_v6(ctx: *mut xdp_md, l2_len: u64, datagram_len: u64, oversize: u64) -> u64 {
+    let xdp = XdpContext::new(ctx);
+    let (Some(cfg), Some(addrs)) = (crate::maps::config(), ADDRS.get(0)) else {
+        return NOT_ROUTER;
+    };
+    let (l2, len) = (l2_len as usize, datagram_len as usize);
+    if !(14..=22).contains(&l2) || len < 40 {
+        return Reason::Malformed as u64;
+    }
+    let (data, l3) = (xdp.data(), xdp.data() + l2);
+    if data + 14 > data_end(ctx) || l3 + 40 > data_end(ctx) {
+        return Reason::Malformed as u64;
+    }
+    // SAFETY: data..data+6 and l3..l3+40 are inside the frame (checked).
+    let (eth_dst, next, hop_limit, src, dst) = unsafe {
+        (
+            get::<[u8; 6]>(data),
+            get::<u8>(l3 + 6),
+            get::<u8>(l3 + 7),
+            get::<[u8; 16]>(l3 + 8),
+            get::<[u8; 16]>(l3 + 24),
+        )
+    };
+    if next == 44 {
+        return NOT_ROUTER;
+    }
+    let payload = if next == 58 {
+        let p = l3 + 40;
+        if len < 48 || p + 8 > data_end(ctx) {
+            return Reason::Malformed as u64;
+        }
+        // SAFETY: p is inside the frame (checked above).
+        Payload::Icmp(unsafe { get::<u8>(p) })
+    } else {
+        Payload::Other
+    };
+    let d = DatagramV6 {
+        eth_dst: &eth_dst,
+        src: &src,
+        dst: &dst,
+        frag_offset: 0,
+        payload,
+    };
+    let suppressed = match icmp_common::router::router_error_v6(&d, hop_limit, oversize != 0, cfg, addrs) {
+        None => return NOT_ROUTER,
+        Some(Err(r)) => r as u64,
+        Some(Ok(())) => NOT_SUPPRESSED,
+    };
+    GO + suppressed
+}
 
 /// The router error for the IPv4 datagram after the `l2_len`-byte link
 /// header, not addressed to this host: would it be forwarded? Then, as

@@ -503,7 +503,10 @@ fn frag_needed_and_packet_too_big_teach_the_client_the_path_mtu() {
     let instance = format!("{}@{}", l.router_in, l.router);
     let stats = stats_json(&instance);
     assert!(stats["verdicts"]["frag_needed_sent"].as_u64().unwrap() >= 2, "{stats}");
-    assert_eq!(stats["verdicts"]["no_route_back"], 0, "every error left by XDP_TX: {stats}");
+    assert_eq!(
+        stats["verdicts"]["no_route_back"], 0,
+        "every error left by XDP_TX: {stats}"
+    );
     assert_eq!(stats["actions"]["tx"], stats["verdicts"]["frag_needed_sent"], "{stats}");
     drop(run);
     drop(pass);
