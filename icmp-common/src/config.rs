@@ -67,6 +67,11 @@ pub const FLAG_ROUTER_TIME_EXCEEDED: u32 = 1 << 19;
 /// 2/0) for a datagram this host would forward that exceeds the egress MTU
 /// and may not be fragmented (`router.frag_needed`).
 pub const FLAG_ROUTER_FRAG_NEEDED: u32 = 1 << 20;
+/// `Config::flags`: a router error leaves from an address of the interface
+/// the datagram came in on, not from the route back's
+/// (`router.errors_use_inbound_ifaddr`, Linux's
+/// `net.ipv4.icmp_errors_use_inbound_ifaddr`; IPv4 only, as in Linux).
+pub const FLAG_ROUTER_INBOUND_IFADDR: u32 = 1 << 21;
 
 /// Whether type `t` is set in a 256-bit type bitmap.
 #[inline(always)]

@@ -60,6 +60,27 @@ pub fn router_error_v6(
     })
 }
 
+/// The source of a router error with `router.errors_use_inbound_ifaddr`:
+/// as Linux's `inet_select_addr(dev, to, RT_SCOPE_LINK)` on the inbound
+/// interface, its address whose subnet holds `to` (the error's
+/// destination), else its first address. `None` when it has none.
+#[inline(always)]
+pub fn inbound_source_v4(addrs: &AddrSet, to: &[u8; 4]) -> Option<[u8; 4]> {
+    let to = u32::from_be_bytes(*to);
+    let mut i = 0;
+    while i < crate::config::MAX_V4_ADDRS {
+        if i as u32 >= addrs.v4_len {
+            break;
+        }
+        let (a, m) = (u32::from_be_bytes(addrs.v4[i]), u32::from_be_bytes(addrs.v4_masks[i]));
+        if m != 0 && a & m == to & m {
+            return Some(addrs.v4[i]);
+        }
+        i += 1;
+    }
+    (addrs.v4_len > 0).then_some(addrs.v4[0])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +193,24 @@ mod tests {
             ),
             Some(Ok(())),
             "TTL 1 with only time_exceeded on"
+        );
+    }
+
+    /// Linux's `inet_select_addr` with a destination: the address in its
+    /// subnet, else the primary (first) one.
+    #[test]
+    fn inbound_source_picks_the_subnet_s_address() {
+        let mut a = AddrSet::default();
+        assert_eq!(inbound_source_v4(&a, &[192, 0, 2, 2]), None, "no address");
+        a.push_v4([203, 0, 113, 1]);
+        a.set_v4_mask([203, 0, 113, 1], [255, 255, 255, 0]);
+        a.push_v4([192, 0, 2, 1]);
+        a.set_v4_mask([192, 0, 2, 1], [255, 255, 255, 0]);
+        assert_eq!(inbound_source_v4(&a, &[192, 0, 2, 2]), Some([192, 0, 2, 1]));
+        assert_eq!(
+            inbound_source_v4(&a, &[198, 51, 100, 9]),
+            Some([203, 0, 113, 1]),
+            "else the first"
         );
     }
 

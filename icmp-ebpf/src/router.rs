@@ -16,7 +16,7 @@ use icmp_common::{
     Config,
     addr::{v4_may_send_from, v6_may_send_from},
     checksum::fold64,
-    config::{FLAG_ROUTER_FRAG_NEEDED, FLAG_ROUTER_TIME_EXCEEDED, FLAG_SHADOW},
+    config::{FLAG_ROUTER_FRAG_NEEDED, FLAG_ROUTER_INBOUND_IFADDR, FLAG_ROUTER_TIME_EXCEEDED, FLAG_SHADOW},
     reason::{Family, Reason},
     unreachable::quote_len,
     unreachable::{DatagramV4, DatagramV6, Payload},
@@ -335,7 +335,13 @@ pub extern "C" fn icmpxdp_router_error_v4(
     if lookup(ctx, &mut fib, BPF_FIB_LOOKUP_SRC) as u32 != BPF_FIB_LKUP_RET_SUCCESS || fib.ifindex() != ingress {
         return Reason::NoRouteBack as u64;
     }
-    let from = fib.ipv4_src();
+    let mut from = fib.ipv4_src();
+    if cfg.has(FLAG_ROUTER_INBOUND_IFADDR)
+        && let Some(addrs) = ADDRS.get(0)
+        && let Some(inbound) = icmp_common::router::inbound_source_v4(addrs, &src)
+    {
+        from = u32::from_ne_bytes(inbound);
+    }
     if !v4_may_send_from(&from.to_ne_bytes()) {
         return Reason::UnsendableSource as u64;
     }

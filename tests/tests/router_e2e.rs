@@ -480,3 +480,81 @@ fn frag_needed_and_packet_too_big_teach_the_client_the_path_mtu() {
     drop(run);
     drop(pass);
 }
+
+/// `router.errors_use_inbound_ifaddr` against Linux's
+/// `net.ipv4.icmp_errors_use_inbound_ifaddr`: the route back to the client
+/// prefers a secondary address (`src 192.0.2.77`), so the two rules pick
+/// different sources; icmpxdp picks as Linux does, switch on or off.
+#[test]
+fn errors_use_inbound_ifaddr_picks_the_source_as_linux_does() {
+    let l = RouterLab::create("i");
+    let secondary = Ipv4Addr::new(192, 0, 2, 77);
+    ip(&[
+        "-n",
+        &l.router,
+        "addr",
+        "add",
+        &format!("{secondary}/24"),
+        "dev",
+        &l.router_in,
+    ]);
+    ip(&[
+        "-n",
+        &l.router,
+        "route",
+        "replace",
+        "192.0.2.0/24",
+        "dev",
+        &l.router_in,
+        "src",
+        &secondary.to_string(),
+    ]);
+    let pass = {
+        let _inside = netns::enter(&l.client).unwrap();
+        let mut p = Responder::load_pass().unwrap();
+        p.attach(&l.client_if, Mode::Driver).unwrap();
+        p
+    };
+    let default = probe(&l.client).expect("the router's kernel sends Time Exceeded");
+    assert_eq!(&default[12..16], &secondary.octets(), "Linux: the route back's source");
+    icmp_user::lab::sysctl_in(&l.router, "net.ipv4.icmp_errors_use_inbound_ifaddr", "1").unwrap();
+    let inbound = probe(&l.client).expect("the router's kernel sends Time Exceeded");
+    assert_eq!(
+        &inbound[12..16],
+        &ROUTER_IN.octets(),
+        "Linux: the inbound interface's address"
+    );
+
+    nft(
+        &l.router,
+        "table inet icmpxdp_test {\n chain out {\n type filter hook output priority 0; policy accept;\n \
+         icmp type time-exceeded drop\n }\n }\n",
+    );
+    let run = Running::start(&[
+        "--netns",
+        &l.router,
+        "run",
+        "--iface",
+        &l.router_in,
+        "--set",
+        "router.time_exceeded=true",
+        "--set",
+        "router.errors_use_inbound_ifaddr=true",
+    ]);
+    let ours = probe(&l.client).expect("icmpxdp sends Time Exceeded");
+    assert_eq!(mask(&ours), mask(&inbound), "switch on: as Linux with the sysctl on");
+    let (ok, _, err) = output(Command::new(icmpxdp_tests::icmpxdp_bin()).args([
+        "--netns",
+        &l.router,
+        "reload",
+        "--iface",
+        &l.router_in,
+        "--set",
+        "router.errors_use_inbound_ifaddr=false",
+    ]));
+    assert!(ok, "reload: {err}");
+    let ours = probe(&l.client).expect("icmpxdp sends Time Exceeded");
+    assert_eq!(mask(&ours), mask(&default), "switch off: as Linux by default");
+    drop(run);
+    drop(pass);
+}

@@ -78,6 +78,9 @@ pub struct Router {
     /// Fragmentation Needed (3/4) / Packet Too Big (2/0) for a datagram
     /// that exceeds the egress MTU and may not be fragmented.
     pub frag_needed: bool,
+    /// IPv4 router errors from the inbound interface's address
+    /// (`net.ipv4.icmp_errors_use_inbound_ifaddr`).
+    pub errors_use_inbound_ifaddr: bool,
 }
 
 /// `[protocol_unreachable]`: errors for protocols nothing here handles.
