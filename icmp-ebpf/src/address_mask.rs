@@ -5,14 +5,18 @@
 //! MAC is the interface's own (from the address set), not the request's
 //! destination MAC.
 
-use aya_ebpf::{bindings::xdp_md, helpers::bpf_xdp_adjust_tail, programs::XdpContext};
+use aya_ebpf::{bindings::xdp_md, programs::XdpContext};
 use icmp_common::{
     checksum::fold,
     reason::{Family, Reason},
 };
 
-use crate::frame::{get, put, words};
-use crate::{count, maps::ADDRS};
+use crate::{
+    count,
+    frame::{get, put, words},
+    maps::ADDRS,
+    query_reply::{V4Reply, resize_and_write_v4},
+};
 
 /// Builds and counts the reply from address `index` of the address set to
 /// the request after the `l2_len`-byte link header. A BPF global function:
@@ -47,53 +51,28 @@ pub extern "C" fn icmpxdp_address_mask_reply(ctx: *mut xdp_md, l2_len: u64, inde
             get::<[u8; 4]>(h + 24),
         )
     };
-    // Exactly 20 + 12 bytes after the link header.
-    let delta = (l2_len + 32) as i64 - (ctx.data_end() - ctx.data()) as i64;
-    // SAFETY: helper call on our own context.
-    if delta != 0 && unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta as i32) } != 0 {
-        return Reason::NoHeadroom as u64;
-    }
-    // New packet pointers after the resize, each checked against its own
-    // volatile read of data_end (see `timestamp.rs`).
-    // SAFETY: reading fields of the program's own context.
-    let (data, end_macs, end_headers) = unsafe {
-        (
-            core::ptr::read_volatile(&(*ctx.ctx).data) as usize,
-            core::ptr::read_volatile(&(*ctx.ctx).data_end) as usize,
-            core::ptr::read_volatile(&(*ctx.ctx).data_end) as usize,
-        )
+    // Exactly 20 + 12 bytes after the link header. The interface's MAC
+    // when known (a broadcast request), else the address the request was
+    // sent to.
+    let reply = V4Reply {
+        tos,
+        id,
+        ttl,
+        from,
+        to,
+        src_mac: (mac != [0; 6]).then_some(mac),
     };
-    let h = data + l2_len;
-    if data + 12 > end_macs || l2_len > 22 || h + 32 > end_headers {
-        return Reason::Malformed as u64;
-    }
-    // SAFETY: data..data+12 and h..h+32 are inside the frame (checked).
+    let icmp = match resize_and_write_v4::<32>(&ctx, l2_len, &reply) {
+        Ok(icmp) => icmp,
+        Err(r) => return r as u64,
+    };
+    let icmp_sum = u16::from_ne_bytes([18, 0]) as u32 + words(ident_seq) + words(mask);
+    let icmp_check = (!fold(icmp_sum)).to_ne_bytes();
+    // SAFETY: icmp..icmp+12 is inside the frame (`resize_and_write_v4`).
     unsafe {
-        let (dmac, smac) = (get::<[u8; 6]>(data), get::<[u8; 6]>(data + 6));
-        put(data, smac);
-        // The interface's MAC when known (a broadcast request), else the
-        // address the request was sent to.
-        put(data + 6, if mac == [0; 6] { dmac } else { mac });
-        let first = [0x45u8, tos];
-        let total = 32u16.to_be_bytes();
-        let ttl_proto = [ttl, 1u8];
-        let sum = u16::from_ne_bytes(first) as u32
-            + u16::from_ne_bytes(total) as u32
-            + u16::from_ne_bytes(id) as u32
-            + u16::from_ne_bytes(ttl_proto) as u32
-            + words(from)
-            + words(to);
-        let check = (!fold(sum)).to_ne_bytes();
-        put(h, [first[0], first[1], total[0], total[1]]);
-        put(h + 4, [id[0], id[1], 0, 0]);
-        put(h + 8, [ttl_proto[0], ttl_proto[1], check[0], check[1]]);
-        put(h + 12, from);
-        put(h + 16, to);
-        let icmp_sum = u16::from_ne_bytes([18, 0]) as u32 + words(ident_seq) + words(mask);
-        let icmp_check = (!fold(icmp_sum)).to_ne_bytes();
-        put(h + 20, [18u8, 0, icmp_check[0], icmp_check[1]]);
-        put(h + 24, ident_seq);
-        put(h + 28, mask);
+        put(icmp, [18u8, 0, icmp_check[0], icmp_check[1]]);
+        put(icmp + 4, ident_seq);
+        put(icmp + 8, mask);
     }
     count::sent(Family::V4, 18);
     Reason::AddressMaskAnswered as u64

@@ -15,6 +15,7 @@ mod ipv6;
 mod maps;
 mod parse;
 mod protocol;
+mod query_reply;
 mod ratelimit;
 mod rewrite;
 mod router;

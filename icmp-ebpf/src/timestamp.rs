@@ -12,19 +12,18 @@
 //! the monotonic clock instead would drift with every NTP slew until the
 //! loader next refreshed it).
 
-use aya_ebpf::{
-    bindings::xdp_md,
-    helpers::{bpf_ktime_get_tai_ns, bpf_xdp_adjust_tail},
-    programs::XdpContext,
-};
+use aya_ebpf::{bindings::xdp_md, helpers::bpf_ktime_get_tai_ns, programs::XdpContext};
 use icmp_common::{
     checksum::fold,
     echo::ms_since_midnight_utc,
     reason::{Family, Reason},
 };
 
-use crate::count;
-use crate::frame::{get, put, words};
+use crate::{
+    count,
+    frame::{get, put, words},
+    query_reply::{V4Reply, resize_and_write_v4},
+};
 
 /// Builds and counts the reply for the timestamp request after the
 /// `l2_len`-byte link header, whose ICMP data (after the 8-byte header) is
@@ -70,59 +69,29 @@ pub extern "C" fn icmpxdp_timestamp_reply(ctx: *mut xdp_md, l2_len: u64, data_le
             get::<[u8; 4]>(h + 28),
         )
     };
-    // Exactly 20 + 20 bytes after the link header.
-    let want = (l2_len + 40) as i64;
-    let delta = want - (ctx.data_end() - ctx.data()) as i64;
-    // SAFETY: helper call on our own context.
-    if delta != 0 && unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta as i32) } != 0 {
-        return Reason::NoHeadroom as u64;
-    }
-    // After the resize every packet pointer is new: data and data_end are
-    // read afresh (volatile, so LLVM reuses no earlier load), and the MACs
-    // and the headers are checked each against its own read of data_end,
-    // so LLVM cannot fold one check into the other (the verifier tracks
-    // `data` and `data + l2_len` apart and needs to see both).
-    // SAFETY: reading fields of the program's own context.
-    let (data, end_macs, end_headers) = unsafe {
-        (
-            core::ptr::read_volatile(&(*ctx.ctx).data) as usize,
-            core::ptr::read_volatile(&(*ctx.ctx).data_end) as usize,
-            core::ptr::read_volatile(&(*ctx.ctx).data_end) as usize,
-        )
+    // Exactly 20 + 20 bytes after the link header: from the address asked,
+    // back to the sender.
+    let reply = V4Reply {
+        tos,
+        id,
+        ttl,
+        from: dst,
+        to: src,
+        src_mac: None,
     };
-    let h = data + l2_len;
-    if data + 12 > end_macs || l2_len > 22 || h + 40 > end_headers {
-        return Reason::Malformed as u64;
-    }
-    // SAFETY: data..data+12 (the MACs) and h..h+40 are inside the frame
-    // (checked above).
+    let icmp = match resize_and_write_v4::<40>(&ctx, l2_len, &reply) {
+        Ok(icmp) => icmp,
+        Err(r) => return r as u64,
+    };
+    let icmp_sum = u16::from_ne_bytes([14, 0]) as u32 + words(ident_seq) + words(originate) + 2 * words(now);
+    let icmp_check = (!fold(icmp_sum)).to_ne_bytes();
+    // SAFETY: icmp..icmp+20 is inside the frame (`resize_and_write_v4`).
     unsafe {
-        let (dmac, smac) = (get::<[u8; 6]>(data), get::<[u8; 6]>(data + 6));
-        put(data, smac);
-        put(data + 6, dmac);
-        let first = [0x45u8, tos];
-        let total = 40u16.to_be_bytes();
-        let ttl_proto = [ttl, 1u8];
-        // The header sum from registers (native 16-bit words; fragment word 0).
-        let sum = u16::from_ne_bytes(first) as u32
-            + u16::from_ne_bytes(total) as u32
-            + u16::from_ne_bytes(id) as u32
-            + u16::from_ne_bytes(ttl_proto) as u32
-            + words(dst)
-            + words(src);
-        let check = (!fold(sum)).to_ne_bytes();
-        put(h, [first[0], first[1], total[0], total[1]]);
-        put(h + 4, [id[0], id[1], 0, 0]);
-        put(h + 8, [ttl_proto[0], ttl_proto[1], check[0], check[1]]);
-        put(h + 12, dst); // from the address asked
-        put(h + 16, src); // back to the sender
-        let icmp_sum = u16::from_ne_bytes([14, 0]) as u32 + words(ident_seq) + words(originate) + 2 * words(now);
-        let icmp_check = (!fold(icmp_sum)).to_ne_bytes();
-        put(h + 20, [14u8, 0, icmp_check[0], icmp_check[1]]);
-        put(h + 24, ident_seq);
-        put(h + 28, originate);
-        put(h + 32, now);
-        put(h + 36, now);
+        put(icmp, [14u8, 0, icmp_check[0], icmp_check[1]]);
+        put(icmp + 4, ident_seq);
+        put(icmp + 8, originate);
+        put(icmp + 12, now);
+        put(icmp + 16, now);
     }
     count::sent(Family::V4, 14);
     Reason::TimestampAnswered as u64
