@@ -160,6 +160,31 @@ impl RouterLab {
     }
 }
 
+impl RouterLab {
+    /// `xdp_pass` on the client's veth: XDP_TX on a veth reaches the peer
+    /// only if the peer runs XDP. Detached on drop.
+    fn client_pass(&self) -> Responder {
+        let _inside = netns::enter(&self.client).unwrap();
+        let mut p = Responder::load_pass().unwrap();
+        p.attach(&self.client_if, Mode::Driver).unwrap();
+        p
+    }
+
+    /// `icmpxdp run` on the router's client-facing interface with `sets`.
+    fn run(&self, sets: &[&str]) -> Running {
+        let mut args = vec!["--netns", &self.router, "run", "--iface", &self.router_in];
+        for set in sets {
+            args.extend(["--set", set]);
+        }
+        Running::start(&args)
+    }
+
+    /// The router's instance name, for `icmpxdp stats`.
+    fn instance(&self) -> String {
+        format!("{}@{}", self.router_in, self.router)
+    }
+}
+
 impl Drop for RouterLab {
     fn drop(&mut self) {
         for ns in [&self.client, &self.router, &self.server] {
@@ -296,13 +321,7 @@ fn mask(p: &[u8]) -> Vec<u8> {
 #[test]
 fn time_exceeded_from_xdp_matches_the_router_kernel_s() {
     let l = RouterLab::create("t");
-    // XDP_TX on a veth reaches the peer only if the peer runs XDP.
-    let pass = {
-        let _inside = netns::enter(&l.client).unwrap();
-        let mut p = Responder::load_pass().unwrap();
-        p.attach(&l.client_if, Mode::Driver).unwrap();
-        p
-    };
+    let pass = l.client_pass();
 
     let kernel = probe(&l.client).expect("the router's kernel sends Time Exceeded");
     let (kernel6, from6) = probe6(&l.client).expect("the router's kernel sends ICMPv6 Time Exceeded");
@@ -324,16 +343,8 @@ fn time_exceeded_from_xdp_matches_the_router_kernel_s() {
     assert!(probe(&l.client).is_none(), "the router's kernel is silenced");
     assert!(probe6(&l.client).is_none(), "the router's kernel is silenced (IPv6)");
 
-    let run = Running::start(&[
-        "--netns",
-        &l.router,
-        "run",
-        "--iface",
-        &l.router_in,
-        "--set",
-        "router.time_exceeded=true",
-    ]);
-    let instance = format!("{}@{}", l.router_in, l.router);
+    let run = l.run(&["router.time_exceeded=true"]);
+    let instance = l.instance();
     let ours = probe(&l.client).unwrap_or_else(|| {
         panic!(
             "icmpxdp sends Time Exceeded; its verdicts: {}; run said {:?}",
@@ -406,12 +417,7 @@ fn time_exceeded_from_xdp_matches_the_router_kernel_s() {
 fn frag_needed_and_packet_too_big_teach_the_client_the_path_mtu() {
     let l = RouterLab::create("f");
     ip(&["-n", &l.router, "link", "set", &l.router_out, "mtu", "1280"]);
-    let pass = {
-        let _inside = netns::enter(&l.client).unwrap();
-        let mut p = Responder::load_pass().unwrap();
-        p.attach(&l.client_if, Mode::Driver).unwrap();
-        p
-    };
+    let pass = l.client_pass();
     let kernel = probe_big(&l.client).expect("the router's kernel sends Fragmentation Needed");
     let rules = "table inet icmpxdp_test {\n\
                  chain out {\n\
@@ -441,15 +447,7 @@ fn frag_needed_and_packet_too_big_teach_the_client_the_path_mtu() {
     let silent = ping(false);
     assert!(!silent.contains("mtu"), "the router kernel is silenced: {silent}");
 
-    let run = Running::start(&[
-        "--netns",
-        &l.router,
-        "run",
-        "--iface",
-        &l.router_in,
-        "--set",
-        "router.frag_needed=true",
-    ]);
+    let run = l.run(&["router.frag_needed=true"]);
     let ours = probe_big(&l.client).expect("icmpxdp sends Fragmentation Needed");
     assert_eq!(&ours[24..28], &[0, 0, 0x05, 0x00], "next-hop MTU 1280");
     assert_eq!(
@@ -469,7 +467,7 @@ fn frag_needed_and_packet_too_big_teach_the_client_the_path_mtu() {
             .arg(SERVER.to_string()),
     );
     assert!(out.contains("pmtu 1280"), "tracepath: {out}{err}");
-    let instance = format!("{}@{}", l.router_in, l.router);
+    let instance = l.instance();
     let stats = stats_json(&instance);
     assert!(stats["verdicts"]["frag_needed_sent"].as_u64().unwrap() >= 2, "{stats}");
     assert_eq!(
@@ -509,12 +507,7 @@ fn errors_use_inbound_ifaddr_picks_the_source_as_linux_does() {
         "src",
         &secondary.to_string(),
     ]);
-    let pass = {
-        let _inside = netns::enter(&l.client).unwrap();
-        let mut p = Responder::load_pass().unwrap();
-        p.attach(&l.client_if, Mode::Driver).unwrap();
-        p
-    };
+    let pass = l.client_pass();
     let default = probe(&l.client).expect("the router's kernel sends Time Exceeded");
     assert_eq!(&default[12..16], &secondary.octets(), "Linux: the route back's source");
     icmp_user::lab::sysctl_in(&l.router, "net.ipv4.icmp_errors_use_inbound_ifaddr", "1").unwrap();
@@ -530,17 +523,7 @@ fn errors_use_inbound_ifaddr_picks_the_source_as_linux_does() {
         "table inet icmpxdp_test {\n chain out {\n type filter hook output priority 0; policy accept;\n \
          icmp type time-exceeded drop\n }\n }\n",
     );
-    let run = Running::start(&[
-        "--netns",
-        &l.router,
-        "run",
-        "--iface",
-        &l.router_in,
-        "--set",
-        "router.time_exceeded=true",
-        "--set",
-        "router.errors_use_inbound_ifaddr=true",
-    ]);
+    let run = l.run(&["router.time_exceeded=true", "router.errors_use_inbound_ifaddr=true"]);
     let ours = probe(&l.client).expect("icmpxdp sends Time Exceeded");
     assert_eq!(mask(&ours), mask(&inbound), "switch on: as Linux with the sysctl on");
     let (ok, _, err) = output(Command::new(icmpxdp_tests::icmpxdp_bin()).args([
