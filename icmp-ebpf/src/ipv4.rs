@@ -4,7 +4,9 @@ use aya_ebpf::{maps::lpm_trie, programs::XdpContext};
 use icmp_common::{
     AddrSet, Config,
     checksum::fold64,
-    config::{FLAG_PROTO_UNREACH, FLAG_ROUTER_TIME_EXCEEDED, FLAG_SHADOW, FLAG_TYPE_POLICY, type_in},
+    config::{
+        FLAG_PROTO_UNREACH, FLAG_ROUTER_FRAG_NEEDED, FLAG_ROUTER_TIME_EXCEEDED, FLAG_SHADOW, FLAG_TYPE_POLICY, type_in,
+    },
     echo::{EchoV4, Verdict, address_mask_answer, decide_timestamp, decide_v4},
     reason::{Family, Reason},
 };
@@ -42,8 +44,11 @@ pub fn handle(ctx: &XdpContext, cur: &mut Cursor, eth: &mut EthHdr, l2_len: usiz
     // A router's error, for any protocol (two compares while off): Time
     // Exceeded for TTL ≤ 1, Fragmentation Needed for DF datagrams longer
     // than the smallest MTU on the host.
-    let gate = maps::frag_gate() as usize;
-    let oversize_df = gate != 0 && tot_len > gate && u16::from_be_bytes(ip.frag_off) & 0x4000 != 0;
+    // The gate map is read only with the feature on (the config is at hand).
+    let oversize_df = cfg.has(FLAG_ROUTER_FRAG_NEEDED) && u16::from_be_bytes(ip.frag_off) & 0x4000 != 0 && {
+        let gate = maps::frag_gate() as usize;
+        gate != 0 && tot_len > gate
+    };
     // In BPF global functions, verified once on their own: the checks
     // (which leave the frame, and so `ip`, as it is) and the builder.
     if (ip.ttl <= 1 && cfg.has(FLAG_ROUTER_TIME_EXCEEDED)) || oversize_df {

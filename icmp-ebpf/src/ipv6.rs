@@ -3,7 +3,7 @@
 use aya_ebpf::{maps::lpm_trie, programs::XdpContext};
 use icmp_common::{
     AddrSet, Config,
-    config::{FLAG_PROTO_UNREACH, FLAG_ROUTER_TIME_EXCEEDED, FLAG_SHADOW},
+    config::{FLAG_PROTO_UNREACH, FLAG_ROUTER_FRAG_NEEDED, FLAG_ROUTER_TIME_EXCEEDED, FLAG_SHADOW},
     echo::{EchoV6, Verdict, decide_v6},
     reason::{Family, Reason},
 };
@@ -58,8 +58,10 @@ pub fn handle(ctx: &XdpContext, cur: &mut Cursor, eth: &mut EthHdr, l2_len: usiz
     // A router's error, for any upper layer (two compares while off): Time
     // Exceeded for hop limit ≤ 1, Packet Too Big for datagrams longer than
     // the smallest MTU on the host.
-    let gate = maps::frag_gate() as usize;
-    let oversize = gate != 0 && size_of::<Ipv6Hdr>() + payload_len > gate;
+    let oversize = cfg.has(FLAG_ROUTER_FRAG_NEEDED) && {
+        let gate = maps::frag_gate() as usize;
+        gate != 0 && size_of::<Ipv6Hdr>() + payload_len > gate
+    };
     // In BPF global functions, as for IPv4.
     if (ip.hop_limit <= 1 && cfg.has(FLAG_ROUTER_TIME_EXCEEDED)) || oversize {
         let (l2, len) = (l2_len as u64, (size_of::<Ipv6Hdr>() + payload_len) as u64);

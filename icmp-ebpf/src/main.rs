@@ -119,9 +119,12 @@ fn is_other_protocol(ctx: &XdpContext) -> bool {
         (p < cur.end()).then(|| unsafe { *(p as *const u8) })
     };
     // Longer than the `router.frag_needed` gate: the full path (a router
-    // error may be due). Zero while the feature is off.
-    let gate = maps::frag_gate() as usize;
-    let fits = gate == 0 || cur.end() - cur.pos <= gate;
+    // error may be due). Zero while the feature is off. Read last, only for
+    // a frame that would otherwise pass here (not for non-IP frames).
+    let fits = || {
+        let gate = maps::frag_gate() as usize;
+        gate == 0 || cur.end() - cur.pos <= gate
+    };
     match l3 {
         L3::Other => true,
         // A protocol marked closed (Protocol Unreachable on) takes the full
@@ -132,7 +135,7 @@ fn is_other_protocol(ctx: &XdpContext) -> bool {
                 && proto != parse::IPPROTO_UDP
                 && !maps::protocol_closed(0, proto)
                 && at(8).is_some_and(|ttl| ttl > 1)
-                && fits
+                && fits()
         }),
         L3::Ipv6 => at(6).is_some_and(|next| {
             next != parse::IPPROTO_ICMPV6
@@ -140,7 +143,7 @@ fn is_other_protocol(ctx: &XdpContext) -> bool {
                 && !ipv6::is_extension_or_fragment(next)
                 && !maps::protocol_closed(1, next)
                 && at(7).is_some_and(|hop_limit| hop_limit > 1)
-                && fits
+                && fits()
         }),
     }
 }
