@@ -22,6 +22,7 @@ pub const fn action_for(reason: Reason, cfg: &Config) -> Action {
         | Reason::AddressMaskAnswered
         | Reason::TimeExceededSent
         | Reason::FragNeededSent => Action::Tx,
+        Reason::TimeExceededRedirected | Reason::FragNeededRedirected => Action::Redirect,
         Reason::PolicyDropped => Action::Drop,
         Reason::SuppressedNonFirstFragment => Action::Pass,
         Reason::RateLimitedPerSource | Reason::RateLimitedGlobal if cfg.has(FLAG_OVER_LIMIT_DROP) => Action::Drop,

@@ -22,13 +22,12 @@ use crate::{
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Counters {
-    /// By [`Action`] code (aborted, drop, pass, tx).
+    /// By [`Action`] code (aborted, drop, pass, tx, redirect).
     pub actions: [u64; Action::COUNT as usize],
     /// By [`Reason`].
     pub verdicts: [u64; Reason::COUNT as usize],
     /// ICMP messages too short to parse, by family (`Icmp_InErrors`).
     pub icmp_in_errors: [u64; 2],
-    pub _pad: [u64; 3],
     /// ICMP messages received, by [`type_index`].
     pub received: [u64; TYPE_SLOTS as usize],
     /// ICMP messages sent, by [`type_index`].
@@ -43,7 +42,6 @@ impl Default for Counters {
             actions: [0; Action::COUNT as usize],
             verdicts: [0; Reason::COUNT as usize],
             icmp_in_errors: [0; 2],
-            _pad: [0; 3],
             received: [0; TYPE_SLOTS as usize],
             sent: [0; TYPE_SLOTS as usize],
             rate_limited: [0; (Scope::COUNT * TYPE_SLOTS) as usize],

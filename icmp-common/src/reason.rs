@@ -95,13 +95,20 @@ pub enum Reason {
     /// Fragmentation Needed (ICMPv6 Packet Too Big) sent for a datagram the
     /// host would forward that exceeds the egress MTU (`router.frag_needed`).
     FragNeededSent,
-    /// A router error was due but the route back to the source leaves by
-    /// another interface, or its neighbour is unknown: the kernel's.
+    /// A router error was due but the route back to the source has no known
+    /// neighbour (or leaves a VLAN-tagged ingress by another interface):
+    /// the kernel's.
     NoRouteBack,
+    /// Time Exceeded sent by `bpf_redirect` out of the interface the route
+    /// back to the source uses (not the one the datagram came in by).
+    TimeExceededRedirected,
+    /// Fragmentation Needed / Packet Too Big sent by `bpf_redirect`, as
+    /// [`Reason::TimeExceededRedirected`].
+    FragNeededRedirected,
 }
 
 impl Reason {
-    pub const COUNT: u32 = 30;
+    pub const COUNT: u32 = 32;
 
     pub const ALL: [Self; Self::COUNT as usize] = [
         Self::EchoAnswered,
@@ -134,6 +141,8 @@ impl Reason {
         Self::TimeExceededSent,
         Self::FragNeededSent,
         Self::NoRouteBack,
+        Self::TimeExceededRedirected,
+        Self::FragNeededRedirected,
     ];
 
     /// Stable snake_case name used in `icmpxdp stats` and metrics.
@@ -169,6 +178,8 @@ impl Reason {
             Self::TimeExceededSent => "time_exceeded_sent",
             Self::NoRouteBack => "no_route_back",
             Self::FragNeededSent => "frag_needed_sent",
+            Self::TimeExceededRedirected => "time_exceeded_redirected",
+            Self::FragNeededRedirected => "frag_needed_redirected",
         }
     }
 
@@ -208,11 +219,13 @@ pub enum Action {
     Drop = 1,
     Pass = 2,
     Tx = 3,
+    /// A router error sent out of another interface (`bpf_redirect`).
+    Redirect = 4,
 }
 
 impl Action {
-    pub const COUNT: u32 = 4;
-    pub const ALL: [Self; 4] = [Self::Aborted, Self::Drop, Self::Pass, Self::Tx];
+    pub const COUNT: u32 = 5;
+    pub const ALL: [Self; 5] = [Self::Aborted, Self::Drop, Self::Pass, Self::Tx, Self::Redirect];
 
     pub const fn label(self) -> &'static str {
         match self {
@@ -220,6 +233,7 @@ impl Action {
             Self::Drop => "drop",
             Self::Pass => "pass",
             Self::Tx => "tx",
+            Self::Redirect => "redirect",
         }
     }
 }

@@ -81,6 +81,78 @@ pub fn inbound_source_v4(addrs: &AddrSet, to: &[u8; 4]) -> Option<[u8; 4]> {
     (addrs.v4_len > 0).then_some(addrs.v4[0])
 }
 
+/// The source of an ICMPv6 router error, as Linux's `icmp6_send` picks it
+/// when the route back has no preferred source ("a more meaningful saddr
+/// from input if": `ipv6_dev_get_saddr` on the inbound interface): among
+/// the inbound interface's addresses of the same scope as `to` (link-local
+/// with link-local, global with global), the one sharing the longest
+/// prefix with `to` within the first 64 bits (a /64's subnet, RFC 6724
+/// rule 8); the first on a tie. `None` when it has none: then the route
+/// back's source is used.
+#[inline(always)]
+pub fn inbound_source_v6(addrs: &AddrSet, to: &[u8; 16]) -> Option<[u8; 16]> {
+    inbound_index_v6(
+        addrs,
+        u64::from_be_bytes([to[0], to[1], to[2], to[3], to[4], to[5], to[6], to[7]]),
+    )
+    .map(|i| addrs.v6[i])
+}
+
+/// [`inbound_source_v6`] as an index into `addrs.v6`, from the first 64
+/// bits of `to` (big-endian).
+///
+/// Branch-free inside the loop: in the XDP program every branch that kept
+/// a different "best so far" would be a verifier state of its own (2^16 of
+/// them). The values that decide are passed through [`opaque`] so that the
+/// compiler does not turn the arithmetic back into compare-and-branch.
+#[inline(always)]
+pub fn inbound_index_v6(addrs: &AddrSet, to_hi: u64) -> Option<usize> {
+    // 1 when x != 0.
+    let nonzero = |x: u64| {
+        let x = opaque(x);
+        (x | x.wrapping_neg()) >> 63
+    };
+    let link_local = |hi: u64| 1 ^ nonzero((hi >> 54) ^ 0x3fa);
+    // x with every bit below its highest set bit set: equal for equal
+    // common prefixes, smaller for longer ones.
+    let smear = |mut x: u64| {
+        x |= x >> 1;
+        x |= x >> 2;
+        x |= x >> 4;
+        x |= x >> 8;
+        x |= x >> 16;
+        x |= x >> 32;
+        x >> 1
+    };
+    let (mut best, mut best_i) = (u64::MAX, 0u64);
+    let mut i = 0;
+    while i < crate::config::MAX_V6_ADDRS {
+        if i as u32 >= addrs.v6_len {
+            break;
+        }
+        let a = &addrs.v6[i];
+        let hi = u64::from_be_bytes([a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]]);
+        let eligible = 1 ^ link_local(hi) ^ link_local(to_hi);
+        let s = smear(hi ^ to_hi);
+        // s < best, unsigned (Hacker's Delight 2-12); strictly, so that the
+        // first address wins a tie.
+        let less = ((!s & best) | (!(s ^ best) & s.wrapping_sub(best))) >> 63;
+        let take = 0u64.wrapping_sub(opaque(less & eligible));
+        best = (best & !take) | (s & take);
+        best_i = (best_i & !take) | (i as u64 & take);
+        i += 1;
+    }
+    (best != u64::MAX).then_some(best_i as usize % crate::config::MAX_V6_ADDRS)
+}
+
+/// `x`, through a volatile read of a local: a value the compiler cannot
+/// reason about (see [`inbound_index_v6`]).
+#[inline(always)]
+fn opaque(x: u64) -> u64 {
+    // SAFETY: a read of a local.
+    unsafe { core::ptr::read_volatile(&x) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +283,40 @@ mod tests {
             inbound_source_v4(&a, &[198, 51, 100, 9]),
             Some([203, 0, 113, 1]),
             "else the first"
+        );
+    }
+
+    /// Linux's `icmp6_send` with no preferred source on the route back:
+    /// `ipv6_dev_get_saddr` on the inbound interface — the address of the
+    /// destination's scope sharing the longest prefix with it.
+    #[test]
+    fn inbound_source_v6_picks_the_closest_address_of_the_same_scope() {
+        let v6 = |s: &str| s.parse::<std::net::Ipv6Addr>().unwrap().octets();
+        let mut a = AddrSet::default();
+        assert_eq!(inbound_source_v6(&a, &v6("2001:db8:9::2")), None, "no address");
+        a.push_v6(v6("fe80::1"));
+        assert_eq!(
+            inbound_source_v6(&a, &v6("2001:db8:9::2")),
+            None,
+            "a link-local address is not a source toward a global one"
+        );
+        a.push_v6(v6("2001:db8:1::1"));
+        a.push_v6(v6("2001:db8:9::1"));
+        a.push_v6(v6("2001:db8:9::77"));
+        assert_eq!(
+            inbound_source_v6(&a, &v6("2001:db8:9::2")),
+            Some(v6("2001:db8:9::1")),
+            "same /64, first"
+        );
+        assert_eq!(
+            inbound_source_v6(&a, &v6("2001:db8:5::2")),
+            Some(v6("2001:db8:1::1")),
+            "else the first closest"
+        );
+        assert_eq!(
+            inbound_source_v6(&a, &v6("fe80::9")),
+            Some(v6("fe80::1")),
+            "link-local to link-local"
         );
     }
 

@@ -152,7 +152,8 @@ pub extern "C" fn icmpxdp_capture_exit(ctx: *mut xdp_md, reason: u64, action: u6
     }
     rec.reason = reason as u16;
     rec.action = action as u16;
-    if action == 3 {
+    // The frame sent: XDP_TX (3) or, for a router error, XDP_REDIRECT (4).
+    if action == 3 || action == 4 {
         // SAFETY: helper on our own context.
         let len = unsafe { bpf_xdp_get_buff_len(ctx) };
         rec.len_out = len as u32;

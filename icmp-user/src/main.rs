@@ -112,7 +112,7 @@ enum Command {
         /// Keep only this verdict (repeatable), e.g. `unreachable_sent`.
         #[arg(long = "verdict", value_name = "VERDICT")]
         verdicts: Vec<String>,
-        /// Keep only this action (repeatable): tx, pass or drop.
+        /// Keep only this action (repeatable): tx, redirect, pass or drop.
         #[arg(long = "action", value_name = "ACTION")]
         actions: Vec<String>,
         /// Keep only IPv4 (4) or IPv6 (6).

@@ -16,6 +16,7 @@ use std::{
 };
 
 pub mod fuzz;
+pub mod router_lab;
 pub mod tap;
 
 use aya::programs::{TestRun as _, TestRunOptions};

@@ -57,7 +57,8 @@ fn filter(o: &CaptureOpts<'_>) -> Result<CaptureFilter> {
                     "drop" => 1,
                     "pass" => 2,
                     "tx" => 3,
-                    _ => bail!("--action {a}: one of tx, pass, drop"),
+                    "redirect" => 4,
+                    _ => bail!("--action {a}: one of tx, redirect, pass, drop"),
                 };
         }
     }

@@ -107,7 +107,7 @@ impl<W: Write> PcapngWriter<W> {
             ),
         )?;
         let mut n = 1;
-        if r.action == Action::Tx as u16 && r.caplen_out > 0 {
+        if (r.action == Action::Tx as u16 || r.action == Action::Redirect as u16) && r.caplen_out > 0 {
             let frame_out = &r.frame_out[..(r.caplen_out as usize).min(r.frame_out.len())];
             self.packet(
                 ts,
@@ -135,6 +135,7 @@ fn action_label(a: u16) -> &'static str {
         1 => "drop",
         2 => "pass",
         3 => "tx",
+        4 => "redirect",
         _ => "unknown",
     }
 }

@@ -65,8 +65,9 @@ impl Snapshot {
         let _ = writeln!(s, "icmpxdp on {instance}: {} frames", self.frames());
         let _ = writeln!(
             s,
-            "  actions: tx {}  pass {}  drop {}  aborted {}",
+            "  actions: tx {}  redirect {}  pass {}  drop {}  aborted {}",
             self.action(Action::Tx),
+            self.action(Action::Redirect),
             self.action(Action::Pass),
             self.action(Action::Drop),
             self.action(Action::Aborted)
