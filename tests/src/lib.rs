@@ -27,6 +27,7 @@ pub const XDP_ABORTED: u32 = 0;
 pub const XDP_DROP: u32 = 1;
 pub const XDP_PASS: u32 = 2;
 pub const XDP_TX: u32 = 3;
+pub const XDP_REDIRECT: u32 = 4;
 
 pub use icmp_user::bench::frames::*;
 
@@ -76,6 +77,28 @@ impl Xdp {
         let opts = TestRunOptions {
             data_in: Some(frame),
             data_out: Some(&mut out),
+            ..TestRunOptions::default()
+        };
+        let r = self.responder.program().test_run(opts).expect("BPF_PROG_TEST_RUN");
+        out.truncate(r.data_size_out as usize);
+        (r.return_value, out)
+    }
+
+    /// Runs the program once on `frame` as if it arrived on `ifindex` (an
+    /// interface of the calling thread's namespace, receive queue 0), so
+    /// that helpers that ask the device's namespace (`bpf_fib_lookup`)
+    /// see it: (XDP action, frame afterwards).
+    pub fn run_on(&mut self, frame: &[u8], ifindex: u32) -> (u32, Vec<u8>) {
+        // struct xdp_md: data, data_end, data_meta, ingress_ifindex,
+        // rx_queue_index, egress_ifindex.
+        let mut ctx = [0u8; 24];
+        ctx[4..8].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
+        ctx[12..16].copy_from_slice(&ifindex.to_ne_bytes());
+        let mut out = vec![0u8; frame.len() + 256];
+        let opts = TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            ctx_in: Some(&ctx),
             ..TestRunOptions::default()
         };
         let r = self.responder.program().test_run(opts).expect("BPF_PROG_TEST_RUN");
