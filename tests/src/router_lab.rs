@@ -296,6 +296,23 @@ pub fn probe_big(client_ns: &str) -> Option<Vec<u8>> {
     })
 }
 
+/// Sends one 1400-byte UDP datagram over IPv6 from the client (its path
+/// cache flushed first, so no earlier Packet Too Big shrank the path) and
+/// returns the ICMPv6 Packet Too Big it gets (the message: raw ICMPv6
+/// sockets see no IP header).
+pub fn probe_big6(client_ns: &str) -> Option<Vec<u8>> {
+    ip(&["-n", client_ns, "-6", "route", "flush", "cache"]);
+    in_netns(client_ns, move || {
+        let icmp = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::ICMPV6)).unwrap();
+        let udp = Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+        let from: SocketAddr = (CLIENT6, 40001).into();
+        udp.bind(&from.into()).unwrap();
+        let to: SocketAddr = (SERVER6, 33434).into();
+        udp.send_to(&[0x5a; 1400], &to.into()).unwrap();
+        recv_icmp(&icmp, |p| p.first() == Some(&2)).map(|(p, _)| p)
+    })
+}
+
 /// The ICMPv6 fields two Time Exceeded messages about two probes may
 /// differ in: the checksum, and the quoted probe's flow label (Linux's
 /// `auto_flowlabels` may differ per socket).

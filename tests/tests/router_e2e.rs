@@ -4,13 +4,16 @@
 //! router kernel's own Time Exceeded dropped by nftables, and the two are
 //! compared byte for byte (but the IP IDs and the checksums over them).
 //! The same for ICMPv6. traceroute (UDP, ICMP and IPv6) shows the router as
-//! hop 1, the server as hop 2.
+//! hop 1, the server as hop 2. Fragmentation Needed and Packet Too Big are
+//! compared the same way, and teach `ping -M do` and `tracepath` the MTU.
 
 use std::{net::Ipv4Addr, process::Command};
 
 use icmpxdp_tests::{
     output,
-    router_lab::{ROUTER_IN, ROUTER_IN6, RouterLab, SERVER, SERVER6, ip, mask, mask6, nft, probe, probe_big, probe6},
+    router_lab::{
+        ROUTER_IN, ROUTER_IN6, RouterLab, SERVER, SERVER6, ip, mask, mask6, nft, probe, probe_big, probe_big6, probe6,
+    },
     stats_json,
 };
 
@@ -115,6 +118,7 @@ fn frag_needed_and_packet_too_big_teach_the_client_the_path_mtu() {
     ip(&["-n", &l.router, "link", "set", &l.router_out, "mtu", "1280"]);
     let pass = l.client_pass();
     let kernel = probe_big(&l.client).expect("the router's kernel sends Fragmentation Needed");
+    let kernel6 = probe_big6(&l.client).expect("the router's kernel sends Packet Too Big");
     let rules = "table inet icmpxdp_test {\n\
                  chain out {\n\
                  type filter hook output priority 0; policy accept;\n\
@@ -124,6 +128,10 @@ fn frag_needed_and_packet_too_big_teach_the_client_the_path_mtu() {
                  }\n";
     nft(&l.router, rules);
     assert!(probe_big(&l.client).is_none(), "the router's kernel is silenced");
+    assert!(
+        probe_big6(&l.client).is_none(),
+        "the router's kernel is silenced (IPv6)"
+    );
     let ping = |v6: bool| {
         // A fresh path cache: what the last probe taught is forgotten.
         ip(&["-n", &l.client, "route", "flush", "cache"]);
@@ -150,6 +158,13 @@ fn frag_needed_and_packet_too_big_teach_the_client_the_path_mtu() {
         mask(&ours),
         mask(&kernel),
         "icmpxdp's Fragmentation Needed differs from Linux's\n  ours   {ours:02x?}\n  kernel {kernel:02x?}"
+    );
+    let ours6 = probe_big6(&l.client).expect("icmpxdp sends Packet Too Big");
+    assert_eq!(&ours6[4..8], &[0, 0, 0x05, 0x00], "MTU 1280");
+    assert_eq!(
+        mask6(&ours6),
+        mask6(&kernel6),
+        "icmpxdp's Packet Too Big differs from Linux's\n  ours   {ours6:02x?}\n  kernel {kernel6:02x?}"
     );
     let v4 = ping(false);
     assert!(v4.contains("Frag needed and DF set (mtu = 1280)"), "ping -M do: {v4}");
