@@ -6,9 +6,14 @@
 //! (each element of a per-CPU array is an allocation of its own, reached
 //! through a pointer table: two cache lines per counter map per frame).
 //!
+//! - `hot`: one slot per common outcome ([`Hot`]) that stands for all of
+//!   its counters at once — its verdict, its action and, for an answer, the
+//!   message received and the one sent — so that the frames that make up
+//!   most traffic write one 8-byte word, one cache line, whatever the
+//!   per-CPU allocation's alignment; [`Counters::fold_hot`] spreads them
+//!   into the other fields when the loader reads them;
 //! - `actions`, then `verdicts` (one slot per [`Reason`]; every frame lands
-//!   in exactly one, so the verdicts add up to the frames processed): the
-//!   common outcomes share the first 64 bytes with the actions;
+//!   in exactly one, so the verdicts add up to the frames processed);
 //! - `received` / `sent`: ICMP messages by [`type_index`] (family × type);
 //! - `rate_limited`: scope × [`type_index`].
 
@@ -22,6 +27,8 @@ use crate::{
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Counters {
+    /// By [`Hot`] outcome; see [`Counters::fold_hot`].
+    pub hot: [u64; Hot::COUNT],
     /// By [`Action`] code (aborted, drop, pass, tx, redirect).
     pub actions: [u64; Action::COUNT as usize],
     /// By [`Reason`].
@@ -39,12 +46,92 @@ pub struct Counters {
 impl Default for Counters {
     fn default() -> Self {
         Self {
+            hot: [0; Hot::COUNT],
             actions: [0; Action::COUNT as usize],
             verdicts: [0; Reason::COUNT as usize],
             icmp_in_errors: [0; 2],
             received: [0; TYPE_SLOTS as usize],
             sent: [0; TYPE_SLOTS as usize],
             rate_limited: [0; (Scope::COUNT * TYPE_SLOTS) as usize],
+        }
+    }
+}
+
+/// The common outcomes counted in one word each (`Counters::hot`).
+///
+/// The program counts a frame here *instead of* in `verdicts`, `actions`,
+/// `received` and `sent`, and only with the action named: an echo answered
+/// in shadow mode (action pass) is counted field by field.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hot {
+    /// IPv4 echo request answered with XDP_TX: `echo_answered`, `tx`,
+    /// received echo request (8), sent echo reply (0).
+    EchoV4 = 0,
+    /// ICMPv6 echo answered with XDP_TX: received 128, sent 129.
+    EchoV6,
+    /// IPv4 Port Unreachable sent with XDP_TX: `unreachable_sent`, `tx`,
+    /// sent destination unreachable (3).
+    UnreachableV4,
+    /// ICMPv6 Port Unreachable sent with XDP_TX: sent type 1.
+    UnreachableV6,
+    /// Passed before the config was read, neither ICMP nor UDP:
+    /// `other_protocol`, `pass`.
+    OtherProtocolPassed,
+}
+
+/// An ICMP message's (family, type).
+type Message = (Family, u8);
+
+impl Hot {
+    pub const COUNT: usize = 5;
+
+    /// (verdict, action, received (family, type), sent (family, type)).
+    const fn meaning(self) -> (Reason, Action, Option<Message>, Option<Message>) {
+        match self {
+            Self::EchoV4 => (
+                Reason::EchoAnswered,
+                Action::Tx,
+                Some((Family::V4, 8)),
+                Some((Family::V4, 0)),
+            ),
+            Self::EchoV6 => (
+                Reason::EchoAnswered,
+                Action::Tx,
+                Some((Family::V6, 128)),
+                Some((Family::V6, 129)),
+            ),
+            Self::UnreachableV4 => (Reason::UnreachableSent, Action::Tx, None, Some((Family::V4, 3))),
+            Self::UnreachableV6 => (Reason::UnreachableSent, Action::Tx, None, Some((Family::V6, 1))),
+            Self::OtherProtocolPassed => (Reason::OtherProtocol, Action::Pass, None, None),
+        }
+    }
+
+    pub const ALL: [Self; Self::COUNT] = [
+        Self::EchoV4,
+        Self::EchoV6,
+        Self::UnreachableV4,
+        Self::UnreachableV6,
+        Self::OtherProtocolPassed,
+    ];
+}
+
+impl Counters {
+    /// Moves every `hot` count into the counters it stands for (and zeroes
+    /// `hot`): after it, `verdicts`, `actions`, `received` and `sent` hold
+    /// every frame, as if each had been counted field by field.
+    pub fn fold_hot(&mut self) {
+        for h in Hot::ALL {
+            let n = core::mem::take(&mut self.hot[h as usize]);
+            let (verdict, action, received, sent) = h.meaning();
+            self.verdicts[verdict as usize] += n;
+            self.actions[action as usize] += n;
+            if let Some((f, t)) = received {
+                self.received[type_index(f, t) as usize] += n;
+            }
+            if let Some((f, t)) = sent {
+                self.sent[type_index(f, t) as usize] += n;
+            }
         }
     }
 }
@@ -100,6 +187,32 @@ pub const fn type_name(family: Family, icmp_type: u8) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each hot slot stands for the counters the README's verdict table
+    /// gives its outcome (written out here, not derived from `meaning`).
+    #[test]
+    fn hot_counts_fold_into_the_counters_they_stand_for() {
+        let mut c = Counters {
+            hot: [1, 10, 100, 1000, 10000],
+            ..Counters::default()
+        };
+        c.verdicts[Reason::EchoAnswered as usize] = 5;
+        c.fold_hot();
+        assert_eq!(c.hot, [0; Hot::COUNT]);
+        assert_eq!(c.verdicts[Reason::EchoAnswered as usize], 5 + 1 + 10);
+        assert_eq!(c.verdicts[Reason::UnreachableSent as usize], 1100);
+        assert_eq!(c.verdicts[Reason::OtherProtocol as usize], 10000);
+        assert_eq!(c.actions[Action::Tx as usize], 1111);
+        assert_eq!(c.actions[Action::Pass as usize], 10000);
+        assert_eq!(c.received[8], 1, "IPv4 echo request");
+        assert_eq!(c.sent[0], 1, "IPv4 echo reply");
+        assert_eq!(c.received[256 + 128], 10, "ICMPv6 echo request");
+        assert_eq!(c.sent[256 + 129], 10, "ICMPv6 echo reply");
+        assert_eq!(c.sent[3], 100, "IPv4 destination unreachable");
+        assert_eq!(c.sent[256 + 1], 1000, "ICMPv6 destination unreachable");
+        assert_eq!(c.verdicts.iter().sum::<u64>(), 5 + 11111, "every frame one verdict");
+        assert_eq!(c.actions.iter().sum::<u64>(), 11111);
+    }
 
     #[test]
     fn type_index_is_within_slots() {

@@ -5,7 +5,10 @@ use icmp_common::{
     reason::{Action, Family, Reason},
 };
 
-use icmp_common::{counters::Counters, ratelimit::Scope};
+use icmp_common::{
+    counters::{Counters, Hot},
+    ratelimit::Scope,
+};
 
 use crate::maps::COUNTERS;
 
@@ -21,6 +24,26 @@ fn counters() -> Option<&'static mut Counters> {
 fn opaque(x: u32) -> u32 {
     // SAFETY: a read of a local.
     unsafe { core::ptr::read_volatile(&x) }
+}
+
+/// A common outcome, in one word that stands for its verdict, action and
+/// messages (see `icmp_common::counters::Hot`): the frames that make up
+/// most traffic write one cache line of counters.
+#[inline(always)]
+pub fn hot(h: Hot) {
+    if let Some(c) = counters()
+        && let Some(n) = c.hot.get_mut(opaque(h as u32) as usize)
+    {
+        *n += 1;
+    }
+}
+
+/// Whether the path already counted this outcome in a [`hot`] word: an echo
+/// answered or a Port Unreachable sent with XDP_TX (in shadow mode their
+/// action is pass and they are counted field by field).
+#[inline(always)]
+pub fn counted_hot(reason: Reason, action: Action) -> bool {
+    action == Action::Tx && (reason == Reason::EchoAnswered || reason == Reason::UnreachableSent)
 }
 
 /// A frame's outcome: its verdict and its action, in one per-CPU value.

@@ -7,6 +7,7 @@ use icmp_common::{
     config::{
         FLAG_PROTO_UNREACH, FLAG_ROUTER_FRAG_NEEDED, FLAG_ROUTER_TIME_EXCEEDED, FLAG_SHADOW, FLAG_TYPE_POLICY, type_in,
     },
+    counters::Hot,
     echo::{EchoV4, Verdict, address_mask_answer, decide_timestamp, decide_v4},
     reason::{Family, Reason},
 };
@@ -103,69 +104,77 @@ pub fn handle(ctx: &XdpContext, cur: &mut Cursor, eth: &mut EthHdr, l2_len: usiz
         count::in_error(Family::V4);
         return Reason::Malformed;
     };
-    count::received(Family::V4, icmp.kind);
-    let Some(addrs) = ADDRS.get(0) else {
-        return Reason::Disabled;
-    };
-    if cfg.has(FLAG_TYPE_POLICY) && type_in(&cfg.drop_types_v4, icmp.kind) && addrs.has_v4(&ip.dst) {
-        return Reason::PolicyDropped;
-    }
-    match icmp.kind {
-        ICMP_ECHO_REQUEST => answer_echo(eth, ip, icmp, cfg, addrs),
-        ICMP_TIMESTAMP_REQUEST => {
-            let facts = EchoV4 {
-                eth_dst: &eth.dst,
-                src: &ip.src,
-                dst: &ip.dst,
-            };
-            match decide_timestamp(&facts, cfg, addrs) {
-                Verdict::Pass(reason) => reason,
-                Verdict::Answer => {
-                    if let Err(scope) = ratelimit::outgoing_v4(cfg, &ip.src, ICMP_TIMESTAMP_REPLY) {
-                        return scope.reason();
+    let kind = icmp.kind;
+    let reason = (|| {
+        let Some(addrs) = ADDRS.get(0) else {
+            return Reason::Disabled;
+        };
+        if cfg.has(FLAG_TYPE_POLICY) && type_in(&cfg.drop_types_v4, icmp.kind) && addrs.has_v4(&ip.dst) {
+            return Reason::PolicyDropped;
+        }
+        match icmp.kind {
+            ICMP_ECHO_REQUEST => answer_echo(eth, ip, icmp, cfg, addrs),
+            ICMP_TIMESTAMP_REQUEST => {
+                let facts = EchoV4 {
+                    eth_dst: &eth.dst,
+                    src: &ip.src,
+                    dst: &ip.dst,
+                };
+                match decide_timestamp(&facts, cfg, addrs) {
+                    Verdict::Pass(reason) => reason,
+                    Verdict::Answer => {
+                        if let Err(scope) = ratelimit::outgoing_v4(cfg, &ip.src, ICMP_TIMESTAMP_REPLY) {
+                            return scope.reason();
+                        }
+                        if cfg.has(FLAG_SHADOW) {
+                            count::sent(Family::V4, ICMP_TIMESTAMP_REPLY);
+                            return Reason::TimestampAnswered;
+                        }
+                        Reason::from_index(timestamp::icmpxdp_timestamp_reply(
+                            ctx.ctx,
+                            l2_len as u64,
+                            (tot_len - ihl - size_of::<IcmpHdr>()) as u64,
+                        ))
                     }
-                    if cfg.has(FLAG_SHADOW) {
-                        count::sent(Family::V4, ICMP_TIMESTAMP_REPLY);
-                        return Reason::TimestampAnswered;
-                    }
-                    Reason::from_index(timestamp::icmpxdp_timestamp_reply(
-                        ctx.ctx,
-                        l2_len as u64,
-                        (tot_len - ihl - size_of::<IcmpHdr>()) as u64,
-                    ))
                 }
             }
-        }
-        ICMP_ADDRESS_MASK_REQUEST => {
-            let facts = EchoV4 {
-                eth_dst: &eth.dst,
-                src: &ip.src,
-                dst: &ip.dst,
-            };
-            match address_mask_answer(&facts, cfg, addrs) {
-                Err(reason) => reason,
-                Ok(index) => {
-                    if tot_len < ihl + 12 {
-                        count::in_error(Family::V4);
-                        return Reason::Malformed;
+            ICMP_ADDRESS_MASK_REQUEST => {
+                let facts = EchoV4 {
+                    eth_dst: &eth.dst,
+                    src: &ip.src,
+                    dst: &ip.dst,
+                };
+                match address_mask_answer(&facts, cfg, addrs) {
+                    Err(reason) => reason,
+                    Ok(index) => {
+                        if tot_len < ihl + 12 {
+                            count::in_error(Family::V4);
+                            return Reason::Malformed;
+                        }
+                        if let Err(scope) = ratelimit::outgoing_v4(cfg, &ip.src, ICMP_ADDRESS_MASK_REPLY) {
+                            return scope.reason();
+                        }
+                        if cfg.has(FLAG_SHADOW) {
+                            count::sent(Family::V4, ICMP_ADDRESS_MASK_REPLY);
+                            return Reason::AddressMaskAnswered;
+                        }
+                        Reason::from_index(address_mask::icmpxdp_address_mask_reply(
+                            ctx.ctx,
+                            l2_len as u64,
+                            index as u64,
+                        ))
                     }
-                    if let Err(scope) = ratelimit::outgoing_v4(cfg, &ip.src, ICMP_ADDRESS_MASK_REPLY) {
-                        return scope.reason();
-                    }
-                    if cfg.has(FLAG_SHADOW) {
-                        count::sent(Family::V4, ICMP_ADDRESS_MASK_REPLY);
-                        return Reason::AddressMaskAnswered;
-                    }
-                    Reason::from_index(address_mask::icmpxdp_address_mask_reply(
-                        ctx.ctx,
-                        l2_len as u64,
-                        index as u64,
-                    ))
                 }
             }
+            _ => Reason::NotEchoRequest,
         }
-        _ => Reason::NotEchoRequest,
+    })();
+    // An echo answered in place was counted as received in its hot word
+    // (`count::hot`); every other ICMP message is counted here.
+    if !(reason == Reason::EchoAnswered && !cfg.has(FLAG_SHADOW)) {
+        count::received(Family::V4, kind);
     }
+    reason
 }
 
 /// One's complement sum of the header (unfolded); 0 if options run past
@@ -201,11 +210,14 @@ fn answer_echo(eth: &mut EthHdr, ip: &mut Ipv4Hdr, icmp: &mut IcmpHdr, cfg: &Con
                 return scope.reason();
             }
             let reply = maps::echo_reply_type(ICMP_ECHO_REQUEST, ICMP_ECHO_REPLY);
-            if !cfg.has(FLAG_SHADOW) {
+            if cfg.has(FLAG_SHADOW) {
+                count::sent(Family::V4, reply);
+            } else {
                 rewrite::swap_macs(eth);
                 rewrite::echo_reply_v4(ip, icmp, cfg.ttl, reply);
+                // Received, sent, verdict and action in one word.
+                count::hot(Hot::EchoV4);
             }
-            count::sent(Family::V4, reply);
             Reason::EchoAnswered
         }
     }

@@ -4,6 +4,7 @@ use aya_ebpf::{maps::lpm_trie, programs::XdpContext};
 use icmp_common::{
     AddrSet, Config,
     config::{FLAG_PROTO_UNREACH, FLAG_ROUTER_FRAG_NEEDED, FLAG_ROUTER_TIME_EXCEEDED, FLAG_SHADOW},
+    counters::Hot,
     echo::{EchoV6, Verdict, decide_v6},
     reason::{Family, Reason},
 };
@@ -114,14 +115,20 @@ pub fn handle(ctx: &XdpContext, cur: &mut Cursor, eth: &mut EthHdr, l2_len: usiz
         count::in_error(Family::V6);
         return Reason::Malformed;
     };
-    count::received(Family::V6, icmp.kind);
-    if icmp.kind != ICMPV6_ECHO_REQUEST {
-        return Reason::NotEchoRequest;
-    }
-    let Some(addrs) = ADDRS.get(0) else {
-        return Reason::Disabled;
+    let kind = icmp.kind;
+    let reason = if kind != ICMPV6_ECHO_REQUEST {
+        Reason::NotEchoRequest
+    } else if let Some(addrs) = ADDRS.get(0) {
+        answer_echo(eth, ip, icmp, cfg, addrs)
+    } else {
+        Reason::Disabled
     };
-    answer_echo(eth, ip, icmp, cfg, addrs)
+    // An echo answered in place was counted as received in its hot word
+    // (`count::hot`); every other ICMP message is counted here.
+    if !(reason == Reason::EchoAnswered && !cfg.has(FLAG_SHADOW)) {
+        count::received(Family::V6, kind);
+    }
+    reason
 }
 
 #[inline(always)]
@@ -141,11 +148,14 @@ fn answer_echo(eth: &mut EthHdr, ip: &mut Ipv6Hdr, icmp: &mut IcmpHdr, cfg: &Con
                 return scope.reason();
             }
             let reply = maps::echo_reply_type(ICMPV6_ECHO_REQUEST, ICMPV6_ECHO_REPLY);
-            if !cfg.has(FLAG_SHADOW) {
+            if cfg.has(FLAG_SHADOW) {
+                count::sent(Family::V6, reply);
+            } else {
                 rewrite::swap_macs(eth);
                 rewrite::echo_reply_v6(ip, icmp, cfg.hop_limit, reply);
+                // Received, sent, verdict and action in one word.
+                count::hot(Hot::EchoV6);
             }
-            count::sent(Family::V6, reply);
             Reason::EchoAnswered
         }
     }

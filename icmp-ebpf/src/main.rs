@@ -43,7 +43,7 @@ pub fn icmpxdp(ctx: XdpContext) -> u32 {
     // Most of what a NIC carries is neither ICMP nor UDP: it is passed (and
     // counted) before the config is even read, two cache lines fewer.
     if is_other_protocol(&ctx) {
-        count::outcome(Reason::OtherProtocol, Action::Pass);
+        count::hot(icmp_common::counters::Hot::OtherProtocolPassed);
         if capture::switched_on() {
             capture::icmpxdp_capture_exit(ctx.ctx, Reason::OtherProtocol as u64, Action::Pass as u64);
         }
@@ -65,7 +65,9 @@ pub fn icmpxdp(ctx: XdpContext) -> u32 {
     } else {
         action_for(reason, cfg)
     };
-    count::outcome(reason, action);
+    if !count::counted_hot(reason, action) {
+        count::outcome(reason, action);
+    }
     if cfg.has(FLAG_LOG_DECISIONS) {
         let _ = icmpxdp_log_decision(reason as u64, action as u64);
     }

@@ -17,6 +17,7 @@ use icmp_common::{
     Config,
     checksum::{fold, fold64},
     config::FLAG_SHADOW,
+    counters::Hot,
     reason::{Family, Reason},
     unreachable::quote_len,
 };
@@ -86,7 +87,7 @@ fn unreachable_v4(ctx: *mut xdp_md, l2_len: u64, datagram_len: u64, ihl: u64, co
     };
     if cfg.has(FLAG_SHADOW) {
         // Decided, limited and counted; the frame stays as it came.
-        return sent_or_not(Family::V4, 3, sent, Ok(()));
+        return sent_or_not(Family::V4, 3, sent, Ok(()), SHADOW);
     }
     // Linux: the original TOS bits with internetwork-control precedence.
     sent_or_not(
@@ -104,6 +105,7 @@ fn unreachable_v4(ctx: *mut xdp_md, l2_len: u64, datagram_len: u64, ihl: u64, co
             quote,
             sum,
         ),
+        !SHADOW,
     )
 }
 
@@ -154,19 +156,33 @@ fn error_v6(ctx: *mut xdp_md, l2_len: u64, datagram_len: u64, kind: u8, code: u8
         Reason::UnreachableSent
     };
     if cfg.has(FLAG_SHADOW) {
-        return sent_or_not(Family::V6, kind, sent, Ok(()));
+        return sent_or_not(Family::V6, kind, sent, Ok(()), SHADOW);
     }
     sent_or_not(
         Family::V6,
         kind,
         sent,
         send_v6(&ctx, l2_len, cfg.hop_limit, [kind, code], pointer, None, quote, sum),
+        !SHADOW,
     )
 }
 
+/// `shadow` for an error decided in shadow mode (not built).
+const SHADOW: bool = true;
+
+/// The verdict of an error built (`r`), or decided in shadow mode, and its
+/// count: a Port Unreachable sent counts in one hot word (verdict, action
+/// and message; see `count::hot`), in shadow mode field by field.
 #[inline(always)]
-fn sent_or_not(family: Family, kind: u8, sent: Reason, r: Result<(), Error>) -> u64 {
+fn sent_or_not(family: Family, kind: u8, sent: Reason, r: Result<(), Error>, shadow: bool) -> u64 {
     let reason = match r {
+        Ok(()) if !shadow && sent == Reason::UnreachableSent => {
+            count::hot(match family {
+                Family::V4 => Hot::UnreachableV4,
+                Family::V6 => Hot::UnreachableV6,
+            });
+            sent
+        }
         Ok(()) => {
             count::sent(family, kind);
             sent

@@ -1140,7 +1140,7 @@ fn icmpxdp_tests_checksum6(src: &Ipv6Addr, dst: &Ipv6Addr, msg: &[u8]) -> bool {
 #[derive(Debug, Default)]
 pub struct Outcome {
     pub frames: u64,
-    pub actions: [u64; 4],
+    pub actions: [u64; Action::COUNT as usize],
     pub failures: Vec<String>,
     /// How often each verdict was counted (the program's own counters):
     /// which rules the generator reached.

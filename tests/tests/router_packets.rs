@@ -232,6 +232,10 @@ fn udp_v6(src: Ipv6Addr, dst: Ipv6Addr, hop_limit: u8, len: usize) -> Vec<u8> {
     )
 }
 
+/// The expected frame out, given the frame out (for the fields the program
+/// may choose: the IPv4 ID).
+type Expected = Box<dyn Fn(&[u8]) -> Vec<u8> + Send>;
+
 /// One case: the frame, the action and verdict, and the frame expected out
 /// (`None`: the frame must come back unchanged).
 struct Case {
@@ -239,7 +243,7 @@ struct Case {
     frame: Vec<u8>,
     action: u32,
     verdict: Reason,
-    expected: Option<Box<dyn Fn(&[u8]) -> Vec<u8> + Send>>,
+    expected: Option<Expected>,
 }
 
 /// The IPv4 ID of an IPv4 error frame out (link header `l2_len` bytes).

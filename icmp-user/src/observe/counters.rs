@@ -45,6 +45,7 @@ pub fn sum_counters(map: &Map) -> Result<Counters> {
     // Boxed: two 20 KiB values do not belong on a thread's stack.
     let mut total = Box::<Counters>::default();
     for c in map.get(&0, 0)?.iter() {
+        add(&mut total.hot, &c.hot);
         add(&mut total.actions, &c.actions);
         add(&mut total.verdicts, &c.verdicts);
         add(&mut total.icmp_in_errors, &c.icmp_in_errors);
@@ -62,8 +63,10 @@ pub fn sum_per_cpu_all(map: &Map, len: u32) -> Result<Vec<u64>> {
 }
 
 impl Snapshot {
-    /// The totals of the per-CPU `COUNTERS` values.
-    fn from_counters(c: Counters) -> Self {
+    /// The totals of the per-CPU `COUNTERS` values, the hot-path words
+    /// spread into the counters they stand for.
+    fn from_counters(mut c: Counters) -> Self {
+        c.fold_hot();
         Self {
             verdicts: c.verdicts,
             actions: c.actions,
