@@ -79,6 +79,42 @@ impl Limit {
     }
 }
 
+/// Refusal memo (`refusal_memo_until`): how long a refusal is remembered.
+pub const REFUSAL_MEMO_NS: u64 = 10_000_000;
+/// The wait a refusal must have ahead of it to be remembered: the memo's
+/// length plus a tick of the coarse clock the memo is checked against
+/// (≤ 4 ms at HZ=250), with room to spare.
+pub const REFUSAL_MEMO_MIN_WAIT_NS: u64 = 2 * REFUSAL_MEMO_NS;
+
+impl Limit {
+    /// How long after `now` a bucket whose TAT is `tat` stays over the
+    /// limit (0: a message at `now` conforms).
+    #[inline(always)]
+    pub const fn wait_ns(&self, tat: u64, now: u64) -> u64 {
+        if self.interval_ns == 0 || tat <= now || tat - now <= self.tolerance_ns {
+            0
+        } else {
+            tat - now - self.tolerance_ns
+        }
+    }
+}
+
+/// Until when a Port Unreachable refused by a per-source bucket that stays
+/// over its limit for `wait` more ns may be refused again for the same
+/// datagram tuple without asking the socket table or the bucket (see the
+/// XDP program's refusal memo): [`REFUSAL_MEMO_NS`] from `now`, and only if
+/// the bucket cannot admit anything in that time, coarse clock included —
+/// so the memo never refuses a message the limit would have let through.
+/// `None`: not remembered.
+#[inline(always)]
+pub const fn refusal_memo_until(wait: u64, now: u64) -> Option<u64> {
+    if wait >= REFUSAL_MEMO_MIN_WAIT_NS {
+        Some(now.saturating_add(REFUSAL_MEMO_NS))
+    } else {
+        None
+    }
+}
+
 /// Which bucket said no.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,6 +216,33 @@ pub const fn mask_prefix<const N: usize>(addr: &[u8; N], prefix: u8) -> [u8; 16]
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A bucket of 1/s burst 6 (Linux's defaults): after six messages at
+    /// t = 0 the seventh waits a whole second; at 1000/s burst 1 nothing
+    /// waits long enough to be remembered.
+    #[test]
+    fn waits_and_memos_follow_the_limit() {
+        let l = Limit::new(1_000_000_000, 6);
+        let mut tat = 0;
+        for _ in 0..6 {
+            assert_eq!(l.wait_ns(tat, 0), 0);
+            tat = l.admit(tat, 0).unwrap();
+        }
+        assert_eq!(l.admit(tat, 0), None, "the seventh is refused");
+        assert_eq!(l.wait_ns(tat, 0), 1_000_000_000, "until one interval has passed");
+        assert_eq!(l.wait_ns(tat, 400_000_000), 600_000_000);
+        assert_eq!(refusal_memo_until(l.wait_ns(tat, 0), 0), Some(10_000_000));
+        assert_eq!(
+            refusal_memo_until(l.wait_ns(tat, 990_000_000), 990_000_000),
+            None,
+            "10 ms before the next token: not remembered"
+        );
+        let fast = Limit::new(1_000_000, 1);
+        let tat = fast.admit(0, 0).unwrap();
+        assert_eq!(fast.wait_ns(tat, 0), 1_000_000);
+        assert_eq!(refusal_memo_until(fast.wait_ns(tat, 0), 0), None);
+        assert_eq!(Limit::UNLIMITED.wait_ns(u64::MAX, 0), 0);
+    }
     use proptest::prelude::*;
     use std::vec::Vec;
 

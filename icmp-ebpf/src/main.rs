@@ -17,6 +17,7 @@ mod parse;
 mod protocol;
 mod query_reply;
 mod ratelimit;
+mod refusals;
 mod rewrite;
 mod router;
 mod timestamp;

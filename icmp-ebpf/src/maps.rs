@@ -118,6 +118,16 @@ pub static PORTS: btf_maps::Array<u64, { PORT_SLOTS as usize }> = btf_maps::Arra
 #[map]
 pub static BUCKETS: LruHashMap<BucketKey, u64> = LruHashMap::with_max_entries(65536, 0);
 
+/// The refusal memo (`crate::refusals`), per CPU: [`REFUSAL_SLOTS`]
+/// entries of a datagram tuple (five words) and the time until which its
+/// Port Unreachable is refused without asking the socket table or the
+/// bucket (word 5), 64 bytes each.
+#[btf_map]
+pub static REFUSALS: btf_maps::PerCpuArray<[u64; 8], { REFUSAL_SLOTS as usize }> = btf_maps::PerCpuArray::new();
+
+/// Entries of [`REFUSALS`] (a power of two).
+pub const REFUSAL_SLOTS: u32 = 64;
+
 /// The host-wide bucket (one TAT).
 #[btf_map]
 pub static GLOBAL_BUCKET: btf_maps::Array<u64, 1> = btf_maps::Array::new();

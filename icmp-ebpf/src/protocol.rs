@@ -51,7 +51,7 @@ pub fn v4(
     if let Err(r) = error_source_v4(&ip.dst, addrs) {
         return r;
     }
-    Reason::from_index(unreachable::icmpxdp_protocol_unreachable_v4(
+    unreachable::verdict(unreachable::icmpxdp_protocol_unreachable_v4(
         ctx.ctx,
         l2_len as u64,
         datagram_len as u64,
@@ -81,7 +81,7 @@ pub fn v6(ctx: &XdpContext, eth: &EthHdr, ip: &Ipv6Hdr, l2_len: usize, datagram_
     if let Err(r) = error_source_v6(&ip.dst) {
         return r;
     }
-    Reason::from_index(unreachable::icmpxdp_protocol_unreachable_v6(
+    unreachable::verdict(unreachable::icmpxdp_protocol_unreachable_v6(
         ctx.ctx,
         l2_len as u64,
         datagram_len as u64,

@@ -6,7 +6,7 @@ use aya_ebpf::{bindings::BPF_NOEXIST, helpers::bpf_ktime_get_coarse_ns};
 use icmp_common::{
     Config,
     config::FLAG_INBOUND_LIMIT,
-    ratelimit::{BucketKey, Limit, Scope, limited_v4, limited_v6, outgoing},
+    ratelimit::{BucketKey, Limit, Scope, limited_v4, limited_v6, outgoing, refusal_memo_until},
     reason::Family,
 };
 
@@ -26,18 +26,20 @@ fn now() -> u64 {
     unsafe { bpf_ktime_get_coarse_ns() }
 }
 
+/// 0 when admitted (the bucket updated), else how long the bucket stays
+/// over the limit, at least 1 (1 also when contention won).
 #[inline(always)]
-fn admit_shared(slot: *mut u64, limit: &Limit, now: u64) -> bool {
+fn admit_shared(slot: *mut u64, limit: &Limit, now: u64) -> u64 {
     let mut i = 0;
     while i < CAS_TRIES {
         // SAFETY: `slot` points into a map value that stays valid for this
         // program run; reads and the exchange are 8-byte aligned.
         let seen = unsafe { core::ptr::read_volatile(slot) };
         let Some(next) = limit.admit(seen, now) else {
-            return false;
+            return limit.wait_ns(seen, now).max(1);
         };
         if next == seen {
-            return true;
+            return 0;
         }
         // SAFETY: as above; compiled to BPF_CMPXCHG.
         let (_, swapped) = unsafe {
@@ -48,18 +50,19 @@ fn admit_shared(slot: *mut u64, limit: &Limit, now: u64) -> bool {
             >(slot, seen, next)
         };
         if swapped {
-            return true;
+            return 0;
         }
         i += 1;
     }
-    false
+    1
 }
 
-/// Per-source bucket of `key` (a new source starts with a full burst).
+/// Per-source bucket of `key` (a new source starts with a full burst): 0
+/// when admitted, else the wait as [`admit_shared`].
 #[inline(always)]
-fn admit_key(key: &BucketKey, limit: &Limit, now: u64) -> bool {
+fn admit_key(key: &BucketKey, limit: &Limit, now: u64) -> u64 {
     if limit.is_unlimited() {
-        return true;
+        return 0;
     }
     if let Some(slot) = BUCKETS.get_ptr_mut(key) {
         return admit_shared(slot, limit, now);
@@ -67,7 +70,7 @@ fn admit_key(key: &BucketKey, limit: &Limit, now: u64) -> bool {
     // A new source: its first message conforms (full bucket). If another
     // CPU created the bucket in the meantime, refuse rather than race it.
     let first = now.saturating_add(limit.interval_ns);
-    BUCKETS.insert(key, &first, BPF_NOEXIST as u64).is_ok()
+    BUCKETS.insert(key, &first, BPF_NOEXIST as u64).is_err() as u64
 }
 
 #[inline(always)]
@@ -76,7 +79,7 @@ fn admit_global(limit: &Limit, now: u64) -> bool {
         return true;
     }
     match GLOBAL_BUCKET.get_ptr_mut(0) {
-        Some(slot) => admit_shared(slot, limit, now),
+        Some(slot) => admit_shared(slot, limit, now) == 0,
         None => false,
     }
 }
@@ -122,8 +125,10 @@ pub extern "C" fn icmpxdp_rate_limit(req: u64, hi: u64, lo: u64) -> u64 {
     };
     key.addr[..8].copy_from_slice(&(hi & mhi).to_be_bytes());
     key.addr[8..].copy_from_slice(&(lo & mlo).to_be_bytes());
+    // The per-source bucket's wait when it refuses (for the refusal memo).
+    let mut wait = 0;
     let verdict = if inbound {
-        if !cfg.has(FLAG_INBOUND_LIMIT) || admit_key(&key, &cfg.inbound, t) {
+        if !cfg.has(FLAG_INBOUND_LIMIT) || admit_key(&key, &cfg.inbound, t) == 0 {
             Ok(())
         } else {
             Err(Scope::Inbound)
@@ -136,16 +141,28 @@ pub extern "C" fn icmpxdp_rate_limit(req: u64, hi: u64, lo: u64) -> u64 {
         if !limited {
             return 0;
         }
-        outgoing(|| admit_key(&key, &cfg.per_source, t), || admit_global(&cfg.global, t))
+        outgoing(
+            || {
+                wait = admit_key(&key, &cfg.per_source, t);
+                wait == 0
+            },
+            || admit_global(&cfg.global, t),
+        )
     };
     match verdict {
         Ok(()) => 0,
         Err(scope) => {
             count(scope, fam, kind);
-            1 + scope as u64
+            let remember = scope == Scope::PerSource && refusal_memo_until(wait, t).is_some();
+            (1 + scope as u64) | (remember as u64) << 8
         }
     }
 }
+
+/// Set in a refusal by [`icmpxdp_rate_limit`] when the per-source bucket
+/// stays over its limit long enough for the refusal to be remembered
+/// (`icmp_common::ratelimit::refusal_memo_until`; see `refusals`).
+pub const REMEMBER: u64 = 1 << 8;
 
 /// Masks keeping the first `prefix` bits of a 128-bit address held as two
 /// big-endian halves (`icmp_common::ratelimit::mask_prefix`, in registers).
@@ -171,7 +188,7 @@ const fn prefix_masks(prefix: u8) -> (u64, u64) {
 
 #[inline(always)]
 fn call(req: u64, hi: u64, lo: u64) -> Result<(), Scope> {
-    match icmpxdp_rate_limit(req, hi, lo) {
+    match icmpxdp_rate_limit(req, hi, lo) & 0xff {
         0 => Ok(()),
         1 => Err(Scope::PerSource),
         2 => Err(Scope::Global),
@@ -210,6 +227,38 @@ pub fn outgoing_v4(cfg: &Config, dst: &[u8; 4], kind: u8) -> Result<(), Scope> {
     }
     let (hi, lo) = halves_v4(dst);
     call(request(4, kind, false), hi, lo)
+}
+
+/// [`outgoing_v4`] with the limiter's raw answer: 0 when the message may
+/// go, else 1 + the refusing [`Scope`], with [`REMEMBER`] set when the
+/// refusal may be remembered.
+#[inline(always)]
+pub fn outgoing_v4_raw(cfg: &Config, dst: &[u8; 4], kind: u8) -> u64 {
+    if !limited_v4(cfg.ratemask_v4, kind) {
+        return 0;
+    }
+    let (hi, lo) = halves_v4(dst);
+    icmpxdp_rate_limit(request(4, kind, false), hi, lo)
+}
+
+/// [`outgoing_v4_raw`] for ICMPv6.
+#[inline(always)]
+pub fn outgoing_v6_raw(cfg: &Config, dst: &[u8; 16], kind: u8) -> u64 {
+    if !limited_v6(&cfg.ratemask_v6, kind) {
+        return 0;
+    }
+    let (hi, lo) = halves_v6(dst);
+    icmpxdp_rate_limit(request(6, kind, false), hi, lo)
+}
+
+/// The [`Scope`] of a raw refusal (non-zero) from [`outgoing_v4_raw`].
+#[inline(always)]
+pub fn refused_scope(raw: u64) -> Scope {
+    match raw & 0xff {
+        1 => Scope::PerSource,
+        2 => Scope::Global,
+        _ => Scope::Inbound,
+    }
 }
 
 /// May we send ICMPv6 type `kind` to `dst`?

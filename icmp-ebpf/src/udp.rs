@@ -12,7 +12,8 @@ use aya_ebpf::{
 use icmp_common::{
     AddrSet, Config,
     config::{FLAG_UNREACH_V4, FLAG_UNREACH_V6, PORT_WORDS, port_slot},
-    reason::Reason,
+    ratelimit::Scope,
+    reason::{Family, Reason},
     unreachable::{
         DatagramV4, DatagramV6, Payload, PortClass, classify_port, error_source_v4, error_source_v6, suppress_v4,
         suppress_v6, target_v4, target_v6,
@@ -20,9 +21,10 @@ use icmp_common::{
 };
 
 use crate::{
+    count,
     maps::{ADDRS, PORTS},
     parse::{EthHdr, Ipv4Hdr, Ipv6Hdr},
-    unreachable,
+    ratelimit, refusals, unreachable,
 };
 
 #[repr(C)]
@@ -121,6 +123,14 @@ pub fn v4(ctx: &XdpContext, eth: &EthHdr, ip: &Ipv4Hdr, at: &Layout, cfg: &Confi
     let Some(udp) = udp_header(at) else {
         return Reason::Malformed;
     };
+    // A tuple refused moments ago, to a unicast MAC (the only frames a
+    // refusal is remembered from), is refused again at once: no socket
+    // lookup, no bucket (see `refusals`).
+    let tuple = refusals::v4(&ip.src, &ip.dst, udp.sport, udp.dport);
+    if eth.dst[0] & 1 == 0 && refusals::refusing(&tuple) {
+        count::rate_limited(Scope::PerSource, Family::V4, 3);
+        return Reason::RateLimitedPerSource;
+    }
     let closed = port_is_closed(udp.dport, cfg, || {
         let mut t = bpf_sock_tuple__bindgen_ty_1__bindgen_ty_1 {
             saddr: u32::from_ne_bytes(ip.src),
@@ -139,12 +149,16 @@ pub fn v4(ctx: &XdpContext, eth: &EthHdr, ip: &Ipv4Hdr, at: &Layout, cfg: &Confi
     if let Err(r) = error_source_v4(&ip.dst, addrs) {
         return r;
     }
-    Reason::from_index(unreachable::icmpxdp_port_unreachable_v4(
+    let answer = unreachable::icmpxdp_port_unreachable_v4(
         ctx.ctx,
         at.l2_len as u64,
         at.datagram_len as u64,
         at.ip_header_len as u64,
-    ))
+    );
+    if answer & ratelimit::REMEMBER != 0 {
+        refusals::remember(&tuple);
+    }
+    unreachable::verdict(answer)
 }
 
 #[inline(always)]
@@ -168,6 +182,14 @@ pub fn v6(ctx: &XdpContext, eth: &EthHdr, ip: &Ipv6Hdr, at: &Layout, frag: Optio
     let Some(udp) = udp_header(at) else {
         return Reason::Malformed;
     };
+    // A tuple refused moments ago, to a unicast MAC (the only frames a
+    // refusal is remembered from), is refused again at once: no socket
+    // lookup, no bucket (see `refusals`).
+    let tuple = refusals::v6(&ip.src, &ip.dst, udp.sport, udp.dport);
+    if eth.dst[0] & 1 == 0 && refusals::refusing(&tuple) {
+        count::rate_limited(Scope::PerSource, Family::V6, 1);
+        return Reason::RateLimitedPerSource;
+    }
     let closed = port_is_closed(udp.dport, cfg, || {
         let words = |a: &[u8; 16]| {
             core::array::from_fn(|i| u32::from_ne_bytes([a[4 * i], a[4 * i + 1], a[4 * i + 2], a[4 * i + 3]]))
@@ -189,9 +211,9 @@ pub fn v6(ctx: &XdpContext, eth: &EthHdr, ip: &Ipv6Hdr, at: &Layout, frag: Optio
     if let Err(r) = error_source_v6(&ip.dst) {
         return r;
     }
-    Reason::from_index(unreachable::icmpxdp_port_unreachable_v6(
-        ctx.ctx,
-        at.l2_len as u64,
-        at.datagram_len as u64,
-    ))
+    let answer = unreachable::icmpxdp_port_unreachable_v6(ctx.ctx, at.l2_len as u64, at.datagram_len as u64);
+    if answer & ratelimit::REMEMBER != 0 {
+        refusals::remember(&tuple);
+    }
+    unreachable::verdict(answer)
 }

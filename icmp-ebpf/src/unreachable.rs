@@ -72,14 +72,17 @@ fn unreachable_v4(ctx: *mut xdp_md, l2_len: u64, datagram_len: u64, ihl: u64, co
     let (tos, src) = unsafe { (get::<u8>(l3 + 1), get::<[u8; 4]>(l3 + 12)) };
     // Clamped here too, not only by the loader: no config makes an error
     // larger than RFC 1812's 576 bytes.
+    // The limiter before the quote's checksum: a refusal makes no pass over
+    // the quote. `REMEMBER` goes up with the verdict (see `refusals`).
+    let limited = ratelimit::outgoing_v4_raw(cfg, &src, 3);
+    if limited != 0 {
+        return ratelimit::refused_scope(limited).reason() as u64 | (limited & ratelimit::REMEMBER);
+    }
     let error_size = (cfg.v4_error_size as usize).min(Config::MAX_V4_ERROR_SIZE as usize);
     let quote = quote_len(datagram_len, ihl, error_size, 28);
     let Some(sum) = csum::sum_bytes::<MAX_QUOTE_V4>(&ctx, l3, quote) else {
         return Reason::Malformed as u64;
     };
-    if let Err(scope) = ratelimit::outgoing_v4(cfg, &src, 3) {
-        return scope.reason() as u64;
-    }
     let sent = if code == 2 {
         Reason::ProtocolUnreachableSent
     } else {
@@ -142,14 +145,15 @@ fn error_v6(ctx: *mut xdp_md, l2_len: u64, datagram_len: u64, kind: u8, code: u8
     }
     // SAFETY: l3..l3+40 is inside the frame (checked above).
     let src = unsafe { get::<[u8; 16]>(l3 + 8) };
+    let limited = ratelimit::outgoing_v6_raw(cfg, &src, kind);
+    if limited != 0 {
+        return ratelimit::refused_scope(limited).reason() as u64 | (limited & ratelimit::REMEMBER);
+    }
     let error_size = (cfg.v6_error_size as usize).min(Config::MAX_V6_ERROR_SIZE as usize);
     let quote = quote_len(datagram_len, 40, error_size, 48);
     let Some(sum) = csum::sum_bytes::<MAX_QUOTE_V6>(&ctx, l3, quote) else {
         return Reason::Malformed as u64;
     };
-    if let Err(scope) = ratelimit::outgoing_v6(cfg, &src, kind) {
-        return scope.reason() as u64;
-    }
     let sent = if kind == 4 {
         Reason::ProtocolUnreachableSent
     } else {
@@ -165,6 +169,13 @@ fn error_v6(ctx: *mut xdp_md, l2_len: u64, datagram_len: u64, kind: u8, code: u8
         send_v6(&ctx, l2_len, cfg.hop_limit, [kind, code], pointer, None, quote, sum),
         !SHADOW,
     )
+}
+
+/// The verdict in an error builder's answer (the low byte; above it, the
+/// limiter's `REMEMBER` flag).
+#[inline(always)]
+pub fn verdict(answer: u64) -> Reason {
+    Reason::from_index(answer & 0xff)
 }
 
 /// `shadow` for an error decided in shadow mode (not built).

@@ -230,3 +230,76 @@ fn inbound_echo_limit_drops_the_excess_and_counts_it() {
     let mut x = load(Config::default());
     assert_eq!(sent_of(&mut x, &echo_from(a), 20, XDP_DROP), 20);
 }
+
+/// The refusal memo: once a source's bucket refuses and will not refill for
+/// a while, the same datagram tuple is refused for the next 10 ms without
+/// asking the socket table — so a socket bound in those 10 ms does not see
+/// that source's datagrams yet — and after them the socket table is asked
+/// again. The limit's count is exact throughout (README: *Rate limits*).
+#[test]
+fn a_refusal_is_remembered_for_ten_milliseconds_then_the_socket_table_is_asked() {
+    use std::{
+        net::UdpSocket,
+        time::{Duration, Instant},
+    };
+    let mut x = load(cfg(Limit::new(TEN_S, 1), Limit::UNLIMITED));
+    let a = Ipv4Addr::new(192, 0, 2, 2);
+    // A port free now, bound below.
+    let port = UdpSocket::bind("0.0.0.0:0").unwrap().local_addr().unwrap().port();
+    let frame = |dport: u16| Frame::new(ETH_P_IP, ipv4(a, US4, 17, 64, &[], &udp4(a, US4, 5000, dport, b"x"))).bytes();
+    assert_eq!(x.run(&frame(port)).0, XDP_TX, "the burst of 1");
+    // The refusal and the probe after binding must fall in one 10 ms memo;
+    // a test thread descheduled in between tries again (bounded).
+    let mut remembered = false;
+    for _ in 0..20 {
+        let refused_at = Instant::now();
+        assert_eq!(x.run(&frame(port)).0, XDP_DROP, "over the limit");
+        let sock = UdpSocket::bind(("0.0.0.0", port)).unwrap();
+        let (action, _) = x.run(&frame(port));
+        let in_memo = refused_at.elapsed() < Duration::from_millis(3);
+        if in_memo {
+            assert_eq!(action, XDP_DROP, "refused from the memo, the new socket not asked");
+            remembered = true;
+            // After the memo: the socket table is asked, and the port is open.
+            std::thread::sleep(Duration::from_millis(30));
+            assert_eq!(x.run(&frame(port)).0, XDP_PASS, "open now: delivered");
+            break;
+        }
+        drop(sock);
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    assert!(remembered, "no refusal and probe within 3 ms in 20 tries");
+    let s = Snapshot::of(&x.responder).unwrap();
+    assert_eq!(s.sent(Family::V4, 3), 1, "one error in all: the limit held");
+    assert_eq!(s.verdict(Reason::PortOpen), 1);
+    // Another port of the same source is not in the memo: asked, closed,
+    // refused by the bucket.
+    assert_eq!(x.run(&frame(CLOSED)).0, XDP_DROP);
+    assert_eq!(
+        Snapshot::of(&x.responder)
+            .unwrap()
+            .verdict(Reason::RateLimitedPerSource),
+        s.verdict(Reason::RateLimitedPerSource) + 1
+    );
+}
+
+/// A bucket that refills within 20 ms is never remembered: at 100/s burst
+/// 1 a refusal has at most 10 ms to wait, so each datagram asks the bucket
+/// and the rate is the configured one, not the memo's.
+#[test]
+fn a_bucket_that_refills_soon_is_not_remembered() {
+    use std::time::{Duration, Instant};
+    let mut x = load(cfg(Limit::new(10_000_000, 1), Limit::UNLIMITED));
+    let f = udp_from(Ipv4Addr::new(192, 0, 2, 2));
+    // 300 ms of datagrams every 1 ms: ~30 errors at 100/s (the coarse
+    // clock's tick makes refills come in steps of a few ms).
+    let start = Instant::now();
+    let mut sent = 0;
+    while start.elapsed() < Duration::from_millis(300) {
+        if x.run(&f).0 == XDP_TX {
+            sent += 1;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!((20..=40).contains(&sent), "{sent} errors in 300 ms at 100/s");
+}
