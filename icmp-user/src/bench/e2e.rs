@@ -379,8 +379,30 @@ pub fn run(opts: Options) -> Result<Report> {
     }
     refused.sort_by(|a, b| a.us_per_frame.total_cmp(&b.us_per_frame));
     out.push(refused.swap_remove(refused.len() / 2));
+    // The floor under a refusal: the same flood into a program that only
+    // counts and drops (`xdp_sink`) — what the veth's receive path costs per
+    // frame whatever the program decides.
+    let mut floor: Vec<Measurement> = Vec::new();
+    for _ in 0..opts.trials {
+        let _inside = netns::enter(&r)?;
+        let mut x = Responder::load_named(SINK_PROGRAM)?;
+        x.attach(&resp_if, Mode::Driver)?;
+        drop(_inside);
+        floor.push(b.measure(FLOOR_TRAFFIC, SINK_PROGRAM, &udp, (Family::V4, 3u8), opts)?);
+    }
+    floor.sort_by(|a, b| a.us_per_frame.total_cmp(&b.us_per_frame));
+    out.push(floor.swap_remove(floor.len() / 2));
     let _ = ip(&["-n", &r, "link", "set", &resp_if, "xdp", "off"]);
     Ok(Report { measurements: out })
+}
+
+/// The traffic label of the drop floor's row.
+const FLOOR_TRAFFIC: &str = "udp, dropped by a program that only drops (floor)";
+
+/// Whether a row's traffic gets no replies (a refusal or the drop floor):
+/// its CPU is per frame, not per reply.
+fn per_frame(m: &Measurement) -> bool {
+    m.traffic.starts_with("udp refused") || m.traffic == FLOOR_TRAFFIC
 }
 
 impl Report {
@@ -392,16 +414,20 @@ impl Report {
         );
         let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|");
         for m in &self.measurements {
+            let per = if per_frame(m) {
+                format!("— ({:.3} µs per frame)", m.us_per_frame)
+            } else {
+                format!("{:.3}", m.us_per_reply)
+            };
             let _ = writeln!(
                 s,
-                "| {} | {} | {:.0} | {:.0} | {:.0}% | {:.0}% | {:.3} |",
+                "| {} | {} | {:.0} | {:.0} | {:.0}% | {:.0}% | {per} |",
                 m.traffic,
                 m.responder,
                 m.offered_per_s,
                 m.replies_per_s,
                 m.responder_cpu * 100.0,
                 m.cpu1_busy * 100.0,
-                m.us_per_reply
             );
         }
         for triple in self.measurements.chunks(3) {
@@ -414,15 +440,25 @@ impl Report {
             .iter()
             .find(|m| m.traffic == "udp to a closed port" && m.responder == "icmpxdp");
         let refused = self.measurements.iter().find(|m| m.traffic.starts_with("udp refused"));
+        let floor = self.measurements.iter().find(|m| m.traffic == FLOOR_TRAFFIC);
         if let (Some(sent), Some(refused)) = (sent, refused) {
             let ratio = refused.us_per_frame / sent.us_per_reply;
-            let _ = writeln!(
+            let _ = write!(
                 s,
-                "\nudp refused by the per-source limit: {:.3} µs of responder CPU per refused datagram, {:.2}× the CPU per sent error (target ≤ 1/3: {}).",
+                "\nudp refused by the per-source limit: {:.3} µs of responder CPU per refused datagram, {:.2}× the CPU per sent error (target ≤ 1/3: {})",
                 refused.us_per_frame,
                 ratio,
                 verdict(ratio <= 1.0 / 3.0)
             );
+            if let Some(floor) = floor {
+                let over = (refused.us_per_frame - floor.us_per_frame) / (sent.us_per_reply - floor.us_per_frame);
+                let _ = write!(
+                    s,
+                    "; over the {:.3} µs a frame costs a program that only drops, {:.2}× the sent error's",
+                    floor.us_per_frame, over
+                );
+            }
+            let _ = writeln!(s, ".");
         }
         s
     }
