@@ -82,16 +82,21 @@ mod tests {
             .into_iter()
             .filter(|r| !r.label().starts_with("rate_limited") && *r != Reason::PolicyDropped)
         {
-            // What is sent: the verdicts named "..._answered" and "..._sent".
+            // What is sent: the verdicts named "..._answered" and "..._sent"
+            // by XDP_TX, "..._redirected" by XDP_REDIRECT.
             let tx = r.label().ends_with("_answered") || r.label().ends_with("_sent");
+            let redirect = r.label().ends_with("_redirected");
             let want_drop = r.is_suppression() && r != Reason::SuppressedNonFirstFragment;
-            assert_eq!(
-                action_for(r, &pass),
-                if tx { Action::Tx } else { Action::Pass },
-                "{r:?}"
-            );
-            let expect = if tx {
-                Action::Tx
+            let sent = if tx {
+                Some(Action::Tx)
+            } else if redirect {
+                Some(Action::Redirect)
+            } else {
+                None
+            };
+            assert_eq!(action_for(r, &pass), sent.unwrap_or(Action::Pass), "{r:?}");
+            let expect = if let Some(a) = sent {
+                a
             } else if want_drop {
                 Action::Drop
             } else {

@@ -199,6 +199,10 @@ enum Command {
         /// How long --profile runs.
         #[arg(long, default_value_t = 5, requires = "profile")]
         seconds: u64,
+        /// With --profile: write the program's JIT line map (machine code
+        /// address → source line) to FILE first, for `cargo xtask profile`.
+        #[arg(long, value_name = "FILE", requires = "profile")]
+        jit_lines: Option<PathBuf>,
     },
 }
 
@@ -338,8 +342,9 @@ fn main() {
             Command::Bench {
                 profile: Some(path),
                 seconds,
+                jit_lines,
                 ..
-            } => cli::bench::profile(path, *seconds),
+            } => cli::bench::profile(path, *seconds, jit_lines.as_deref()),
             Command::Bench {
                 json, quick, no_e2e, ..
             } => cli::bench::bench(*json, *quick, *no_e2e),

@@ -38,10 +38,11 @@ fn bench_reports_every_path() {
     // End to end over veth: kernel and icmpxdp, echo and UDP, all measured.
     let e2e = all["end_to_end"]["measurements"].as_array().expect("end_to_end");
     // kernel, icmpxdp and the bare program for echo and for UDP, then the
-    // refused one-source flood.
-    assert_eq!(e2e.len(), 7, "{e2e:?}");
+    // refused one-source flood and the same flood into a drop-only program.
+    assert_eq!(e2e.len(), 8, "{e2e:?}");
+    assert_eq!(e2e[7]["responder"], "xdp_sink", "the drop floor last");
     for m in e2e {
-        let refused = m["traffic"].as_str().unwrap().starts_with("udp refused");
+        let refused = m["traffic"].as_str().unwrap().starts_with("udp refused") || m["responder"] == "xdp_sink";
         for key in ["offered_per_s", "replies_per_s", "responder_cpu"] {
             if refused && key == "replies_per_s" {
                 continue;

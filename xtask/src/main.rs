@@ -1,5 +1,5 @@
-//! `cargo xtask setup | build | run | test`: the two commands a person needs,
-//! and what they need installed.
+//! `cargo xtask setup | build | run | test | bench | profile | fuzz`: the
+//! commands a person needs, and what they need installed.
 
 use std::{
     env,
@@ -9,6 +9,8 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
+
+mod profile;
 
 #[derive(Parser)]
 #[command(name = "cargo xtask")]
@@ -33,6 +35,20 @@ enum Cmd {
         /// Arguments for `icmpxdp bench` (`--json`, `--quick`).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
+    },
+    /// Where one path of the XDP program spends its time, by source line:
+    /// `perf record` on `icmpxdp bench --profile PATH`, samples mapped
+    /// through the kernel's JIT line info.
+    Profile {
+        /// echo4, echo6, pu4, pu4-default, pu4-refused, bare-echo4,
+        /// bare-unreach4, tcp.
+        #[arg(default_value = "echo4")]
+        path: String,
+        #[arg(long, default_value_t = 8)]
+        seconds: u64,
+        /// Lines to print.
+        #[arg(long, default_value_t = 25)]
+        top: usize,
     },
     /// Differential fuzz of the real program (BPF_PROG_TEST_RUN) for long
     /// runs: every scenario config and random configs, N frames each.
@@ -73,7 +89,7 @@ const APT_PACKAGES: &[&str] = &[
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const DEB_TOOLCHAIN: &str = "deb-web";
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("workspace")
@@ -281,6 +297,14 @@ fn main() -> ExitCode {
             setup()?;
             let bin = build(true)?;
             run(Command::new(bin).arg("bench").args(&args))
+        })(),
+        Cmd::Profile { path, seconds, top } => (|| {
+            if !is_root() {
+                bail!("`cargo xtask profile` loads XDP programs and runs perf: run it as root");
+            }
+            setup()?;
+            let bin = build(true)?;
+            profile::profile(&bin, &path, seconds, top)
         })(),
         Cmd::Fuzz { frames, seed } => (|| {
             if !is_root() {

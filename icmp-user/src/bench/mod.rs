@@ -7,6 +7,7 @@
 
 pub mod e2e;
 pub mod frames;
+pub mod jit;
 mod placement;
 pub mod report;
 pub mod testrun;

@@ -437,7 +437,9 @@ pub fn compare(trials: usize, calls: usize) -> Result<Vec<Comparison>> {
 /// Runs one path of the table in a loop for `seconds`, for `perf record`
 /// (see the README's profiling recipe): `echo4`, `echo6`, `pu4`, `pu4-default`,
 /// `pu4-refused`, `bare-echo4`, `bare-unreach4`, `tcp`.
-pub fn profile(path: &str, seconds: u64) -> Result<u64> {
+/// With `jit_lines`, the profiled program's JIT line map is written there
+/// first (see [`super::jit`]).
+pub fn profile(path: &str, seconds: u64, jit_lines: Option<&std::path::Path>) -> Result<u64> {
     let mut s = setup()?;
     let echo4 = frame4(ipv4(PEER4, US4, 1, 64, &[], &icmp4(8, 0, [0, 1, 0, 1], &[0x5a; 56])));
     let echo6 = frame6(ipv6(
@@ -460,6 +462,11 @@ pub fn profile(path: &str, seconds: u64) -> Result<u64> {
         "tcp" => (&mut s.echo, &tcp),
         other => anyhow::bail!("no path `{other}` to profile"),
     };
+    if let Some(out) = jit_lines {
+        use std::os::fd::{AsFd as _, AsRawFd as _};
+        let fd = r.program().fd()?.as_fd().as_raw_fd();
+        std::fs::write(out, super::jit::read(fd)?.to_tsv()).with_context(|| format!("writing {}", out.display()))?;
+    }
     let mut out = vec![0u8; 2048];
     let end = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
     let mut n = 0;

@@ -35,9 +35,9 @@ pub(crate) fn bench(json: bool, quick: bool, no_e2e: bool) -> Result<()> {
 }
 
 /// `icmpxdp bench --profile PATH`: one path in a loop, for `perf record`.
-pub(crate) fn profile(path: &str, seconds: u64) -> Result<()> {
+pub(crate) fn profile(path: &str, seconds: u64, jit_lines: Option<&std::path::Path>) -> Result<()> {
     require_privileges()?;
-    let runs = icmp_user::bench::versus::profile(path, seconds)?;
+    let runs = icmp_user::bench::versus::profile(path, seconds, jit_lines)?;
     say!("{path}: {runs} runs in {seconds} s");
     Ok(())
 }
