@@ -6,16 +6,18 @@
 /// RFC 1812 §4.3.2.3) behind two VLAN tags fits.
 pub const MAX_SNAPLEN: usize = 640;
 
-/// The capture switch, its filters and its lease (one entry of the
-/// `CAPTURE_CTL` array). Off (`enabled == 0`), the program pays a load and
-/// a branch per frame. On, it compares `lease_until_ns` with
-/// `bpf_ktime_get_ns` (CLOCK_MONOTONIC): a capture renews the lease every
-/// second, so a capture killed without a word stops costing anything a few
-/// seconds later — the program itself switches an expired capture off.
+/// The capture's filters (the one entry of the `CAPTURE_CTL` array), read
+/// only while a capture runs. The switch itself is the lease word
+/// `CONTROL[CONTROL_CAPTURE_LEASE]` (`crate::config`): 0 is off, and the
+/// program pays a load and a branch per frame — on the cache line it reads
+/// anyway for the config slot. Non-zero, it is the CLOCK_MONOTONIC ns
+/// (`bpf_ktime_get_ns`) until which the capture counts as alive: a capture
+/// renews it every second, so a capture killed without a word stops
+/// costing anything a few seconds later — the program itself switches an
+/// expired capture off.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CaptureControl {
-    pub enabled: u32,
     /// 0: both families; 4 or 6.
     pub family: u32,
     /// Bit `r`: keep verdict [`crate::Reason`] slot `r`.
@@ -26,9 +28,6 @@ pub struct CaptureControl {
     pub sample: u32,
     /// Bytes kept per direction (clamped to [`MAX_SNAPLEN`]).
     pub snaplen: u32,
-    pub _pad: u32,
-    /// CLOCK_MONOTONIC ns after which the capture counts as gone.
-    pub lease_until_ns: u64,
 }
 
 /// One captured frame: as received and, for a frame sent back with

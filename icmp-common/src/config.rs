@@ -79,6 +79,17 @@ pub const fn type_in(bits: &[u32; 8], t: u8) -> bool {
     bits[(t >> 5) as usize] & (1 << (t & 31)) != 0
 }
 
+/// The `CONTROL` array's words (one `u64` each, adjacent: the per-frame
+/// reads of both share one cache line). Each word is written on its own, by
+/// its own writer.
+///
+/// `CONTROL[CONTROL_CONFIG_SLOT]`: which `CONFIG` slot is in use (0 or 1); a
+/// reload writes the other slot, then this word.
+pub const CONTROL_CONFIG_SLOT: u32 = 0;
+/// `CONTROL[CONTROL_CAPTURE_LEASE]`: the capture switch and lease (see
+/// `crate::capture::CaptureControl`): 0 off, else CLOCK_MONOTONIC ns.
+pub const CONTROL_CAPTURE_LEASE: u32 = 1;
+
 /// The one entry of the `CONFIG` array map.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,9 +1,10 @@
-//! `icmpxdp capture`'s kernel side: while a capture holds a live lease in
-//! `CAPTURE_CTL`, every frame is kept as received (entry) and, after the
+//! `icmpxdp capture`'s kernel side: while a capture holds a live lease
+//! (`CONTROL[CONTROL_CAPTURE_LEASE]`), every frame is kept as received (entry) and, after the
 //! decision, filtered (verdict, action, family), sampled 1 in N, completed
 //! with the frame as sent for XDP_TX, and written to `CAPTURE_RING` (full:
-//! counted as lost, never waited for). Without a capture the program pays
-//! one load and one branch per frame ([`lease`]).
+//! counted as lost, never waited for), with the filters of `CAPTURE_CTL`.
+//! Without a capture the program pays one load and one branch per frame
+//! ([`lease`]), on the line it reads for the config slot anyway.
 //!
 //! Why a lease and not a BPF extension (`freplace`) owned by the capture
 //! process, which the kernel would drop with it: this kernel refuses
@@ -18,9 +19,14 @@ use aya_ebpf::{
     macros::{btf_map, map},
     maps::{PerCpuArray, RingBuf},
 };
-use icmp_common::capture::{CaptureControl, CaptureRecord, MAX_SNAPLEN, inner_ethertype, stat};
+use icmp_common::{
+    capture::{CaptureControl, CaptureRecord, MAX_SNAPLEN, inner_ethertype, stat},
+    config::CONTROL_CAPTURE_LEASE,
+};
 
-/// The switch, filters and lease, written by `icmpxdp capture`.
+use crate::maps::CONTROL;
+
+/// The filters, written by `icmpxdp capture` before it switches on.
 #[btf_map]
 pub static CAPTURE_CTL: btf_maps::Array<CaptureControl, 1> = btf_maps::Array::new();
 
@@ -48,16 +54,17 @@ const WAKEUP_BYTES: u64 = 256 << 10;
 /// frames pay only the load and the branch again.
 #[inline(always)]
 pub fn lease() -> bool {
-    let Some(ctl) = CAPTURE_CTL.get_ptr_mut(0) else {
+    let Some(lease) = CONTROL.get_ptr_mut(CONTROL_CAPTURE_LEASE) else {
         return false;
     };
-    // SAFETY: the map's only entry; a racing renewal at worst re-enables it.
+    // SAFETY: a word of a map value; a racing renewal at worst re-enables it.
     unsafe {
-        if (*ctl).enabled == 0 {
+        let until = *lease;
+        if until == 0 {
             return false;
         }
-        if bpf_ktime_get_ns() > (*ctl).lease_until_ns {
-            (*ctl).enabled = 0;
+        if bpf_ktime_get_ns() > until {
+            *lease = 0;
             return false;
         }
     }
@@ -68,7 +75,7 @@ pub fn lease() -> bool {
 /// record for a frame the entry hook armed under a live lease).
 #[inline(always)]
 pub fn switched_on() -> bool {
-    CAPTURE_CTL.get(0).is_some_and(|c| c.enabled != 0)
+    CONTROL.get(CONTROL_CAPTURE_LEASE).is_some_and(|until| *until != 0)
 }
 
 #[inline(always)]

@@ -14,27 +14,32 @@ use aya_ebpf::{
 };
 use icmp_common::{
     AddrSet, Config,
-    config::PORT_SLOTS,
+    config::{CONTROL_CONFIG_SLOT, PORT_SLOTS},
     counters::{Counters, TYPE_SLOTS},
     ratelimit::BucketKey,
 };
 
 /// Two [`Config`] slots, double-buffered: a reload writes the slot not in
-/// use, then flips `ACTIVE_CONFIG` (a 4-byte write, atomic), so the program
-/// never reads a half-written config. A BTF map definition, so the kernel
+/// use, then flips `CONTROL[CONTROL_CONFIG_SLOT]` (0 ↔ 1: only one byte
+/// changes, so no write can tear it), so the program never reads a
+/// half-written config. A BTF map definition, so the kernel
 /// knows the value's type and `bpftool map dump` prints its field names.
 #[btf_map]
 pub static CONFIG: btf_maps::Array<Config, 2> = btf_maps::Array::new();
 
-/// Which `CONFIG` slot is in use (0 or 1).
+/// The words every frame reads, side by side so that they share one cache
+/// line (a fresh frame finds the program's map values out of L1: each
+/// distinct line is a miss): the `CONFIG` slot in use and the capture
+/// lease (`icmp_common::config::CONTROL_*`). Each word has one writer and
+/// is written on its own.
 #[btf_map]
-pub static ACTIVE_CONFIG: btf_maps::Array<u32, 1> = btf_maps::Array::new();
+pub static CONTROL: btf_maps::Array<u64, 2> = btf_maps::Array::new();
 
 /// The config in use.
 #[inline(always)]
 pub fn config() -> Option<&'static Config> {
-    let slot = ACTIVE_CONFIG.get(0).copied().unwrap_or(0) & 1;
-    CONFIG.get(slot)
+    let slot = CONTROL.get(CONTROL_CONFIG_SLOT).copied().unwrap_or(0) & 1;
+    CONFIG.get(slot as u32)
 }
 
 /// Set to 1 only by `icmpxdp bench`, at load time (a `.rodata` global): the

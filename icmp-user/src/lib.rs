@@ -26,7 +26,8 @@ pub const SINK_PROGRAM: &str = "xdp_sink";
 /// Map names, as pinned under the instance directory.
 pub mod map_names {
     pub const CONFIG: &str = "CONFIG";
-    pub const ACTIVE_CONFIG: &str = "ACTIVE_CONFIG";
+    /// The config slot in use and the capture lease (`icmp_common::config::CONTROL_*`).
+    pub const CONTROL: &str = "CONTROL";
     pub const ADDRS: &str = "ADDRS";
     pub const COUNTERS: &str = "COUNTERS";
     pub const PORTS: &str = "PORTS";
@@ -38,7 +39,7 @@ pub mod map_names {
     /// Every map `icmpxdp` pins.
     pub const PINNED: [&str; 10] = [
         CONFIG,
-        ACTIVE_CONFIG,
+        CONTROL,
         ADDRS,
         PORTS,
         COUNTERS,

@@ -14,7 +14,10 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 use aya::maps::{Array, MapData, MapInfo, PerCpuArray, RingBuf};
-use icmp_common::capture::{CaptureControl, CaptureRecord, MAX_SNAPLEN, stat};
+use icmp_common::{
+    capture::{CaptureControl, CaptureRecord, MAX_SNAPLEN, stat},
+    config::CONTROL_CAPTURE_LEASE,
+};
 
 /// How long a capture stays on without a renewal.
 pub const LEASE: Duration = Duration::from_secs(3);
@@ -58,10 +61,10 @@ pub struct CaptureStats {
 
 /// A running capture on one responder program.
 pub struct Capture {
-    ctl: Array<MapData, CaptureControl>,
+    /// The program's `CONTROL` words: the lease is one of them.
+    lease: Array<MapData, u64>,
     ring: RingBuf<MapData>,
     stats: PerCpuArray<MapData, u64>,
-    control: CaptureControl,
     /// The counters when this capture started (they are never reset, so
     /// two captures in a row do not race on them).
     base: [u64; stat::COUNT as usize],
@@ -94,9 +97,11 @@ fn program_map(program_id: u32, name: &str) -> Result<MapData> {
 /// while a capture runs, and switched off by the program itself at the
 /// first frame after a lease ran out.
 pub fn switch_on(program_id: u32) -> Result<bool> {
-    let ctl: Array<MapData, CaptureControl> =
-        Array::try_from(aya::maps::Map::Array(program_map(program_id, "CAPTURE_CTL")?))?;
-    Ok(ctl.get(&0, 0)?.enabled != 0)
+    let control: Array<MapData, u64> = Array::try_from(aya::maps::Map::Array(program_map(
+        program_id,
+        crate::map_names::CONTROL,
+    )?))?;
+    Ok(control.get(&CONTROL_CAPTURE_LEASE, 0)? != 0)
 }
 
 fn sum(stats: &PerCpuArray<MapData, u64>) -> Result<[u64; stat::COUNT as usize]> {
@@ -117,12 +122,16 @@ impl Capture {
         if filter.sample == 0 {
             bail!("--sample 0: must be 1 (every frame) or more");
         }
-        let ctl: Array<MapData, CaptureControl> =
+        let mut ctl: Array<MapData, CaptureControl> =
             Array::try_from(aya::maps::Map::Array(program_map(program_id, "CAPTURE_CTL")?))?;
+        let lease: Array<MapData, u64> = Array::try_from(aya::maps::Map::Array(program_map(
+            program_id,
+            crate::map_names::CONTROL,
+        )?))?;
         let mut ring = RingBuf::try_from(aya::maps::Map::RingBuf(program_map(program_id, "CAPTURE_RING")?))?;
         let stats = PerCpuArray::try_from(aya::maps::Map::PerCpuArray(program_map(program_id, "CAPTURE_STATS")?))?;
-        let now = ctl.get(&0, 0)?;
-        if now.enabled != 0 && now.lease_until_ns > monotonic_ns() {
+        let until = lease.get(&CONTROL_CAPTURE_LEASE, 0)?;
+        if until != 0 && until > monotonic_ns() {
             bail!(
                 "another capture is running on this instance; stop it first (or wait {} s after it was killed)",
                 LEASE.as_secs()
@@ -131,30 +140,32 @@ impl Capture {
         // Records a killed capture left behind are not this capture's.
         while ring.next().is_some() {}
         let base = sum(&stats)?;
+        // The filters first, then the switch: the program never sees a
+        // capture on with the last one's filters.
+        let filters = CaptureControl {
+            family: filter.family,
+            reasons: filter.reasons,
+            actions: filter.actions,
+            sample: filter.sample,
+            snaplen: filter.snaplen,
+        };
+        ctl.set(0, filters, 0).context("writing CAPTURE_CTL")?;
         let mut c = Self {
-            ctl,
+            lease,
             ring,
             stats,
-            control: CaptureControl {
-                enabled: 1,
-                family: filter.family,
-                reasons: filter.reasons,
-                actions: filter.actions,
-                sample: filter.sample,
-                snaplen: filter.snaplen,
-                _pad: 0,
-                lease_until_ns: 0,
-            },
             base,
         };
         c.renew()?;
         Ok(c)
     }
 
-    /// Extends the lease by [`LEASE`] from now.
+    /// Extends the lease by [`LEASE`] from now (switching the capture on).
     pub fn renew(&mut self) -> Result<()> {
-        self.control.lease_until_ns = monotonic_ns() + LEASE.as_nanos() as u64;
-        self.ctl.set(0, self.control, 0).context("writing CAPTURE_CTL")?;
+        let until = monotonic_ns() + LEASE.as_nanos() as u64;
+        self.lease
+            .set(CONTROL_CAPTURE_LEASE, until, 0)
+            .context("writing the capture lease in CONTROL")?;
         Ok(())
     }
 
@@ -193,8 +204,9 @@ impl Capture {
 
     /// Switches the capture off (also done on drop).
     pub fn stop(&mut self) -> Result<()> {
-        self.control.enabled = 0;
-        self.ctl.set(0, self.control, 0).context("writing CAPTURE_CTL")?;
+        self.lease
+            .set(CONTROL_CAPTURE_LEASE, 0, 0)
+            .context("switching the capture off in CONTROL")?;
         Ok(())
     }
 }

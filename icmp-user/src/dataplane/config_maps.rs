@@ -9,31 +9,33 @@ use aya::maps::{
     Array, Map, MapData,
     lpm_trie::{Key, LpmTrie},
 };
-use icmp_common::Config;
+use icmp_common::{Config, config::CONTROL_CONFIG_SLOT};
 
 use crate::{
     config::{AnswerPrefixes, PortBitmaps, Settings},
     map_names,
 };
 
-/// Writes `cfg` into the `CONFIG` slot not in use, then flips
-/// `ACTIVE_CONFIG` to it: a program run sees the old config or the new one,
-/// never half of each.
-pub fn write_config(config: &mut Map, active: &mut Map, cfg: &Config) -> Result<()> {
-    let mut active: Array<&mut MapData, u32> = Array::try_from(active)?;
-    let next = (active.get(&0, 0).context("reading ACTIVE_CONFIG")? & 1) ^ 1;
+/// Writes `cfg` into the `CONFIG` slot not in use, then points
+/// `CONTROL[CONTROL_CONFIG_SLOT]` at it: a program run sees the old config
+/// or the new one, never half of each.
+pub fn write_config(config: &mut Map, control: &mut Map, cfg: &Config) -> Result<()> {
+    let mut control: Array<&mut MapData, u64> = Array::try_from(control)?;
+    let next = (control.get(&CONTROL_CONFIG_SLOT, 0).context("reading CONTROL")? & 1) ^ 1;
     let mut config: Array<&mut MapData, Config> = Array::try_from(config)?;
-    config.set(next, cfg, 0).context("writing CONFIG")?;
-    active.set(0, next, 0).context("switching ACTIVE_CONFIG")?;
+    config.set(next as u32, cfg, 0).context("writing CONFIG")?;
+    control
+        .set(CONTROL_CONFIG_SLOT, next, 0)
+        .context("switching the CONFIG slot in CONTROL")?;
     Ok(())
 }
 
 /// The config in use.
-pub fn read_config(config: &Map, active: &Map) -> Result<Config> {
-    let active: Array<&MapData, u32> = Array::try_from(active)?;
-    let slot = active.get(&0, 0)? & 1;
+pub fn read_config(config: &Map, control: &Map) -> Result<Config> {
+    let control: Array<&MapData, u64> = Array::try_from(control)?;
+    let slot = control.get(&CONTROL_CONFIG_SLOT, 0)? & 1;
     let config: Array<&MapData, Config> = Array::try_from(config)?;
-    Ok(config.get(&slot, 0)?)
+    Ok(config.get(&(slot as u32), 0)?)
 }
 
 /// Writes the static port lists (every word, so stale bits are cleared).
@@ -125,7 +127,7 @@ pub fn smallest_mtu() -> Result<u32> {
 /// The maps a pinned instance is controlled through.
 pub struct Pinned {
     config: Map,
-    active: Map,
+    control: Map,
     ports: Map,
     prefixes_v4: Map,
     prefixes_v6: Map,
@@ -137,7 +139,7 @@ impl Pinned {
         let data = |name: &str| -> Result<MapData> { crate::dataplane::pins::open_map(&dir.join(name)) };
         Ok(Self {
             config: Map::Array(data(map_names::CONFIG)?),
-            active: Map::Array(data(map_names::ACTIVE_CONFIG)?),
+            control: Map::Array(data(map_names::CONTROL)?),
             ports: Map::Array(data(map_names::PORTS)?),
             prefixes_v4: Map::LpmTrie(data(map_names::ANSWER_PREFIXES_V4)?),
             prefixes_v6: Map::LpmTrie(data(map_names::ANSWER_PREFIXES_V6)?),
@@ -150,10 +152,10 @@ impl Pinned {
         write_ports(&mut self.ports, &s.ports)?;
         write_answer_prefixes(&mut self.prefixes_v4, &mut self.prefixes_v6, &s.answer_prefixes)?;
         write_closed_protocols(&mut self.protocols, &s.config)?;
-        write_config(&mut self.config, &mut self.active, &s.config)
+        write_config(&mut self.config, &mut self.control, &s.config)
     }
 
     pub fn config(&self) -> Result<Config> {
-        read_config(&self.config, &self.active)
+        read_config(&self.config, &self.control)
     }
 }

@@ -154,17 +154,14 @@ impl Responder {
     /// Writes the config the program uses (double-buffered, see
     /// [`control::write_config`]).
     pub fn set_config(&mut self, cfg: &Config) -> Result<()> {
-        let [Some(config), Some(active)] = self
-            .ebpf
-            .maps_disjoint_mut([map_names::CONFIG, map_names::ACTIVE_CONFIG])
-        else {
-            anyhow::bail!("CONFIG or ACTIVE_CONFIG missing from the object");
+        let [Some(config), Some(active)] = self.ebpf.maps_disjoint_mut([map_names::CONFIG, map_names::CONTROL]) else {
+            anyhow::bail!("CONFIG or CONTROL missing from the object");
         };
         control::write_config(config, active, cfg)
     }
 
     pub fn config(&self) -> Result<Config> {
-        control::read_config(self.map(map_names::CONFIG)?, self.map(map_names::ACTIVE_CONFIG)?)
+        control::read_config(self.map(map_names::CONFIG)?, self.map(map_names::CONTROL)?)
     }
 
     /// Applies validated settings to a loaded program (all but
