@@ -7,7 +7,8 @@
 //!   closed ports, answered once by Linux and once by icmpxdp, agree byte
 //!   for byte except the fields listed in [`mask_legit_differences`].
 //! - Multi-queue: two queues written from threads on both CPUs, every
-//!   request answered, counters summed over CPUs.
+//!   request answered, counters summed over CPUs; the host-wide error limit
+//!   (one word both CPUs compare-and-exchange) holds across the queues.
 
 use icmp_user::observe::counters::Snapshot;
 use std::{process::Command, time::Duration};
@@ -308,6 +309,81 @@ fn multi_queue_tap_answers_on_every_queue_and_cpu() {
     assert_eq!(s.frames(), s.actions.iter().sum::<u64>(), "counters add up");
     drop(r);
     let _ = Command::new("true").status();
+}
+
+/// Two receive queues on two CPUs flood Port Unreachable at once against a
+/// host-wide limit of burst 50 (10 s intervals: no refill during the test):
+/// never more than 50 errors leave, whichever queue asked — the global
+/// bucket is one word both CPUs update with compare-and-exchange — and
+/// every datagram is either answered or counted as refused by it. (A
+/// compare-and-exchange lost twice refuses, so contention may only send
+/// fewer; the README's *Benchmarks* give its cost.)
+#[test]
+fn the_global_limit_holds_across_two_queues_on_two_cpus() {
+    const PER_CPU: u16 = 500;
+    const BURST: u32 = 50;
+    let ns = ns_name("tapgl");
+    let tap = std::sync::Arc::new(Tap::create(&ns, "ixtapgl", 2));
+    silence_kernel(&ns);
+    let r = std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut r = attach(&tap);
+            let _inside = netns::enter(&tap.ns).unwrap();
+            r.set_config(&Config {
+                per_source: Limit::UNLIMITED,
+                global: Limit::new(10_000_000_000, BURST),
+                ..Config::default()
+            })
+            .unwrap();
+            r
+        })
+        .join()
+        .unwrap()
+    });
+    tap.drain();
+    let writers: Vec<_> = (0..2usize)
+        .map(|cpu| {
+            let tap = std::sync::Arc::clone(&tap);
+            std::thread::spawn(move || {
+                let mut set = nix::sched::CpuSet::new();
+                set.set(cpu).unwrap();
+                nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).unwrap();
+                for seq in 0..PER_CPU {
+                    let sport = 20_000 + (cpu as u16) * 1000 + seq;
+                    let l3 = ipv4(PEER4, US4, 17, 64, &[], &udp4(PEER4, US4, sport, 9, b"two queues"));
+                    tap.write(cpu, &frame(l3, false));
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    let mut answered = 0u64;
+    while tap
+        .read_matching(Duration::from_millis(500), |f| {
+            f.len() > 34 && f[12..14] == [8, 0] && f[23] == 1 && f[34] == 3
+        })
+        .is_some()
+    {
+        answered += 1;
+    }
+    let s = Snapshot::of(&r).unwrap();
+    let sent = s.sent(icmp_common::Family::V4, 3);
+    let refused = s.limited(icmp_common::ratelimit::Scope::Global, icmp_common::Family::V4, 3);
+    assert_eq!(answered, sent, "every error counted came out of a queue");
+    assert!(sent <= u64::from(BURST), "{sent} errors past a burst of {BURST}");
+    assert!(
+        sent >= u64::from(BURST) - 5,
+        "{sent} errors: contention refused more than a few"
+    );
+    assert_eq!(
+        sent + refused,
+        2 * u64::from(PER_CPU),
+        "every datagram answered or refused by the global limit"
+    );
+    assert_eq!(s.frames(), s.actions.iter().sum::<u64>(), "counters add up");
+    drop(r);
 }
 
 /// Address Mask through the loader's view of a real interface: the mask and
