@@ -313,6 +313,33 @@ pub fn probe_big6(client_ns: &str) -> Option<Vec<u8>> {
     })
 }
 
+/// `traceroute -n -q 1 -w 1 -m 3 ARGS TO` from the client: the address of
+/// each hop, in order.
+pub fn traceroute(client_ns: &str, args: &[&str], to: &str) -> Vec<String> {
+    let mut cmd = Command::new("ip");
+    cmd.args([
+        "netns",
+        "exec",
+        client_ns,
+        "traceroute",
+        "-n",
+        "-q",
+        "1",
+        "-w",
+        "1",
+        "-m",
+        "3",
+    ]);
+    cmd.args(args).arg(to);
+    let (ok, out, err) = output(&mut cmd);
+    assert!(ok, "traceroute {args:?} {to}: {err}");
+    out.lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// The ICMPv6 fields two Time Exceeded messages about two probes may
 /// differ in: the checksum, and the quoted probe's flow label (Linux's
 /// `auto_flowlabels` may differ per socket).

@@ -13,6 +13,7 @@ use icmpxdp_tests::{
     output,
     router_lab::{
         ROUTER_IN, ROUTER_IN6, RouterLab, SERVER, SERVER6, ip, mask, mask6, nft, probe, probe_big, probe_big6, probe6,
+        traceroute,
     },
     stats_json,
 };
@@ -72,34 +73,16 @@ fn time_exceeded_from_xdp_matches_the_router_kernel_s() {
 
     // traceroute, UDP, ICMP and IPv6: hop 1 the router (from XDP), hop 2
     // the server.
-    for (flag, to, hop1) in [
-        (None, SERVER.to_string(), ROUTER_IN.to_string()),
-        (Some("-I"), SERVER.to_string(), ROUTER_IN.to_string()),
-        (Some("-6"), SERVER6.to_string(), ROUTER_IN6.to_string()),
+    for (flags, to, hop1) in [
+        (&[][..], SERVER.to_string(), ROUTER_IN.to_string()),
+        (&["-I"], SERVER.to_string(), ROUTER_IN.to_string()),
+        (&["-6"], SERVER6.to_string(), ROUTER_IN6.to_string()),
     ] {
-        let mut cmd = Command::new("ip");
-        cmd.args([
-            "netns",
-            "exec",
-            &l.client,
-            "traceroute",
-            "-n",
-            "-q",
-            "1",
-            "-w",
-            "1",
-            "-m",
-            "3",
-        ]);
-        cmd.args(flag).arg(&to);
-        let (ok, out, err) = output(&mut cmd);
-        assert!(ok, "traceroute {flag:?}: {err}");
-        let hops: Vec<&str> = out
-            .lines()
-            .skip(1)
-            .filter_map(|l| l.split_whitespace().nth(1))
-            .collect();
-        assert_eq!(hops, [hop1, to], "traceroute {flag:?}: {out}");
+        assert_eq!(
+            traceroute(&l.client, flags, &to),
+            [hop1, to.clone()],
+            "traceroute {flags:?}"
+        );
     }
     let stats = stats_json(&instance);
     let sent = stats["verdicts"]["time_exceeded_sent"].as_u64().unwrap();

@@ -251,100 +251,87 @@ fn id_of(out: &[u8], l2_len: usize) -> [u8; 2] {
     [out[l2_len + 4], out[l2_len + 5]]
 }
 
+/// An IPv4 router error about `original` (behind `vlans` tags) sent back
+/// by the ingress: XDP_TX, to the peer's MAC from ours, from US4, the
+/// tags kept.
+fn back_by_ingress_v4(
+    name: &'static str,
+    original: Vec<u8>,
+    vlans: usize,
+    verdict: Reason,
+    kind: [u8; 2],
+    rest: [u8; 4],
+) -> Case {
+    let frame = Frame::new(ETH_P_IP, original.clone()).with_vlans(vlans);
+    let l2_len = frame.l2_len();
+    Case {
+        name,
+        frame: frame.bytes(),
+        action: XDP_TX,
+        verdict,
+        expected: Some(Box::new(move |out| {
+            expected_v4(
+                &l2(MAC_PEER, MAC_US, vlans, ETH_P_IP),
+                US4,
+                PEER4,
+                id_of(out, l2_len),
+                kind,
+                rest,
+                &original,
+            )
+        })),
+    }
+}
+
 fn cases() -> Vec<Case> {
+    const TE: [u8; 2] = [11, 0];
     let mut v = Vec::new();
-    // Time Exceeded, IPv4, untagged and with one or two tags: XDP_TX back by
-    // the ingress, the tags kept.
+    // Time Exceeded, IPv4, untagged and with one or two tags.
     for (name, vlans) in [("TE v4", 0), ("TE v4, one tag", 1), ("TE v4, QinQ", 2)] {
         let original = udp_v4(PEER4, FAR4, 1, 100);
-        let frame = Frame::new(ETH_P_IP, original.clone()).with_vlans(vlans);
-        let l2_len = frame.l2_len();
-        v.push(Case {
+        v.push(back_by_ingress_v4(
             name,
-            frame: frame.bytes(),
-            action: XDP_TX,
-            verdict: Reason::TimeExceededSent,
-            expected: Some(Box::new(move |out| {
-                expected_v4(
-                    &l2(MAC_PEER, MAC_US, vlans, ETH_P_IP),
-                    US4,
-                    PEER4,
-                    id_of(out, l2_len),
-                    [11, 0],
-                    [0; 4],
-                    &original,
-                )
-            })),
-        });
+            original,
+            vlans,
+            Reason::TimeExceededSent,
+            TE,
+            [0; 4],
+        ));
     }
     // With IP options (Record Route, 4 bytes of room + NOP): quoted whole.
-    {
-        let opts = [7, 7, 4, 0, 0, 0, 0, 1];
-        let body = udp4(PEER4, FAR4, 40000, 33434, &payload(40, 3));
-        let mut original = ipv4(PEER4, FAR4, 17, 1, &opts, &body);
-        original[1] = 0x28;
-        fix_ipv4_checksum(&mut original);
-        let frame = Frame::new(ETH_P_IP, original.clone()).bytes();
-        v.push(Case {
-            name: "TE v4, IP options and a TOS",
-            frame,
-            action: XDP_TX,
-            verdict: Reason::TimeExceededSent,
-            expected: Some(Box::new(move |out| {
-                expected_v4(
-                    &l2(MAC_PEER, MAC_US, 0, ETH_P_IP),
-                    US4,
-                    PEER4,
-                    id_of(out, 14),
-                    [11, 0],
-                    [0; 4],
-                    &original,
-                )
-            })),
-        });
-    }
+    let opts = [7, 7, 4, 0, 0, 0, 0, 1];
+    let body = udp4(PEER4, FAR4, 40000, 33434, &payload(40, 3));
+    let mut original = ipv4(PEER4, FAR4, 17, 1, &opts, &body);
+    original[1] = 0x28;
+    fix_ipv4_checksum(&mut original);
+    v.push(back_by_ingress_v4(
+        "TE v4, IP options and a TOS",
+        original,
+        0,
+        Reason::TimeExceededSent,
+        TE,
+        [0; 4],
+    ));
     // A long datagram: the quote stops at 576 bytes in all.
-    {
-        let original = udp_v4(PEER4, FAR4, 0, 1000);
-        v.push(Case {
-            name: "TE v4, TTL 0, long",
-            frame: Frame::new(ETH_P_IP, original.clone()).bytes(),
-            action: XDP_TX,
-            verdict: Reason::TimeExceededSent,
-            expected: Some(Box::new(move |out| {
-                expected_v4(
-                    &l2(MAC_PEER, MAC_US, 0, ETH_P_IP),
-                    US4,
-                    PEER4,
-                    id_of(out, 14),
-                    [11, 0],
-                    [0; 4],
-                    &original,
-                )
-            })),
-        });
-    }
+    let original = udp_v4(PEER4, FAR4, 0, 1000);
+    v.push(back_by_ingress_v4(
+        "TE v4, TTL 0, long",
+        original,
+        0,
+        Reason::TimeExceededSent,
+        TE,
+        [0; 4],
+    ));
     // Fragmentation Needed: DF, over the egress MTU, next-hop MTU 1280.
-    {
-        let original = udp_v4(PEER4, FAR4, 64, 1400);
-        v.push(Case {
-            name: "FN v4",
-            frame: Frame::new(ETH_P_IP, original.clone()).bytes(),
-            action: XDP_TX,
-            verdict: Reason::FragNeededSent,
-            expected: Some(Box::new(move |out| {
-                expected_v4(
-                    &l2(MAC_PEER, MAC_US, 0, ETH_P_IP),
-                    US4,
-                    PEER4,
-                    id_of(out, 14),
-                    [3, 4],
-                    [0, 0, 0x05, 0x00],
-                    &original,
-                )
-            })),
-        });
-    }
+    let original = udp_v4(PEER4, FAR4, 64, 1400);
+    v.push(back_by_ingress_v4(
+        "FN v4",
+        original,
+        0,
+        Reason::FragNeededSent,
+        [3, 4],
+        [0, 0, 0x05, 0x00],
+    ));
     // The route back leaves by another interface: redirected there, from
     // its address and with its MACs.
     {

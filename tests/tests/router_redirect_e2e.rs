@@ -5,13 +5,10 @@
 //! back to a second client source ([`BACK_SOURCE`]); probes from it enter
 //! the router by the first link, where icmpxdp runs.
 
-use std::process::Command;
-
 use icmpxdp_tests::{
-    output,
     router_lab::{
         BACK_CLIENT_MAC, BACK_ROUTER, BACK_ROUTER_MAC, BACK_SOURCE, BACK_SOURCE6, ROUTER_IN6, RouterLab, SERVER,
-        SERVER6, mask, mask6, nft, probe_frame,
+        SERVER6, mask, mask6, nft, probe_frame, traceroute,
     },
     stats_json,
 };
@@ -91,29 +88,11 @@ fn an_error_whose_route_back_leaves_by_another_interface_is_redirected_there() {
         (SERVER.to_string(), BACK_SOURCE.to_string(), BACK_ROUTER.to_string()),
         (SERVER6.to_string(), BACK_SOURCE6.to_string(), ROUTER_IN6.to_string()),
     ] {
-        let (ok, out, err) = output(Command::new("ip").args([
-            "netns",
-            "exec",
-            &l.client,
-            "traceroute",
-            "-n",
-            "-q",
-            "1",
-            "-w",
-            "1",
-            "-m",
-            "3",
-            "-s",
-            &src,
-            &to,
-        ]));
-        assert!(ok, "traceroute -s {src} {to}: {err}");
-        let hops: Vec<&str> = out
-            .lines()
-            .skip(1)
-            .filter_map(|l| l.split_whitespace().nth(1))
-            .collect();
-        assert_eq!(hops, [hop1, to], "traceroute -s {src}: {out}");
+        assert_eq!(
+            traceroute(&l.client, &["-s", &src], &to),
+            [hop1, to.clone()],
+            "traceroute -s {src}"
+        );
     }
 
     let stats = stats_json(&instance);

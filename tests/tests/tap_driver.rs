@@ -264,6 +264,25 @@ fn answers_match_the_kernels_on_a_tap() {
     .expect("tap differential test");
 }
 
+/// Runs `write(tap, cpu)` on a thread pinned to each of CPUs 0 and 1 at
+/// once (the program runs on the writer's CPU), writing to queue `cpu`.
+fn on_both_cpus(tap: &std::sync::Arc<Tap>, write: impl Fn(&Tap, usize) + Send + Sync + Copy + 'static) {
+    let writers: Vec<_> = (0..2usize)
+        .map(|cpu| {
+            let tap = std::sync::Arc::clone(tap);
+            std::thread::spawn(move || {
+                let mut set = nix::sched::CpuSet::new();
+                set.set(cpu).unwrap();
+                nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).unwrap();
+                write(&tap, cpu);
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+}
+
 #[test]
 fn multi_queue_tap_answers_on_every_queue_and_cpu() {
     let ns = ns_name("tapmq");
@@ -274,26 +293,14 @@ fn multi_queue_tap_answers_on_every_queue_and_cpu() {
     const PER_CPU: u16 = 20;
     // One writer per CPU: the program runs on the writer's CPU, so both
     // CPUs' counters move.
-    let writers: Vec<_> = (0..2usize)
-        .map(|cpu| {
-            let tap = std::sync::Arc::clone(&tap);
-            std::thread::spawn(move || {
-                let mut set = nix::sched::CpuSet::new();
-                set.set(cpu).unwrap();
-                nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).unwrap();
-                for seq in 0..PER_CPU {
-                    let id = (cpu as u16) << 8;
-                    let rest = [(id >> 8) as u8, 0, 0, seq as u8];
-                    let l3 = ipv4(PEER4, US4, 1, 64, &[], &icmp4(8, 0, rest, b"multi-queue"));
-                    tap.write(cpu, &frame(l3, false));
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-            })
-        })
-        .collect();
-    for w in writers {
-        w.join().unwrap();
-    }
+    on_both_cpus(&tap, |tap, cpu| {
+        for seq in 0..PER_CPU {
+            let rest = [cpu as u8, 0, 0, seq as u8];
+            let l3 = ipv4(PEER4, US4, 1, 64, &[], &icmp4(8, 0, rest, b"multi-queue"));
+            tap.write(cpu, &frame(l3, false));
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    });
     let mut answered = 0;
     while tap
         .read_matching(Duration::from_millis(500), |f| {
@@ -341,24 +348,13 @@ fn the_global_limit_holds_across_two_queues_on_two_cpus() {
         .unwrap()
     });
     tap.drain();
-    let writers: Vec<_> = (0..2usize)
-        .map(|cpu| {
-            let tap = std::sync::Arc::clone(&tap);
-            std::thread::spawn(move || {
-                let mut set = nix::sched::CpuSet::new();
-                set.set(cpu).unwrap();
-                nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set).unwrap();
-                for seq in 0..PER_CPU {
-                    let sport = 20_000 + (cpu as u16) * 1000 + seq;
-                    let l3 = ipv4(PEER4, US4, 17, 64, &[], &udp4(PEER4, US4, sport, 9, b"two queues"));
-                    tap.write(cpu, &frame(l3, false));
-                }
-            })
-        })
-        .collect();
-    for w in writers {
-        w.join().unwrap();
-    }
+    on_both_cpus(&tap, |tap, cpu| {
+        for seq in 0..PER_CPU {
+            let sport = 20_000 + (cpu as u16) * 1000 + seq;
+            let l3 = ipv4(PEER4, US4, 17, 64, &[], &udp4(PEER4, US4, sport, 9, b"two queues"));
+            tap.write(cpu, &frame(l3, false));
+        }
+    });
     let mut answered = 0u64;
     while tap
         .read_matching(Duration::from_millis(500), |f| {
