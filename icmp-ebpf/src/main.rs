@@ -41,9 +41,12 @@ pub fn icmpxdp(ctx: XdpContext) -> u32 {
     if capture::lease() {
         capture::icmpxdp_capture_entry(ctx.ctx);
     }
+    // The link-layer headers, parsed once for the fast path and the rest.
+    let mut cur = Cursor::new(&ctx);
+    let link = parse::ethernet(&mut cur);
     // Most of what a NIC carries is neither ICMP nor UDP: it is passed (and
     // counted) before the config is even read, two cache lines fewer.
-    if is_other_protocol(&ctx) {
+    if is_other_protocol(&cur, link.as_ref().map(|(_, l3, _)| l3)) {
         count::hot(icmp_common::counters::Hot::OtherProtocolPassed);
         if capture::switched_on() {
             capture::icmpxdp_capture_exit(ctx.ctx, Reason::OtherProtocol as u64, Action::Pass as u64);
@@ -54,7 +57,7 @@ pub fn icmpxdp(ctx: XdpContext) -> u32 {
         return xdp_action::XDP_PASS;
     };
     let reason = if cfg.has(FLAG_ENABLED) {
-        try_icmpxdp(&ctx, cfg)
+        try_icmpxdp(&ctx, &mut cur, link, cfg)
     } else {
         Reason::Disabled
     };
@@ -93,27 +96,31 @@ pub extern "C" fn icmpxdp_log_decision(reason: u64, action: u64) -> u32 {
     0 // global functions must return a scalar
 }
 
+/// The rest of the frame after its link-layer headers (`link`, with `cur`
+/// after them; `None`: too short to hold them).
 #[inline(always)]
-fn try_icmpxdp(ctx: &XdpContext, cfg: &icmp_common::Config) -> Reason {
-    let mut cur = Cursor::new(ctx);
-    let Some((eth, l3, l2_len)) = parse::ethernet(&mut cur) else {
+fn try_icmpxdp(ctx: &XdpContext, cur: &mut Cursor, link: Option<Link>, cfg: &icmp_common::Config) -> Reason {
+    let Some((eth, l3, l2_len)) = link else {
         return Reason::Malformed;
     };
     match l3 {
-        L3::Ipv4 => ipv4::handle(ctx, &mut cur, eth, l2_len, cfg),
-        L3::Ipv6 => ipv6::handle(ctx, &mut cur, eth, l2_len, cfg),
+        L3::Ipv4 => ipv4::handle(ctx, cur, eth, l2_len, cfg),
+        L3::Ipv6 => ipv6::handle(ctx, cur, eth, l2_len, cfg),
         L3::Other => Reason::OtherProtocol,
     }
 }
+
+/// What [`parse::ethernet`] found: the Ethernet header, what follows the
+/// tags, the link-layer length.
+type Link = (&'static mut parse::EthHdr, L3, usize);
 
 /// Whether the frame is certainly none of ours: not IP, or IP carrying
 /// neither ICMP nor UDP (nor, for IPv6, an extension header or a fragment,
 /// which `ipv6::handle` classifies). A frame too short to tell is not: the
 /// full path counts it as malformed.
 #[inline(always)]
-fn is_other_protocol(ctx: &XdpContext) -> bool {
-    let mut cur = Cursor::new(ctx);
-    let Some((_, l3, _)) = parse::ethernet(&mut cur) else {
+fn is_other_protocol(cur: &Cursor, l3: Option<&L3>) -> bool {
+    let Some(l3) = l3 else {
         return false;
     };
     let at = |off: usize| -> Option<u8> {
