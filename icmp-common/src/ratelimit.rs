@@ -79,6 +79,10 @@ impl Limit {
     }
 }
 
+/// Refusal memo: entries per CPU (a power of two; the XDP program's
+/// `REFUSALS` map holds this many per possible CPU).
+pub const REFUSAL_SLOTS: u32 = 64;
+
 /// Refusal memo (`refusal_memo_until`): how long a refusal is remembered.
 pub const REFUSAL_MEMO_NS: u64 = 10_000_000;
 /// The wait a refusal must have ahead of it to be remembered: the memo's

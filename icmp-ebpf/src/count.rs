@@ -15,9 +15,9 @@ use crate::maps::COUNTERS;
 /// This CPU's counters.
 #[inline(always)]
 fn counters() -> Option<&'static mut Counters> {
-    // SAFETY: this CPU's value of a per-CPU map; XDP programs are not
-    // preempted mid-run, so nothing else touches it meanwhile.
-    COUNTERS.get_ptr_mut(0).map(|c| unsafe { &mut *c })
+    // SAFETY: this CPU's entry; XDP programs are not preempted or
+    // migrated mid-run, so nothing else touches it meanwhile.
+    COUNTERS.get_ptr_mut(crate::maps::cpu()).map(|c| unsafe { &mut *c })
 }
 
 #[inline(always)]

@@ -82,10 +82,23 @@ pub static ANSWER_PREFIXES_V6: LpmTrie<[u8; 16], u8> = LpmTrie::with_max_entries
 /// Entries of each answer-prefix trie (`icmp_common::config::MAX_ANSWER_PREFIXES`).
 const ANSWER_PREFIXES_MAX: u32 = icmp_common::config::MAX_ANSWER_PREFIXES;
 
-/// Every counter, per CPU, in one value (see `icmp_common::counters`): one
-/// lookup per frame, and no pointer table line per counter.
+/// Every counter, in one value per CPU (see `icmp_common::counters`),
+/// entry = CPU number: a plain array, not a per-CPU one. A per-CPU map's
+/// lookup first loads the element's pointer from a table in the map (one
+/// more cache line per frame, and a miss on a fresh frame); a plain
+/// array's entry address is arithmetic. XDP runs with migration off, so a
+/// CPU's entry has one writer. The loader sizes it to the possible CPUs
+/// (the 1 here is a placeholder).
 #[btf_map]
-pub static COUNTERS: btf_maps::PerCpuArray<Counters, 1> = btf_maps::PerCpuArray::new();
+pub static COUNTERS: btf_maps::Array<Counters, 1> = btf_maps::Array::new();
+
+/// This CPU's number: an entry of [`COUNTERS`] and [`REFUSALS`]. (The
+/// verifier inlines the helper to one per-CPU load.)
+#[inline(always)]
+pub fn cpu() -> u32 {
+    // SAFETY: helper without arguments.
+    unsafe { aya_ebpf::helpers::bpf_get_smp_processor_id() }
+}
 
 /// Protocols that get Protocol Unreachable (bit n = protocol n; IPv4
 /// slot 0, IPv6 slot 1): every protocol neither open by config nor bound
@@ -123,15 +136,16 @@ pub static PORTS: btf_maps::Array<u64, { PORT_SLOTS as usize }> = btf_maps::Arra
 #[map]
 pub static BUCKETS: LruHashMap<BucketKey, u64> = LruHashMap::with_max_entries(65536, 0);
 
-/// The refusal memo (`crate::refusals`), per CPU: [`REFUSAL_SLOTS`]
-/// entries of a datagram tuple (five words) and the time until which its
-/// Port Unreachable is refused without asking the socket table or the
-/// bucket (word 5), 64 bytes each.
+/// The refusal memo (`crate::refusals`): [`REFUSAL_SLOTS`] entries per CPU
+/// (entry = CPU × slots + slot; a plain array, as [`COUNTERS`]), each a
+/// datagram tuple (five words) and the time until which its Port
+/// Unreachable is refused without asking the socket table or the bucket
+/// (word 5), 64 bytes. The loader sizes it to the possible CPUs.
 #[btf_map]
-pub static REFUSALS: btf_maps::PerCpuArray<[u64; 8], { REFUSAL_SLOTS as usize }> = btf_maps::PerCpuArray::new();
+pub static REFUSALS: btf_maps::Array<[u64; 8], { REFUSAL_SLOTS as usize }> = btf_maps::Array::new();
 
-/// Entries of [`REFUSALS`] (a power of two).
-pub const REFUSAL_SLOTS: u32 = 64;
+/// Entries of [`REFUSALS`] per CPU.
+pub const REFUSAL_SLOTS: u32 = icmp_common::ratelimit::REFUSAL_SLOTS;
 
 /// The host-wide bucket (one TAT).
 #[btf_map]

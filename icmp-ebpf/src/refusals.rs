@@ -52,11 +52,12 @@ fn ports(sport: [u8; 2], dport: [u8; 2], family: u8) -> u64 {
     (u16::from_ne_bytes(sport) as u64) << 16 | u16::from_ne_bytes(dport) as u64 | (family as u64) << 32
 }
 
+/// This CPU's entry for `t`.
 #[inline(always)]
 fn slot(t: &Tuple) -> u32 {
     let x = t[0] ^ t[1] ^ t[2] ^ t[3] ^ t[4];
     let x = x ^ x >> 32;
-    ((x ^ x >> 16 ^ x >> 8) as u32) & (REFUSAL_SLOTS - 1)
+    crate::maps::cpu().wrapping_mul(REFUSAL_SLOTS) | ((x ^ x >> 16 ^ x >> 8) as u32) & (REFUSAL_SLOTS - 1)
 }
 
 /// Whether `t` was refused less than 10 ms ago (and its bucket is still

@@ -497,7 +497,7 @@ fn bpftool_dumps_maps_with_field_names() {
     );
     let (ok, out, _) = output(Command::new("bpftool").args(["map", "dump", "pinned", &format!("{dir}/COUNTERS")]));
     assert!(
-        ok && out.contains("\"cpu\": 0") && out.contains("\"verdicts\""),
-        "counters per CPU, by field: {out}"
+        ok && out.contains("\"key\": 0") && out.contains("\"verdicts\""),
+        "counters, one entry per CPU, by field: {out}"
     );
 }

@@ -104,7 +104,15 @@ impl Responder {
     }
 
     fn load_program(name: &'static str, max_sources: u32) -> Result<Self> {
-        Self::load_with_loader(name, EbpfLoader::new().map_max_entries(map_names::BUCKETS, max_sources))
+        // COUNTERS and REFUSALS hold an entry (a group of entries) per CPU.
+        let cpus = aya::util::nr_cpus().map_err(|(path, e)| anyhow!(e).context(format!("reading {path}")))? as u32;
+        Self::load_with_loader(
+            name,
+            EbpfLoader::new()
+                .map_max_entries(map_names::BUCKETS, max_sources)
+                .map_max_entries(map_names::COUNTERS, cpus)
+                .map_max_entries("REFUSALS", cpus * icmp_common::ratelimit::REFUSAL_SLOTS),
+        )
     }
 
     fn load_with_loader(name: &'static str, loader: &mut EbpfLoader<'_>) -> Result<Self> {

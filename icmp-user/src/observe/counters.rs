@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use anyhow::Result;
-use aya::maps::{Map, MapData, PerCpuArray};
+use aya::maps::{Array, Map, MapData, PerCpuArray};
 use icmp_common::{
     counters::{Counters, TYPE_SLOTS, type_index},
     ratelimit::Scope,
@@ -34,17 +34,19 @@ pub fn sum_per_cpu(map: &Map, index: u32) -> Result<u64> {
     Ok(map.get(&index, 0)?.iter().sum())
 }
 
-/// The per-CPU `COUNTERS` values, summed field by field over CPUs.
+/// The `COUNTERS` entries (one per CPU), summed field by field.
 pub fn sum_counters(map: &Map) -> Result<Counters> {
     fn add(total: &mut [u64], x: &[u64]) {
         for (t, x) in total.iter_mut().zip(x) {
             *t += x;
         }
     }
-    let map: PerCpuArray<&MapData, Counters> = PerCpuArray::try_from(map)?;
+    // One entry per CPU (a plain array: see `icmp-ebpf/src/maps.rs`).
+    let map: Array<&MapData, Counters> = Array::try_from(map)?;
     // Boxed: two 20 KiB values do not belong on a thread's stack.
     let mut total = Box::<Counters>::default();
-    for c in map.get(&0, 0)?.iter() {
+    for cpu in 0..map.len() {
+        let c = map.get(&cpu, 0)?;
         add(&mut total.hot, &c.hot);
         add(&mut total.actions, &c.actions);
         add(&mut total.verdicts, &c.verdicts);
@@ -90,7 +92,7 @@ impl Snapshot {
     /// Reads the maps pinned under an instance directory.
     pub fn from_pins(dir: &Path) -> Result<Self> {
         let data = crate::dataplane::pins::open_map(&dir.join(map_names::COUNTERS))?;
-        Ok(Self::from_counters(sum_counters(&Map::PerCpuArray(data))?))
+        Ok(Self::from_counters(sum_counters(&Map::Array(data))?))
     }
 
     pub fn verdict(&self, r: Reason) -> u64 {
