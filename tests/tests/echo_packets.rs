@@ -377,3 +377,31 @@ fn answer_any_destination_and_disabled_families() {
         "program disabled",
     );
 }
+
+/// `COUNTERS` and `REFUSALS` hold an entry (a group) per CPU, indexed by
+/// the CPU number: every way of loading the program sizes them to this
+/// host's possible CPUs, or a frame on a CPU past them would go uncounted
+/// (the benchmark's in-place echo loader once did not).
+#[test]
+fn every_load_sizes_the_per_cpu_tables() {
+    use aya::maps::Array;
+    use icmp_user::{dataplane::load::Responder, map_names};
+    icmpxdp_tests::require_root();
+    let cpus = aya::util::nr_cpus().unwrap() as u32;
+    for (how, r) in [
+        ("load", Responder::load()),
+        ("load_with", Responder::load_with(100)),
+        ("load_bench_echo_in_place", Responder::load_bench_echo_in_place()),
+    ] {
+        let r = r.unwrap();
+        let counters: Array<_, icmp_common::counters::Counters> =
+            Array::try_from(r.map(map_names::COUNTERS).unwrap()).unwrap();
+        assert_eq!(counters.len(), cpus, "{how}: COUNTERS entries");
+        let refusals: Array<_, [u64; 8]> = Array::try_from(r.map("REFUSALS").unwrap()).unwrap();
+        assert_eq!(
+            refusals.len(),
+            cpus * icmp_common::ratelimit::REFUSAL_SLOTS,
+            "{how}: REFUSALS entries"
+        );
+    }
+}

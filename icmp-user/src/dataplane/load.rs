@@ -62,6 +62,20 @@ pub struct Responder {
     test_run_only: bool,
 }
 
+/// A loader with the maps sized for this host, which every load goes
+/// through: `max_sources` per-source buckets, and an entry (a group of
+/// entries) per possible CPU in `COUNTERS` and `REFUSALS` — a CPU beyond
+/// them would find no entry, and its counts would be lost.
+fn sized_loader(max_sources: u32) -> Result<EbpfLoader<'static>> {
+    let cpus = aya::util::nr_cpus().map_err(|(path, e)| anyhow!(e).context(format!("reading {path}")))? as u32;
+    let mut loader = EbpfLoader::new();
+    loader
+        .map_max_entries(map_names::BUCKETS, max_sources)
+        .map_max_entries(map_names::COUNTERS, cpus)
+        .map_max_entries("REFUSALS", cpus * icmp_common::ratelimit::REFUSAL_SLOTS);
+    Ok(loader)
+}
+
 impl Responder {
     /// Loads the responder program into the kernel (the verifier runs here),
     /// with the default bucket map size.
@@ -76,9 +90,7 @@ impl Responder {
     pub fn load_bench_echo_in_place() -> Result<Self> {
         Self::load_with_loader(
             PROGRAM,
-            EbpfLoader::new()
-                .map_max_entries(map_names::BUCKETS, DEFAULT_MAX_SOURCES)
-                .override_global("BENCH_ECHO_IN_PLACE", &1u8, true),
+            sized_loader(DEFAULT_MAX_SOURCES)?.override_global("BENCH_ECHO_IN_PLACE", &1u8, true),
         )
     }
 
@@ -104,15 +116,7 @@ impl Responder {
     }
 
     fn load_program(name: &'static str, max_sources: u32) -> Result<Self> {
-        // COUNTERS and REFUSALS hold an entry (a group of entries) per CPU.
-        let cpus = aya::util::nr_cpus().map_err(|(path, e)| anyhow!(e).context(format!("reading {path}")))? as u32;
-        Self::load_with_loader(
-            name,
-            EbpfLoader::new()
-                .map_max_entries(map_names::BUCKETS, max_sources)
-                .map_max_entries(map_names::COUNTERS, cpus)
-                .map_max_entries("REFUSALS", cpus * icmp_common::ratelimit::REFUSAL_SLOTS),
-        )
+        Self::load_with_loader(name, &mut sized_loader(max_sources)?)
     }
 
     fn load_with_loader(name: &'static str, loader: &mut EbpfLoader<'_>) -> Result<Self> {
