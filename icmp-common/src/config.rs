@@ -89,6 +89,24 @@ pub const CONTROL_CONFIG_SLOT: u32 = 0;
 /// `CONTROL[CONTROL_CAPTURE_LEASE]`: the capture switch and lease (see
 /// `crate::capture::CaptureControl`): 0 off, else CLOCK_MONOTONIC ns.
 pub const CONTROL_CAPTURE_LEASE: u32 = 1;
+/// `CONTROL[CONTROL_FAST_PATH]`: what the fast path needs besides the
+/// frame, so that a pass-through frame reads no other map: the
+/// `router.frag_needed` gate (the low 32 bits: the host's smallest MTU, 0
+/// off) and whether any protocol is closed (Protocol Unreachable on:
+/// [`FAST_PATH_CLOSED_V4`], [`FAST_PATH_CLOSED_V6`]). See
+/// [`fast_path_word`].
+pub const CONTROL_FAST_PATH: u32 = 2;
+/// Words in `CONTROL`.
+pub const CONTROL_WORDS: u32 = 3;
+/// In `CONTROL[CONTROL_FAST_PATH]`: some IPv4 protocol is closed.
+pub const FAST_PATH_CLOSED_V4: u64 = 1 << 32;
+/// In `CONTROL[CONTROL_FAST_PATH]`: some IPv6 next header is closed.
+pub const FAST_PATH_CLOSED_V6: u64 = 1 << 33;
+
+/// The `CONTROL[CONTROL_FAST_PATH]` word.
+pub const fn fast_path_word(frag_gate: u32, closed_v4: bool, closed_v6: bool) -> u64 {
+    frag_gate as u64 | (closed_v4 as u64) << 32 | (closed_v6 as u64) << 33
+}
 
 /// The one entry of the `CONFIG` array map.
 #[repr(C)]

@@ -14,7 +14,7 @@ use aya_ebpf::{
 };
 use icmp_common::{
     AddrSet, Config,
-    config::{CONTROL_CONFIG_SLOT, PORT_SLOTS},
+    config::{CONTROL_CONFIG_SLOT, CONTROL_FAST_PATH, CONTROL_WORDS, FAST_PATH_CLOSED_V4, PORT_SLOTS},
     counters::{Counters, TYPE_SLOTS},
     ratelimit::BucketKey,
 };
@@ -33,7 +33,13 @@ pub static CONFIG: btf_maps::Array<Config, 2> = btf_maps::Array::new();
 /// lease (`icmp_common::config::CONTROL_*`). Each word has one writer and
 /// is written on its own.
 #[btf_map]
-pub static CONTROL: btf_maps::Array<u64, 2> = btf_maps::Array::new();
+pub static CONTROL: btf_maps::Array<u64, { CONTROL_WORDS as usize }> = btf_maps::Array::new();
+
+/// `CONTROL[CONTROL_FAST_PATH]` (`icmp_common::config::fast_path_word`).
+#[inline(always)]
+fn fast_path() -> u64 {
+    CONTROL.get(CONTROL_FAST_PATH).copied().unwrap_or(0)
+}
 
 /// The config in use.
 #[inline(always)]
@@ -103,26 +109,27 @@ pub fn cpu() -> u32 {
 /// Protocols that get Protocol Unreachable (bit n = protocol n; IPv4
 /// slot 0, IPv6 slot 1): every protocol neither open by config nor bound
 /// by a raw socket, written by the loader when `protocol_unreachable` is
-/// on, all zero otherwise (so that pass-through traffic reads one line).
-/// Slot 2, word 0: the frame-length gate of `router.frag_needed` (see
-/// [`frag_gate`]), kept here because the fast path reads this map anyway.
+/// on, all zero otherwise. Read only when `CONTROL` says some protocol is
+/// closed, so pass-through traffic with the feature off reads no line of it.
 #[btf_map]
-pub static CLOSED_PROTOCOLS: btf_maps::Array<[u32; 8], 3> = btf_maps::Array::new();
+pub static CLOSED_PROTOCOLS: btf_maps::Array<[u32; 8], 2> = btf_maps::Array::new();
 
 /// With `router.frag_needed`, the smallest MTU on the host: a forwarded
 /// datagram longer than it may need Fragmentation Needed / Packet Too Big,
-/// and takes the full path. 0 when the feature is off.
+/// and takes the full path. 0 when the feature is off. (In `CONTROL`, on
+/// the line every frame reads for the capture lease.)
 #[inline(always)]
 pub fn frag_gate() -> u32 {
-    CLOSED_PROTOCOLS.get(2).map_or(0, |w| w[0])
+    fast_path() as u32
 }
 
 /// Whether `proto` is closed for `family_slot` (0: IPv4, 1: IPv6).
 #[inline(always)]
 pub fn protocol_closed(family_slot: u32, proto: u8) -> bool {
-    CLOSED_PROTOCOLS
-        .get(family_slot)
-        .is_some_and(|bits| icmp_common::config::type_in(bits, proto))
+    fast_path() & (FAST_PATH_CLOSED_V4 << (family_slot & 1)) != 0
+        && CLOSED_PROTOCOLS
+            .get(family_slot)
+            .is_some_and(|bits| icmp_common::config::type_in(bits, proto))
 }
 
 /// Static port policy: bitmap of open ports, then of closed ports.

@@ -74,13 +74,14 @@ fn sync_trie<const N: usize>(map: &mut Map, want: &[([u8; N], u8)]) -> Result<()
 }
 
 /// Writes the `CLOSED_PROTOCOLS` map for `cfg` and this namespace's raw
-/// sockets (see [`crate::dataplane::protocols`]), and in slot 2 the
-/// `router.frag_needed` gate: the smallest MTU of this namespace's
-/// interfaces (0: off).
-pub fn write_closed_protocols(map: &mut Map, cfg: &Config) -> Result<()> {
+/// sockets (see [`crate::dataplane::protocols`]), then the fast path's word
+/// in `CONTROL`: the `router.frag_needed` gate (the smallest MTU of this
+/// namespace's interfaces, 0: off) and whether any protocol is closed.
+/// The bitmaps first: the program never reads "closed" before they are in.
+pub fn write_closed_protocols(protocols: &mut Map, control: &mut Map, cfg: &Config) -> Result<()> {
     let raw = crate::dataplane::protocols::raw_protocols()?;
     let closed = crate::dataplane::protocols::closed(cfg, &raw);
-    let mut m: Array<&mut MapData, [u32; 8]> = Array::try_from(map)?;
+    let mut m: Array<&mut MapData, [u32; 8]> = Array::try_from(protocols)?;
     for (i, bits) in closed.iter().enumerate() {
         m.set(i as u32, bits, 0).context("writing CLOSED_PROTOCOLS")?;
     }
@@ -89,8 +90,12 @@ pub fn write_closed_protocols(map: &mut Map, cfg: &Config) -> Result<()> {
     } else {
         0
     };
-    m.set(2, [gate, 0, 0, 0, 0, 0, 0, 0], 0)
-        .context("writing the frag_needed gate")?;
+    let any = |bits: &[u32; 8]| bits.iter().any(|w| *w != 0);
+    let word = icmp_common::config::fast_path_word(gate, any(&closed[0]), any(&closed[1]));
+    let mut control: Array<&mut MapData, u64> = Array::try_from(control)?;
+    control
+        .set(icmp_common::config::CONTROL_FAST_PATH, word, 0)
+        .context("writing the fast path's word in CONTROL")?;
     Ok(())
 }
 
@@ -151,7 +156,7 @@ impl Pinned {
     pub fn apply(&mut self, s: &Settings) -> Result<()> {
         write_ports(&mut self.ports, &s.ports)?;
         write_answer_prefixes(&mut self.prefixes_v4, &mut self.prefixes_v6, &s.answer_prefixes)?;
-        write_closed_protocols(&mut self.protocols, &s.config)?;
+        write_closed_protocols(&mut self.protocols, &mut self.control, &s.config)?;
         write_config(&mut self.config, &mut self.control, &s.config)
     }
 

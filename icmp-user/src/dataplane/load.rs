@@ -189,7 +189,13 @@ impl Responder {
     /// the calling thread's namespace); a running `run` calls it again when
     /// they change.
     pub fn set_closed_protocols(&mut self, cfg: &Config) -> Result<()> {
-        control::write_closed_protocols(self.map_mut(map_names::CLOSED_PROTOCOLS)?, cfg)
+        let [Some(protocols), Some(control)] = self
+            .ebpf
+            .maps_disjoint_mut([map_names::CLOSED_PROTOCOLS, map_names::CONTROL])
+        else {
+            anyhow::bail!("CLOSED_PROTOCOLS or CONTROL missing from the object");
+        };
+        control::write_closed_protocols(protocols, control, cfg)
     }
 
     /// Writes `echo.answer_prefixes` into the LPM tries.
