@@ -166,10 +166,8 @@ impl Responder {
     /// Writes the config the program uses (double-buffered, see
     /// [`control::write_config`]).
     pub fn set_config(&mut self, cfg: &Config) -> Result<()> {
-        let [Some(config), Some(active)] = self.ebpf.maps_disjoint_mut([map_names::CONFIG, map_names::CONTROL]) else {
-            anyhow::bail!("CONFIG or CONTROL missing from the object");
-        };
-        control::write_config(config, active, cfg)
+        let [config, control_words] = self.two_maps(map_names::CONFIG, map_names::CONTROL)?;
+        control::write_config(config, control_words, cfg)
     }
 
     pub fn config(&self) -> Result<Config> {
@@ -189,24 +187,22 @@ impl Responder {
     /// the calling thread's namespace); a running `run` calls it again when
     /// they change.
     pub fn set_closed_protocols(&mut self, cfg: &Config) -> Result<()> {
-        let [Some(protocols), Some(control)] = self
-            .ebpf
-            .maps_disjoint_mut([map_names::CLOSED_PROTOCOLS, map_names::CONTROL])
-        else {
-            anyhow::bail!("CLOSED_PROTOCOLS or CONTROL missing from the object");
-        };
-        control::write_closed_protocols(protocols, control, cfg)
+        let [protocols, control_words] = self.two_maps(map_names::CLOSED_PROTOCOLS, map_names::CONTROL)?;
+        control::write_closed_protocols(protocols, control_words, cfg)
     }
 
     /// Writes `echo.answer_prefixes` into the LPM tries.
     pub fn set_answer_prefixes(&mut self, prefixes: &AnswerPrefixes) -> Result<()> {
-        let [Some(v4), Some(v6)] = self
-            .ebpf
-            .maps_disjoint_mut([map_names::ANSWER_PREFIXES_V4, map_names::ANSWER_PREFIXES_V6])
-        else {
-            anyhow::bail!("ANSWER_PREFIXES_V4 or _V6 missing from the object");
-        };
+        let [v4, v6] = self.two_maps(map_names::ANSWER_PREFIXES_V4, map_names::ANSWER_PREFIXES_V6)?;
         control::write_answer_prefixes(v4, v6, prefixes)
+    }
+
+    /// Two of this instance's maps at once, by name.
+    fn two_maps(&mut self, a: &str, b: &str) -> Result<[&mut aya::maps::Map; 2]> {
+        match self.ebpf.maps_disjoint_mut([a, b]) {
+            [Some(a), Some(b)] => Ok([a, b]),
+            _ => anyhow::bail!("{a} or {b} missing from the object"),
+        }
     }
 
     pub fn set_addrs(&mut self, addrs: &AddrSet) -> Result<()> {
