@@ -13,14 +13,11 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use icmp_common::Reason;
 use icmp_user::{
-    dataplane::{
-        capture::{Capture, CaptureFilter, monotonic_ns},
-        pins as pin,
-    },
+    dataplane::capture::{Capture, CaptureFilter, monotonic_ns},
     observe::pcapng::PcapngWriter,
 };
 
-use super::{instances_named, signals};
+use super::{one_instance, signals};
 
 pub(crate) struct CaptureOpts<'a> {
     pub(crate) iface: Option<&'a str>,
@@ -73,15 +70,7 @@ fn filter(o: &CaptureOpts<'_>) -> Result<CaptureFilter> {
 
 pub(crate) fn capture(netns: Option<&str>, o: &CaptureOpts<'_>) -> Result<()> {
     let filter = filter(o)?;
-    let names = instances_named(o.iface, netns)?;
-    let [name] = names.as_slice() else {
-        bail!(
-            "{} instances run ({}); choose one with --iface",
-            names.len(),
-            names.join(", ")
-        );
-    };
-    let meta = pin::Meta::read(name).with_context(|| format!("no metadata for instance {name}: is it running?"))?;
+    let (name, meta) = one_instance(o.iface, netns)?;
     let sig = signals()?;
     let mut cap = Capture::start(meta.program_id, &filter).with_context(|| format!("starting a capture on {name}"))?;
     let realtime = std::time::SystemTime::now()

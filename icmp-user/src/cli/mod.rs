@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, atomic::AtomicBool};
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 use icmp_user::dataplane::pins as pin;
 
 /// `println!` that ignores a closed stdout: a daemon must not die because
@@ -105,4 +105,19 @@ pub(crate) fn instances_named(iface: Option<&str>, netns: Option<&str>) -> Resul
         }
     }
     Ok(names)
+}
+
+/// The one instance `iface` names (or the only one running) and its
+/// metadata: `capture` and `top` watch a single program.
+pub(crate) fn one_instance(iface: Option<&str>, netns: Option<&str>) -> Result<(String, pin::Meta)> {
+    let names = instances_named(iface, netns)?;
+    let [name] = names.as_slice() else {
+        bail!(
+            "{} instances run ({}); choose one with --iface",
+            names.len(),
+            names.join(", ")
+        );
+    };
+    let meta = pin::Meta::read(name).with_context(|| format!("no metadata for instance {name}: is it running?"))?;
+    Ok((name.clone(), meta))
 }

@@ -20,7 +20,7 @@ use icmp_user::{
     observe::top::{REFUSALS, SENT, Tally, prefix_of, source_of},
 };
 
-use super::{instances_named, signals};
+use super::{one_instance, signals};
 
 pub(crate) struct TopOpts<'a> {
     pub(crate) iface: Option<&'a str>,
@@ -36,17 +36,9 @@ pub(crate) fn top(netns: Option<&str>, o: &TopOpts<'_>) -> Result<()> {
     if !(0.1..=3600.0).contains(&o.interval) {
         bail!("--interval {}: between 0.1 and 3600 seconds", o.interval);
     }
-    let names = instances_named(o.iface, netns)?;
-    let [name] = names.as_slice() else {
-        bail!(
-            "{} instances run ({}); choose one with --iface",
-            names.len(),
-            names.join(", ")
-        );
-    };
-    let meta = pin::Meta::read(name).with_context(|| format!("no metadata for instance {name}: is it running?"))?;
+    let (name, meta) = one_instance(o.iface, netns)?;
     let (v4_len, v6_len) = if o.by_prefix {
-        let cfg = Pinned::open(&pin::instance_dir(name))?.config()?;
+        let cfg = Pinned::open(&pin::instance_dir(&name))?.config()?;
         (cfg.v4_prefix, cfg.v6_prefix)
     } else {
         (32, 128)
