@@ -106,6 +106,16 @@ impl Xdp {
         (r.return_value, out)
     }
 
+    /// Runs `frame` and asserts XDP_PASS, the frame unchanged and exactly
+    /// one more count for `reason` (`what` names the case in failures).
+    pub fn assert_passed(&mut self, frame: &[u8], reason: Reason, what: &str) {
+        let before = self.verdict(reason);
+        let (action, out) = self.run(frame);
+        assert_eq!(action, XDP_PASS, "{what}");
+        assert_eq!(out, frame, "{what}: a passed frame must be untouched");
+        assert_eq!(self.verdict(reason), before + 1, "{what}: counted as {reason:?}");
+    }
+
     pub fn verdict(&self, r: Reason) -> u64 {
         Snapshot::of(&self.responder).expect("snapshot").verdict(r)
     }

@@ -9,9 +9,7 @@ use std::net::Ipv4Addr;
 
 use icmp_common::{AddrSet, Config, Family, Reason, ratelimit::Limit};
 use icmp_user::{config::FileConfig, observe::counters::Snapshot};
-use icmpxdp_tests::{
-    BCAST4, ETH_P_IP, Frame, MAC_US, PEER4, US4, XDP_DROP, XDP_PASS, XDP_TX, Xdp, checksum_ok, icmp4, ipv4,
-};
+use icmpxdp_tests::{BCAST4, ETH_P_IP, Frame, MAC_US, PEER4, US4, XDP_DROP, XDP_TX, Xdp, checksum_ok, icmp4, ipv4};
 
 /// A second subnet on the interface: 198.18.0.1/16.
 const US4_B: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
@@ -143,20 +141,12 @@ fn each_way_of_asking_gets_the_right_subnet_s_mask() {
     assert_eq!(s.sent(Family::V4, 18), cases.len() as u64);
 }
 
-fn assert_passed(x: &mut Xdp, frame: &[u8], reason: Reason, what: &str) {
-    let before = x.verdict(reason);
-    let (action, out) = x.run(frame);
-    assert_eq!(action, XDP_PASS, "{what}");
-    assert_eq!(out, frame, "{what}: untouched");
-    assert_eq!(x.verdict(reason) - before, 1, "{what}: counted as {reason:?}");
-}
-
 #[test]
 fn requests_that_are_not_ours_to_answer_go_to_the_kernel() {
     // The default leaves them alone (Linux ignores them).
     let mut x = xdp("");
     let f = Frame::new(ETH_P_IP, request(PEER4, US4)).bytes();
-    assert_passed(&mut x, &f, Reason::NotEchoRequest, "action pass (default)");
+    x.assert_passed(&f, Reason::NotEchoRequest, "action pass (default)");
 
     let mut x = xdp(ANSWER);
     let bcast = |src, dst| {
@@ -167,20 +157,19 @@ fn requests_that_are_not_ours_to_answer_go_to_the_kernel() {
     // A diskless host before it has an address: the reply would have to be
     // broadcast (RFC 1122 §3.2.2.9); the kernel's to deal with.
     let f = bcast(Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST);
-    assert_passed(&mut x, &f, Reason::BadSource, "from 0.0.0.0");
+    x.assert_passed(&f, Reason::BadSource, "from 0.0.0.0");
     let f = bcast(BCAST4, Ipv4Addr::BROADCAST);
-    assert_passed(&mut x, &f, Reason::BadSource, "from our broadcast address");
+    x.assert_passed(&f, Reason::BadSource, "from our broadcast address");
     let f = bcast(Ipv4Addr::new(224, 0, 0, 1), Ipv4Addr::BROADCAST);
-    assert_passed(&mut x, &f, Reason::BadSource, "from a multicast address");
+    x.assert_passed(&f, Reason::BadSource, "from a multicast address");
     // 255.255.255.255 from outside every subnet: no address is asked.
     let f = bcast(Ipv4Addr::new(203, 0, 113, 5), Ipv4Addr::BROADCAST);
-    assert_passed(&mut x, &f, Reason::NotOurs, "255.255.255.255 from another subnet");
+    x.assert_passed(&f, Reason::NotOurs, "255.255.255.255 from another subnet");
     let f = Frame::new(ETH_P_IP, request(PEER4, Ipv4Addr::new(198, 51, 100, 1))).bytes();
-    assert_passed(&mut x, &f, Reason::NotOurs, "to an address not ours");
+    x.assert_passed(&f, Reason::NotOurs, "to an address not ours");
     // Shorter than RFC 950's 12 bytes of ICMP.
     let short = ipv4(PEER4, US4, 1, 64, &[], &icmp4(17, 0, [0xbe, 0xef, 0, 3], &[0; 2]));
-    assert_passed(
-        &mut x,
+    x.assert_passed(
         &Frame::new(ETH_P_IP, short).bytes(),
         Reason::Malformed,
         "10 bytes of ICMP",
@@ -188,19 +177,14 @@ fn requests_that_are_not_ours_to_answer_go_to_the_kernel() {
     // The echo knobs are echo-only.
     let mut any = xdp(&format!("{ANSWER}\n[echo]\nanswer_any_destination = true"));
     let f = Frame::new(ETH_P_IP, request(PEER4, Ipv4Addr::new(198, 51, 100, 1))).bytes();
-    assert_passed(
-        &mut any,
-        &f,
-        Reason::NotOurs,
-        "not ours, even with answer_any_destination",
-    );
+    any.assert_passed(&f, Reason::NotOurs, "not ours, even with answer_any_destination");
 }
 
 #[test]
 fn shadow_mode_counts_the_reply_it_would_send() {
     let mut x = xdp(&format!("mode = \"shadow\"\n{ANSWER}"));
     let f = Frame::new(ETH_P_IP, request(PEER4, US4)).bytes();
-    assert_passed(&mut x, &f, Reason::AddressMaskAnswered, "shadow");
+    x.assert_passed(&f, Reason::AddressMaskAnswered, "shadow");
 }
 
 #[test]

@@ -10,7 +10,7 @@ use icmp_common::{
     config::{FLAG_ANSWER_ANY_DST, FLAG_ECHO_V4},
 };
 use icmpxdp_tests::{
-    BCAST4, ETH_P_IP, ETH_P_IPV6, Frame, MAC_PEER, MAC_US, PEER4, PEER6, US4, US6, XDP_PASS, XDP_TX, Xdp, checksum_ok,
+    BCAST4, ETH_P_IP, ETH_P_IPV6, Frame, MAC_PEER, MAC_US, PEER4, PEER6, US4, US6, XDP_TX, Xdp, checksum_ok,
     fix_ipv4_checksum, icmp4, icmp6, icmp6_checksum_ok, ipv4, ipv6, payload,
 };
 
@@ -132,33 +132,13 @@ fn configured_ttl_and_hop_limit_are_used() {
     assert_eq!(out[14 + 7], 7);
 }
 
-/// Runs `frame`, asserts XDP_PASS with the frame unchanged and exactly one
-/// more count for `reason`.
-fn assert_passed(x: &mut Xdp, frame: &[u8], reason: Reason, what: &str) {
-    let before = x.verdict(reason);
-    let (action, out) = x.run(frame);
-    assert_eq!(action, XDP_PASS, "{what}");
-    assert_eq!(out, frame, "{what}: a passed frame must be untouched");
-    assert_eq!(x.verdict(reason), before + 1, "{what}: counted as {reason:?}");
-}
-
 #[test]
 fn not_ours_broadcast_and_bad_sources_are_passed() {
     let mut x = xdp();
     let f4 = |src, dst| Frame::new(ETH_P_IP, echo4(src, dst, 64, b"x")).bytes();
-    assert_passed(
-        &mut x,
-        &f4(PEER4, Ipv4Addr::new(192, 0, 2, 99)),
-        Reason::NotOurs,
-        "other host",
-    );
+    x.assert_passed(&f4(PEER4, Ipv4Addr::new(192, 0, 2, 99)), Reason::NotOurs, "other host");
     for dst in [Ipv4Addr::BROADCAST, BCAST4, Ipv4Addr::new(224, 0, 0, 1)] {
-        assert_passed(
-            &mut x,
-            &f4(PEER4, dst),
-            Reason::BroadcastDestination,
-            &format!("to {dst}"),
-        );
+        x.assert_passed(&f4(PEER4, dst), Reason::BroadcastDestination, &format!("to {dst}"));
     }
     for src in [
         Ipv4Addr::new(127, 0, 0, 1),
@@ -166,23 +146,22 @@ fn not_ours_broadcast_and_bad_sources_are_passed() {
         Ipv4Addr::new(240, 0, 0, 1),
         BCAST4,
     ] {
-        assert_passed(&mut x, &f4(src, US4), Reason::BadSource, &format!("from {src}"));
+        x.assert_passed(&f4(src, US4), Reason::BadSource, &format!("from {src}"));
     }
     let mut l2b = Frame::new(ETH_P_IP, echo4(PEER4, US4, 64, b"x"));
     l2b.dst_mac = [0xff; 6];
-    assert_passed(&mut x, &l2b.bytes(), Reason::LinkBroadcast, "link-layer broadcast");
+    x.assert_passed(&l2b.bytes(), Reason::LinkBroadcast, "link-layer broadcast");
 
     let f6 = |src, dst| Frame::new(ETH_P_IPV6, echo6(src, dst, 64, b"x")).bytes();
-    assert_passed(
-        &mut x,
+    x.assert_passed(
         &f6(PEER6, Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 9)),
         Reason::NotOurs,
         "other v6",
     );
     let all_nodes: Ipv6Addr = "ff02::1".parse().unwrap();
-    assert_passed(&mut x, &f6(PEER6, all_nodes), Reason::BroadcastDestination, "ff02::1");
-    assert_passed(&mut x, &f6(Ipv6Addr::LOCALHOST, US6), Reason::BadSource, "from ::1");
-    assert_passed(&mut x, &f6(Ipv6Addr::UNSPECIFIED, US6), Reason::BadSource, "from ::");
+    x.assert_passed(&f6(PEER6, all_nodes), Reason::BroadcastDestination, "ff02::1");
+    x.assert_passed(&f6(Ipv6Addr::LOCALHOST, US6), Reason::BadSource, "from ::1");
+    x.assert_passed(&f6(Ipv6Addr::UNSPECIFIED, US6), Reason::BadSource, "from ::");
     assert_eq!(Snapshot::of(&x.responder).unwrap().action(icmp_common::Action::Tx), 0);
 }
 
@@ -192,8 +171,7 @@ fn options_fragments_and_other_traffic_are_passed() {
     let icmp = icmp4(8, 0, [0, 1, 0, 1], b"hello");
     // Record Route option (7), padded with End of Options.
     let rr = [7, 7, 4, 0, 0, 0, 0, 0];
-    assert_passed(
-        &mut x,
+    x.assert_passed(
         &Frame::new(ETH_P_IP, ipv4(PEER4, US4, 1, 64, &rr, &icmp)).bytes(),
         Reason::IpOptions,
         "IPv4 options",
@@ -201,23 +179,12 @@ fn options_fragments_and_other_traffic_are_passed() {
     let mut frag = ipv4(PEER4, US4, 1, 64, &[], &icmp);
     frag[6] = 0x20; // MF
     fix_ipv4_checksum(&mut frag);
-    assert_passed(
-        &mut x,
-        &Frame::new(ETH_P_IP, frag).bytes(),
-        Reason::Fragment,
-        "first fragment",
-    );
+    x.assert_passed(&Frame::new(ETH_P_IP, frag).bytes(), Reason::Fragment, "first fragment");
     let tcp = ipv4(PEER4, US4, 6, 64, &[], &[0; 20]);
-    assert_passed(&mut x, &Frame::new(ETH_P_IP, tcp).bytes(), Reason::OtherProtocol, "TCP");
-    assert_passed(
-        &mut x,
-        &Frame::new(0x0806, vec![0; 28]).bytes(),
-        Reason::OtherProtocol,
-        "ARP",
-    );
+    x.assert_passed(&Frame::new(ETH_P_IP, tcp).bytes(), Reason::OtherProtocol, "TCP");
+    x.assert_passed(&Frame::new(0x0806, vec![0; 28]).bytes(), Reason::OtherProtocol, "ARP");
     let reply = ipv4(PEER4, US4, 1, 64, &[], &icmp4(0, 0, [0, 1, 0, 1], b"x"));
-    assert_passed(
-        &mut x,
+    x.assert_passed(
         &Frame::new(ETH_P_IP, reply).bytes(),
         Reason::NotEchoRequest,
         "echo reply",
@@ -226,22 +193,15 @@ fn options_fragments_and_other_traffic_are_passed() {
     // Hop-by-hop options header before ICMPv6.
     let mut hbh = vec![58, 0, 1, 4, 0, 0, 0, 0];
     hbh.extend_from_slice(&icmp6(&PEER6, &US6, 128, 0, [0; 4], b"x"));
-    assert_passed(
-        &mut x,
+    x.assert_passed(
         &Frame::new(ETH_P_IPV6, ipv6(PEER6, US6, 0, 64, &hbh)).bytes(),
         Reason::IpOptions,
         "v6 HBH",
     );
     let frag6 = ipv6(PEER6, US6, 44, 64, &[58, 0, 0, 1, 0, 0, 0, 1, 128, 0, 0, 0, 0, 0, 0, 0]);
-    assert_passed(
-        &mut x,
-        &Frame::new(ETH_P_IPV6, frag6).bytes(),
-        Reason::Fragment,
-        "v6 fragment",
-    );
+    x.assert_passed(&Frame::new(ETH_P_IPV6, frag6).bytes(), Reason::Fragment, "v6 fragment");
     let ns = ipv6(PEER6, US6, 58, 255, &icmp6(&PEER6, &US6, 135, 0, [0; 4], &US6.octets()));
-    assert_passed(
-        &mut x,
+    x.assert_passed(
         &Frame::new(ETH_P_IPV6, ns).bytes(),
         Reason::NotEchoRequest,
         "neighbor solicitation",
@@ -249,7 +209,7 @@ fn options_fragments_and_other_traffic_are_passed() {
     // Three VLAN tags: beyond what we parse, so not IP to us.
     let mut three = Frame::new(ETH_P_IP, echo4(PEER4, US4, 64, b"x")).with_vlans(2);
     three.vlans.push((0x8100, 7));
-    assert_passed(&mut x, &three.bytes(), Reason::OtherProtocol, "three VLAN tags");
+    x.assert_passed(&three.bytes(), Reason::OtherProtocol, "three VLAN tags");
 }
 
 #[test]
@@ -306,27 +266,24 @@ fn malformed_and_truncated_frames_are_passed() {
         }),
     ];
     for (what, f) in cases {
-        assert_passed(&mut x, &f, Reason::Malformed, what);
+        x.assert_passed(&f, Reason::Malformed, what);
     }
     let e6 = echo6(PEER6, US6, 64, &payload(16, 2));
     let mut lying = e6.clone();
     lying[4..6].copy_from_slice(&500u16.to_be_bytes());
-    assert_passed(
-        &mut x,
+    x.assert_passed(
         &Frame::new(ETH_P_IPV6, lying).bytes(),
         Reason::Malformed,
         "v6 payload length beyond frame",
     );
-    assert_passed(
-        &mut x,
+    x.assert_passed(
         &Frame::new(ETH_P_IPV6, e6[..30].to_vec()).bytes(),
         Reason::Malformed,
         "v6 header cut",
     );
     let mut short = ipv6(PEER6, US6, 58, 64, &[128, 0, 0, 0]);
     short[4..6].copy_from_slice(&4u16.to_be_bytes());
-    assert_passed(
-        &mut x,
+    x.assert_passed(
         &Frame::new(ETH_P_IPV6, short).bytes(),
         Reason::Malformed,
         "v6 ICMP header cut",
@@ -356,8 +313,7 @@ fn answer_any_destination_and_disabled_families() {
         ..Config::default()
     };
     let mut x = Xdp::load(cfg, &[US4], &[], &[US6]);
-    assert_passed(
-        &mut x,
+    x.assert_passed(
         &Frame::new(ETH_P_IP, echo4(PEER4, US4, 64, b"x")).bytes(),
         Reason::Disabled,
         "v4 echo off",
@@ -370,8 +326,7 @@ fn answer_any_destination_and_disabled_families() {
         ..Config::default()
     };
     let mut x = Xdp::load(off, &[US4], &[], &[US6]);
-    assert_passed(
-        &mut x,
+    x.assert_passed(
         &Frame::new(ETH_P_IP, echo4(PEER4, US4, 64, b"x")).bytes(),
         Reason::Disabled,
         "program disabled",

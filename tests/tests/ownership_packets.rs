@@ -15,8 +15,7 @@ use icmp_common::{
 };
 use icmp_user::config::FileConfig;
 use icmpxdp_tests::{
-    BCAST4, ETH_P_IP, ETH_P_IPV6, Frame, PEER4, PEER6, US4, US6, XDP_PASS, XDP_TX, Xdp, icmp4, icmp6, ipv4, ipv6,
-    payload,
+    BCAST4, ETH_P_IP, ETH_P_IPV6, Frame, PEER4, PEER6, US4, US6, XDP_TX, Xdp, icmp4, icmp6, ipv4, ipv6, payload,
 };
 
 fn hex(s: &str) -> Vec<u8> {
@@ -39,22 +38,17 @@ fn xdp(cfg: Config) -> Xdp {
     Xdp::load(cfg, &[US4], &[BCAST4], &[US6])
 }
 
-/// Runs `frame`, expects it passed byte for byte with exactly `reason` counted.
-fn assert_passed_as(x: &mut Xdp, frame: &[u8], reason: Reason) {
-    let before = x.verdict(reason);
-    let (action, out) = x.run(frame);
-    assert_eq!(action, XDP_PASS, "{reason:?}: action");
-    assert_eq!(out, frame, "{reason:?}: a passed frame is untouched");
-    assert_eq!(x.verdict(reason) - before, 1, "counted as {reason:?}");
-}
-
 #[test]
 fn any_destination_knob_sends_no_error_for_transit_udp() {
     // UDP 10.88.0.1 → 10.88.1.2:8, a host we are not (a pod behind a node).
     let l3 = hex("4500001c1691000001118d8e0a5800010a5801020000000000080000");
     for flags in [FLAG_ANSWER_ANY_DST, FLAG_ANSWER_ANY_DST | FLAG_DROP_SUPPRESSED] {
         let mut x = xdp(knobs(flags));
-        assert_passed_as(&mut x, &Frame::new(ETH_P_IP, l3.clone()).bytes(), Reason::NotOurs);
+        x.assert_passed(
+            &Frame::new(ETH_P_IP, l3.clone()).bytes(),
+            Reason::NotOurs,
+            stringify!(Reason::NotOurs),
+        );
         let v6 = ipv6(
             PEER6,
             "2001:db8:1::5".parse().unwrap(),
@@ -62,7 +56,11 @@ fn any_destination_knob_sends_no_error_for_transit_udp() {
             64,
             &icmpxdp_tests::udp6(&PEER6, &"2001:db8:1::5".parse().unwrap(), 40000, 53, b"q"),
         );
-        assert_passed_as(&mut x, &Frame::new(ETH_P_IPV6, v6).bytes(), Reason::NotOurs);
+        x.assert_passed(
+            &Frame::new(ETH_P_IPV6, v6).bytes(),
+            Reason::NotOurs,
+            stringify!(Reason::NotOurs),
+        );
     }
 }
 
@@ -72,7 +70,11 @@ fn no_reply_or_error_from_an_address_that_is_not_a_single_host() {
     for dst in ["127.0.0.1", "0.0.0.0", "240.0.0.1", "0.1.2.3", "127.255.0.9"] {
         let dst: Ipv4Addr = dst.parse().unwrap();
         let req = ipv4(PEER4, dst, 1, 64, &[], &icmp4(8, 0, [0, 1, 0, 1], &payload(32, 1)));
-        assert_passed_as(&mut x, &Frame::new(ETH_P_IP, req).bytes(), Reason::UnsendableSource);
+        x.assert_passed(
+            &Frame::new(ETH_P_IP, req).bytes(),
+            Reason::UnsendableSource,
+            stringify!(Reason::UnsendableSource),
+        );
     }
     for dst in ["::1", "::", "::ffff:192.0.2.1"] {
         let dst: Ipv6Addr = dst.parse().unwrap();
@@ -83,17 +85,29 @@ fn no_reply_or_error_from_an_address_that_is_not_a_single_host() {
             64,
             &icmp6(&PEER6, &dst, 128, 0, [0, 1, 0, 1], &payload(32, 1)),
         );
-        assert_passed_as(&mut x, &Frame::new(ETH_P_IPV6, req).bytes(), Reason::UnsendableSource);
+        x.assert_passed(
+            &Frame::new(ETH_P_IPV6, req).bytes(),
+            Reason::UnsendableSource,
+            stringify!(Reason::UnsendableSource),
+        );
     }
     // UDP 10.88.0.1 → 127.0.0.1:8: not ours, so no error from 127.0.0.1.
     // (The repro has a header checksum 2 off, which makes it
     // `malformed`; fixed here so the frame reaches the rule it is about.)
     let mut l3 = hex("4500001c82f9400040112e7c0a5800017f0000010000000000080000");
     icmpxdp_tests::fix_ipv4_checksum(&mut l3);
-    assert_passed_as(&mut x, &Frame::new(ETH_P_IP, l3.clone()).bytes(), Reason::NotOurs);
+    x.assert_passed(
+        &Frame::new(ETH_P_IP, l3.clone()).bytes(),
+        Reason::NotOurs,
+        stringify!(Reason::NotOurs),
+    );
     // Even when the interface carries that address (icmpxdp on `lo`).
     let mut on_lo = Xdp::load(knobs(0), &[Ipv4Addr::LOCALHOST, US4], &[], &[Ipv6Addr::LOCALHOST, US6]);
-    assert_passed_as(&mut on_lo, &Frame::new(ETH_P_IP, l3).bytes(), Reason::UnsendableSource);
+    on_lo.assert_passed(
+        &Frame::new(ETH_P_IP, l3).bytes(),
+        Reason::UnsendableSource,
+        stringify!(Reason::UnsendableSource),
+    );
     let req = ipv4(
         PEER4,
         Ipv4Addr::LOCALHOST,
@@ -102,7 +116,11 @@ fn no_reply_or_error_from_an_address_that_is_not_a_single_host() {
         &[],
         &icmp4(8, 0, [0, 1, 0, 1], &payload(8, 1)),
     );
-    assert_passed_as(&mut on_lo, &Frame::new(ETH_P_IP, req).bytes(), Reason::UnsendableSource);
+    on_lo.assert_passed(
+        &Frame::new(ETH_P_IP, req).bytes(),
+        Reason::UnsendableSource,
+        stringify!(Reason::UnsendableSource),
+    );
     let lo6 = Ipv6Addr::LOCALHOST;
     let udp = ipv6(
         PEER6,
@@ -111,10 +129,10 @@ fn no_reply_or_error_from_an_address_that_is_not_a_single_host() {
         64,
         &icmpxdp_tests::udp6(&PEER6, &lo6, 40000, 33434, b"x"),
     );
-    assert_passed_as(
-        &mut on_lo,
+    on_lo.assert_passed(
         &Frame::new(ETH_P_IPV6, udp).bytes(),
         Reason::UnsendableSource,
+        stringify!(Reason::UnsendableSource),
     );
 }
 
@@ -124,27 +142,35 @@ fn non_first_fragments_are_never_dropped() {
     let l3 = hex("45000014f3c820010011503fcbeaa9eae00000fb");
     let mut x = xdp(knobs(FLAG_DROP_SUPPRESSED));
     let mut f = Frame::new(ETH_P_IP, l3);
-    assert_passed_as(&mut x, &f.bytes(), Reason::SuppressedNonFirstFragment);
+    x.assert_passed(
+        &f.bytes(),
+        Reason::SuppressedNonFirstFragment,
+        stringify!(Reason::SuppressedNonFirstFragment),
+    );
     // … in a link-layer multicast frame, and to our directed broadcast.
     f.dst_mac = [0x01, 0x00, 0x5e, 0, 0, 0xfb];
-    assert_passed_as(&mut x, &f.bytes(), Reason::SuppressedNonFirstFragment);
+    x.assert_passed(
+        &f.bytes(),
+        Reason::SuppressedNonFirstFragment,
+        stringify!(Reason::SuppressedNonFirstFragment),
+    );
     let mut frag = ipv4(PEER4, BCAST4, 17, 64, &[], &payload(16, 3));
     frag[6..8].copy_from_slice(&0x0002u16.to_be_bytes()); // offset 2, MF clear
     icmpxdp_tests::fix_ipv4_checksum(&mut frag);
-    assert_passed_as(
-        &mut x,
+    x.assert_passed(
         &Frame::new(ETH_P_IP, frag).bytes(),
         Reason::SuppressedNonFirstFragment,
+        stringify!(Reason::SuppressedNonFirstFragment),
     );
     // IPv6: a non-first fragment of UDP to ff02::fb.
     let mc: Ipv6Addr = "ff02::fb".parse().unwrap();
     let mut body = vec![17, 0, 0, 8 << 3, 0, 0, 0, 7]; // Fragment: next UDP, offset 1
     body.extend_from_slice(&payload(16, 4));
     let v6 = ipv6(PEER6, mc, 44, 64, &body);
-    assert_passed_as(
-        &mut x,
+    x.assert_passed(
         &Frame::new(ETH_P_IPV6, v6).bytes(),
         Reason::SuppressedNonFirstFragment,
+        stringify!(Reason::SuppressedNonFirstFragment),
     );
 }
 
@@ -157,7 +183,11 @@ fn ipv6_fragment_header_is_read_only_inside_the_payload() {
         l3.extend_from_slice(&[17, 0, 0, 8, 0, 0, 0, 1]);
         l3.extend_from_slice(&[0; 8]);
         l3[4..6].copy_from_slice(&payload_len.to_be_bytes());
-        assert_passed_as(&mut x, &Frame::new(ETH_P_IPV6, l3).bytes(), Reason::Malformed);
+        x.assert_passed(
+            &Frame::new(ETH_P_IPV6, l3).bytes(),
+            Reason::Malformed,
+            stringify!(Reason::Malformed),
+        );
     }
 }
 
@@ -178,7 +208,11 @@ fn answer_prefixes_answer_echo_and_nothing_else() {
     assert_eq!(&out[14 + 12..14 + 16], &vip.octets(), "from the VIP");
     let outside: Ipv4Addr = "198.51.101.7".parse().unwrap();
     let req = ipv4(PEER4, outside, 1, 64, &[], &icmp4(8, 0, [0, 9, 0, 1], &payload(24, 2)));
-    assert_passed_as(&mut x, &Frame::new(ETH_P_IP, req).bytes(), Reason::NotOurs);
+    x.assert_passed(
+        &Frame::new(ETH_P_IP, req).bytes(),
+        Reason::NotOurs,
+        stringify!(Reason::NotOurs),
+    );
     let vip6: Ipv6Addr = "2001:db8:1:2::9".parse().unwrap();
     let req = ipv6(
         PEER6,
@@ -198,7 +232,11 @@ fn answer_prefixes_answer_echo_and_nothing_else() {
         &[],
         &icmpxdp_tests::udp4(PEER4, vip, 40000, 33434, b"x"),
     );
-    assert_passed_as(&mut x, &Frame::new(ETH_P_IP, udp).bytes(), Reason::NotOurs);
+    x.assert_passed(
+        &Frame::new(ETH_P_IP, udp).bytes(),
+        Reason::NotOurs,
+        stringify!(Reason::NotOurs),
+    );
     // A reload to other prefixes removes the old ones from the trie.
     let other = FileConfig::from_toml(
         "[echo]\nanswer_prefixes = [\"203.0.113.0/24\"]\n[rate_limit]\nratelimit_ms = 0\nmsgs_per_sec = 0\n",
@@ -208,7 +246,11 @@ fn answer_prefixes_answer_echo_and_nothing_else() {
     .unwrap();
     x.responder.apply(&other).unwrap();
     let req = ipv4(PEER4, vip, 1, 64, &[], &icmp4(8, 0, [0, 9, 0, 2], &payload(24, 2)));
-    assert_passed_as(&mut x, &Frame::new(ETH_P_IP, req).bytes(), Reason::NotOurs);
+    x.assert_passed(
+        &Frame::new(ETH_P_IP, req).bytes(),
+        Reason::NotOurs,
+        stringify!(Reason::NotOurs),
+    );
     let new_vip: Ipv4Addr = "203.0.113.1".parse().unwrap();
     let req = ipv4(PEER4, new_vip, 1, 64, &[], &icmp4(8, 0, [0, 9, 0, 3], &payload(24, 2)));
     assert_eq!(x.run(&Frame::new(ETH_P_IP, req).bytes()).0, XDP_TX);

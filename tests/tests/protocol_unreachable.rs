@@ -14,9 +14,8 @@ use std::{
 use icmp_common::{Config, Reason, config::FLAG_PROTO_UNREACH, ratelimit::Limit};
 use icmp_user::lab;
 use icmpxdp_tests::{
-    BCAST4, ETH_P_IP, ETH_P_IPV6, Frame, PEER4, PEER6, US4, US6, XDP_PASS, XDP_TX, Xdp, block_kernel_unreachables,
-    checksum_ok, icmp6_checksum_ok, in_netns, inet_checksum, ipv4, ipv6, payload, run_responder, stats_json,
-    unique_lab,
+    BCAST4, ETH_P_IP, ETH_P_IPV6, Frame, PEER4, PEER6, US4, US6, XDP_TX, Xdp, block_kernel_unreachables, checksum_ok,
+    icmp6_checksum_ok, in_netns, inet_checksum, ipv4, ipv6, payload, run_responder, stats_json, unique_lab,
 };
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -77,14 +76,6 @@ fn ipv6_parameter_problem_points_at_the_next_header() {
     assert!(icmp6_checksum_ok(&US6, &PEER6, icmp));
 }
 
-fn assert_passed(x: &mut Xdp, frame: &[u8], reason: Reason, what: &str) {
-    let before = x.verdict(reason);
-    let (action, out) = x.run(frame);
-    assert_eq!(action, XDP_PASS, "{what}");
-    assert_eq!(out, frame, "{what}");
-    assert_eq!(x.verdict(reason) - before, 1, "{what}: counted as {reason:?}");
-}
-
 #[test]
 fn open_protocols_broadcasts_and_the_switch_pass() {
     let mut off = xdp(Config {
@@ -92,26 +83,20 @@ fn open_protocols_broadcasts_and_the_switch_pass() {
         ..Config::default()
     });
     let p253 = |dst: Ipv4Addr| Frame::new(ETH_P_IP, ipv4(PEER4, dst, 253, 64, &[], &payload(20, 1))).bytes();
-    assert_passed(&mut off, &p253(US4), Reason::OtherProtocol, "off by default");
+    off.assert_passed(&p253(US4), Reason::OtherProtocol, "off by default");
     let mut x = xdp(enabled());
     let tcp = Frame::new(ETH_P_IP, ipv4(PEER4, US4, 6, 64, &[], &payload(20, 1))).bytes();
-    assert_passed(&mut x, &tcp, Reason::OtherProtocol, "TCP is open");
-    assert_passed(
-        &mut x,
+    x.assert_passed(&tcp, Reason::OtherProtocol, "TCP is open");
+    x.assert_passed(
         &p253(BCAST4),
         Reason::SuppressedBroadcastDestination,
         "no error about a broadcast",
     );
-    assert_passed(
-        &mut x,
-        &p253(Ipv4Addr::new(198, 51, 100, 1)),
-        Reason::NotOurs,
-        "not ours",
-    );
+    x.assert_passed(&p253(Ipv4Addr::new(198, 51, 100, 1)), Reason::NotOurs, "not ours");
     // A raw socket for 253 in this namespace opens it (as a loaded handler).
     let _raw = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(253))).unwrap();
     x.responder.set_closed_protocols(&enabled()).unwrap();
-    assert_passed(&mut x, &p253(US4), Reason::OtherProtocol, "a raw socket for 253");
+    x.assert_passed(&p253(US4), Reason::OtherProtocol, "a raw socket for 253");
 }
 
 /// Sends one IPv4 datagram of protocol 253 from the client (raw,

@@ -95,46 +95,28 @@ fn a_timestamp_request_gets_linux_s_reply() {
     assert_eq!(s.sent(icmp_common::Family::V4, 14), 5);
 }
 
-fn assert_passed(x: &mut Xdp, frame: &[u8], reason: Reason, what: &str) {
-    let before = x.verdict(reason);
-    let (action, out) = x.run(frame);
-    assert_eq!(action, XDP_PASS, "{what}");
-    assert_eq!(out, frame, "{what}: untouched");
-    assert_eq!(x.verdict(reason) - before, 1, "{what}: counted as {reason:?}");
-}
-
 #[test]
 fn timestamps_not_ours_to_answer_go_to_the_kernel() {
     // The default: pass (Linux answers timestamps itself).
     let mut x = xdp("");
     let f = Frame::new(ETH_P_IP, request(US4, 12)).bytes();
-    assert_passed(&mut x, &f, Reason::NotEchoRequest, "action pass (default)");
+    x.assert_passed(&f, Reason::NotEchoRequest, "action pass (default)");
 
     let mut x = xdp("[timestamp]\naction = \"answer\"");
     // Shorter than Linux accepts: fewer than 4 data bytes.
     let f = Frame::new(ETH_P_IP, request(US4, 3)).bytes();
-    assert_passed(&mut x, &f, Reason::Malformed, "3 bytes of data");
+    x.assert_passed(&f, Reason::Malformed, "3 bytes of data");
     let f = Frame::new(ETH_P_IP, request(BCAST4, 12)).bytes();
-    assert_passed(&mut x, &f, Reason::BroadcastDestination, "to our broadcast");
+    x.assert_passed(&f, Reason::BroadcastDestination, "to our broadcast");
     let f = Frame::new(ETH_P_IP, request(Ipv4Addr::new(198, 51, 100, 1), 12)).bytes();
-    assert_passed(&mut x, &f, Reason::NotOurs, "not ours");
+    x.assert_passed(&f, Reason::NotOurs, "not ours");
     let mut opts = request(US4, 12);
     opts = ipv4(PEER4, US4, 1, 61, &[1, 1, 1, 1], &opts[20..]);
-    assert_passed(
-        &mut x,
-        &Frame::new(ETH_P_IP, opts).bytes(),
-        Reason::IpOptions,
-        "IP options",
-    );
+    x.assert_passed(&Frame::new(ETH_P_IP, opts).bytes(), Reason::IpOptions, "IP options");
     // answer_any_destination is an echo setting only.
     let mut any = xdp("[timestamp]\naction = \"answer\"\n[echo]\nanswer_any_destination = true");
     let f = Frame::new(ETH_P_IP, request(Ipv4Addr::new(198, 51, 100, 1), 12)).bytes();
-    assert_passed(
-        &mut any,
-        &f,
-        Reason::NotOurs,
-        "not ours, even with answer_any_destination",
-    );
+    any.assert_passed(&f, Reason::NotOurs, "not ours, even with answer_any_destination");
 }
 
 #[test]
