@@ -51,6 +51,17 @@ pub fn decide_v4(p: &EchoV4<'_>, cfg: &Config, addrs: &AddrSet, in_answer_prefix
     if !cfg.has(FLAG_ECHO_V4) {
         return Verdict::Pass(Reason::Disabled);
     }
+    query_v4(p, cfg, addrs, || {
+        addrs.has_v4(p.dst) || cfg.has(FLAG_ANSWER_ANY_DST) || (cfg.has(FLAG_ANSWER_PREFIXES) && in_answer_prefixes())
+    })
+}
+
+/// The rules an IPv4 query (echo, timestamp) is answered by, once its type
+/// is on: no link-layer group frame, no broadcast or multicast destination,
+/// a single-host source, a destination `ours` says is ours, and one we may
+/// send from.
+#[inline(always)]
+fn query_v4(p: &EchoV4<'_>, cfg: &Config, addrs: &AddrSet, ours: impl FnOnce() -> bool) -> Verdict {
     if mac_is_group(p.eth_dst) {
         return Verdict::Pass(Reason::LinkBroadcast);
     }
@@ -60,9 +71,7 @@ pub fn decide_v4(p: &EchoV4<'_>, cfg: &Config, addrs: &AddrSet, in_answer_prefix
     if !v4_is_single_host_source(p.src, !cfg.has(FLAG_RESERVED_SOURCE_INVALID)) || addrs.is_v4_broadcast(p.src) {
         return Verdict::Pass(Reason::BadSource);
     }
-    let ours =
-        addrs.has_v4(p.dst) || cfg.has(FLAG_ANSWER_ANY_DST) || (cfg.has(FLAG_ANSWER_PREFIXES) && in_answer_prefixes());
-    if !ours {
+    if !ours() {
         return Verdict::Pass(Reason::NotOurs);
     }
     if !v4_may_send_from(p.dst) {
@@ -80,22 +89,7 @@ pub fn decide_timestamp(p: &EchoV4<'_>, cfg: &Config, addrs: &AddrSet) -> Verdic
     if !cfg.has(FLAG_TIMESTAMP_ANSWER) {
         return Verdict::Pass(Reason::NotEchoRequest);
     }
-    if mac_is_group(p.eth_dst) {
-        return Verdict::Pass(Reason::LinkBroadcast);
-    }
-    if v4_is_limited_broadcast(p.dst) || v4_is_multicast(p.dst) || addrs.is_v4_broadcast(p.dst) {
-        return Verdict::Pass(Reason::BroadcastDestination);
-    }
-    if !v4_is_single_host_source(p.src, !cfg.has(FLAG_RESERVED_SOURCE_INVALID)) || addrs.is_v4_broadcast(p.src) {
-        return Verdict::Pass(Reason::BadSource);
-    }
-    if !addrs.has_v4(p.dst) {
-        return Verdict::Pass(Reason::NotOurs);
-    }
-    if !v4_may_send_from(p.dst) {
-        return Verdict::Pass(Reason::UnsendableSource);
-    }
-    Verdict::Answer
+    query_v4(p, cfg, addrs, || addrs.has_v4(p.dst))
 }
 
 /// Which of the interface's IPv4 addresses answers an Address Mask request
