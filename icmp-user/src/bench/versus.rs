@@ -111,6 +111,34 @@ fn udp_from4(src: Ipv4Addr) -> Vec<u8> {
     frame4(ipv4(src, US4, 17, 64, &[], &udp4(src, US4, 40000, 33434, &[0x5a; 32])))
 }
 
+/// The frames the paths are measured with (the table and `--profile`).
+struct PathFrames {
+    echo4: Vec<u8>,
+    echo6: Vec<u8>,
+    /// UDP to a closed port.
+    pu4: Vec<u8>,
+    pu6: Vec<u8>,
+    tcp: Vec<u8>,
+}
+
+impl PathFrames {
+    fn new() -> Self {
+        Self {
+            echo4: frame4(ipv4(PEER4, US4, 1, 64, &[], &icmp4(8, 0, [0, 1, 0, 1], &[0x5a; 56]))),
+            echo6: frame6(ipv6(
+                PEER6,
+                US6,
+                58,
+                64,
+                &icmp6(&PEER6, &US6, 128, 0, [0, 1, 0, 1], &[0x5a; 56]),
+            )),
+            pu4: udp_from4(PEER4),
+            pu6: frame6(ipv6(PEER6, US6, 17, 64, &udp6(&PEER6, &US6, 40000, 33434, &[0x5a; 32]))),
+            tcp: frame4(ipv4(PEER4, US4, 6, 64, &[], &[0u8; 20])),
+        }
+    }
+}
+
 /// What the rows are measured with.
 struct Setup {
     floor: Responder,
@@ -266,17 +294,13 @@ fn expect(r: &mut Responder, what: &str, frame: &[u8], action: u32) -> Result<()
 /// Runs the side-by-side table (`trials` rounds of `calls` fresh frames).
 pub fn compare(trials: usize, calls: usize) -> Result<Vec<Comparison>> {
     let mut s = setup()?;
-    let echo4 = frame4(ipv4(PEER4, US4, 1, 64, &[], &icmp4(8, 0, [0, 1, 0, 1], &[0x5a; 56])));
-    let echo6 = frame6(ipv6(
-        PEER6,
-        US6,
-        58,
-        64,
-        &icmp6(&PEER6, &US6, 128, 0, [0, 1, 0, 1], &[0x5a; 56]),
-    ));
-    let pu4 = udp_from4(PEER4);
-    let pu6 = frame6(ipv6(PEER6, US6, 17, 64, &udp6(&PEER6, &US6, 40000, 33434, &[0x5a; 32])));
-    let tcp = frame4(ipv4(PEER4, US4, 6, 64, &[], &[0u8; 20]));
+    let PathFrames {
+        echo4,
+        echo6,
+        pu4,
+        pu6,
+        tcp,
+    } = PathFrames::new();
     // 4096 sources, one frame each, cycled: the bucket map and its cache
     // lines see what a spread of real peers costs.
     let many: Vec<Vec<u8>> = (0..4096u32)
@@ -441,16 +465,9 @@ pub fn compare(trials: usize, calls: usize) -> Result<Vec<Comparison>> {
 /// first (see [`super::jit`]).
 pub fn profile(path: &str, seconds: u64, jit_lines: Option<&std::path::Path>) -> Result<u64> {
     let mut s = setup()?;
-    let echo4 = frame4(ipv4(PEER4, US4, 1, 64, &[], &icmp4(8, 0, [0, 1, 0, 1], &[0x5a; 56])));
-    let echo6 = frame6(ipv6(
-        PEER6,
-        US6,
-        58,
-        64,
-        &icmp6(&PEER6, &US6, 128, 0, [0, 1, 0, 1], &[0x5a; 56]),
-    ));
-    let pu4 = udp_from4(PEER4);
-    let tcp = frame4(ipv4(PEER4, US4, 6, 64, &[], &[0u8; 20]));
+    let PathFrames {
+        echo4, echo6, pu4, tcp, ..
+    } = PathFrames::new();
     let (r, frame) = match path {
         "echo4" => (&mut s.echo, &echo4),
         "echo6" => (&mut s.echo, &echo6),
