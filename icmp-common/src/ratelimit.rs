@@ -119,6 +119,17 @@ pub const fn refusal_memo_until(wait: u64, now: u64) -> Option<u64> {
     }
 }
 
+/// Whether the refusal memo can hold anything for a message type at all:
+/// only a per-source bucket refuses into it, so the type must be rate
+/// limited (`limited`, from the ratemask), and a refusal waits at most one
+/// interval, so a bucket refilling faster than [`REFUSAL_MEMO_MIN_WAIT_NS`]
+/// never waits long enough to be remembered. When it cannot, the program
+/// does not look (the memo's line is then not read at all).
+#[inline(always)]
+pub const fn refusal_memo_possible(per_source: &Limit, limited: bool) -> bool {
+    limited && per_source.interval_ns >= REFUSAL_MEMO_MIN_WAIT_NS
+}
+
 /// Which bucket said no.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -246,6 +257,24 @@ mod tests {
         assert_eq!(fast.wait_ns(tat, 0), 1_000_000);
         assert_eq!(refusal_memo_until(fast.wait_ns(tat, 0), 0), None);
         assert_eq!(Limit::UNLIMITED.wait_ns(u64::MAX, 0), 0);
+    }
+
+    /// The memo is looked at only where a refusal could be in it: a limited
+    /// type under a bucket of at most 50/s (an interval of 20 ms or more).
+    #[test]
+    fn the_memo_is_possible_only_for_slow_limited_buckets() {
+        assert!(refusal_memo_possible(&Limit::per_second(1, 6), true), "Linux's default");
+        assert!(refusal_memo_possible(&Limit::per_second(50, 1), true), "20 ms exactly");
+        assert!(!refusal_memo_possible(&Limit::per_second(51, 1), true), "19.6 ms");
+        assert!(
+            !refusal_memo_possible(&Limit::per_second(1, 6), false),
+            "type not in the ratemask"
+        );
+        assert!(!refusal_memo_possible(&Limit::UNLIMITED, true), "no per-source limit");
+        // Every refusal of a 51/s bucket waits less than the minimum.
+        let l = Limit::per_second(51, 1);
+        let tat = l.admit(0, 0).unwrap();
+        assert!(l.wait_ns(tat, 0) < REFUSAL_MEMO_MIN_WAIT_NS);
     }
     use proptest::prelude::*;
     use std::vec::Vec;

@@ -52,6 +52,18 @@ fn ports(sport: [u8; 2], dport: [u8; 2], family: u8) -> u64 {
     (u16::from_ne_bytes(sport) as u64) << 16 | u16::from_ne_bytes(dport) as u64 | (family as u64) << 32
 }
 
+/// Whether a Port Unreachable of `family` can be in the memo under `cfg`
+/// (`icmp_common::ratelimit::refusal_memo_possible`): with the type out of
+/// the ratemask or a fast per-source bucket, the memo's line is not read.
+#[inline(always)]
+pub fn possible(cfg: &icmp_common::Config, family: icmp_common::Family) -> bool {
+    let limited = match family {
+        icmp_common::Family::V4 => icmp_common::ratelimit::limited_v4(cfg.ratemask_v4, 3),
+        icmp_common::Family::V6 => icmp_common::ratelimit::limited_v6(&cfg.ratemask_v6, 1),
+    };
+    icmp_common::ratelimit::refusal_memo_possible(&cfg.per_source, limited)
+}
+
 /// This CPU's entry for `t`.
 #[inline(always)]
 fn slot(t: &Tuple) -> u32 {

@@ -127,7 +127,7 @@ pub fn v4(ctx: &XdpContext, eth: &EthHdr, ip: &Ipv4Hdr, at: &Layout, cfg: &Confi
     // refusal is remembered from), is refused again at once: no socket
     // lookup, no bucket (see `refusals`).
     let tuple = refusals::v4(&ip.src, &ip.dst, udp.sport, udp.dport);
-    if eth.dst[0] & 1 == 0 && refusals::refusing(&tuple) {
+    if eth.dst[0] & 1 == 0 && refusals::possible(cfg, Family::V4) && refusals::refusing(&tuple) {
         count::rate_limited(Scope::PerSource, Family::V4, 3);
         return Reason::RateLimitedPerSource;
     }
@@ -186,7 +186,7 @@ pub fn v6(ctx: &XdpContext, eth: &EthHdr, ip: &Ipv6Hdr, at: &Layout, frag: Optio
     // refusal is remembered from), is refused again at once: no socket
     // lookup, no bucket (see `refusals`).
     let tuple = refusals::v6(&ip.src, &ip.dst, udp.sport, udp.dport);
-    if eth.dst[0] & 1 == 0 && refusals::refusing(&tuple) {
+    if eth.dst[0] & 1 == 0 && refusals::possible(cfg, Family::V6) && refusals::refusing(&tuple) {
         count::rate_limited(Scope::PerSource, Family::V6, 1);
         return Reason::RateLimitedPerSource;
     }

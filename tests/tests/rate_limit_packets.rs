@@ -283,6 +283,45 @@ fn a_refusal_is_remembered_for_ten_milliseconds_then_the_socket_table_is_asked()
     );
 }
 
+/// A reload that takes Port Unreachable out of the ratemask lifts the
+/// limit at once: the memo is looked at only where a refusal could be in it
+/// (README: *Rate limits*), so a tuple refused just before the reload is
+/// answered just after it, inside what would have been its 10 ms.
+#[test]
+fn a_reload_that_lifts_the_limit_ends_the_memo_at_once() {
+    use std::time::{Duration, Instant};
+    let limited = cfg(Limit::new(TEN_S, 1), Limit::UNLIMITED);
+    let mut x = load(limited);
+    let a = Ipv4Addr::new(192, 0, 2, 2);
+    let f = udp_from(a);
+    assert_eq!(x.run(&f).0, XDP_TX, "the burst of 1");
+    // Bounded: the refusal, the reload and the probe must fall in one 10 ms
+    // memo (a descheduled thread tries again).
+    let mut checked = false;
+    for _ in 0..20 {
+        x.responder.set_config(&limited).unwrap();
+        let refused_at = Instant::now();
+        assert_eq!(x.run(&f).0, XDP_DROP, "over the limit: refused and remembered");
+        x.responder
+            .set_config(&Config {
+                ratemask_v4: DEFAULT_RATEMASK_V4 & !(1 << 3),
+                ..limited
+            })
+            .unwrap();
+        let (action, _) = x.run(&f);
+        if refused_at.elapsed() < Duration::from_millis(3) {
+            assert_eq!(
+                action, XDP_TX,
+                "not limited any more: answered, not refused from the memo"
+            );
+            checked = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    assert!(checked, "no refusal, reload and probe within 3 ms in 20 tries");
+}
+
 /// A bucket that refills within 20 ms is never remembered: at 100/s burst
 /// 1 a refusal waits at most 10 ms, so the next datagram of the same tuple
 /// asks the socket table again — a socket bound right after the refusal
