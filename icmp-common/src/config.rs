@@ -149,6 +149,10 @@ pub struct Config {
     /// loader: it marks every other protocol without a raw socket closed in
     /// the `CLOSED_PROTOCOLS` map. The program never reads this.
     pub open_protocols: [u32; 8],
+    /// To [`Config::SIZE`]: the two slots of `CONFIG` then start on cache
+    /// lines (its values start on a page), and so does each slot's first
+    /// 64 bytes — everything an echo or a refusal reads of the config.
+    pub _pad3: [u8; 48],
 }
 
 impl Config {
@@ -173,6 +177,9 @@ impl Config {
         }
         bits
     };
+
+    /// Bytes in a `Config`: four cache lines.
+    pub const SIZE: usize = 256;
 
     pub const fn has(&self, flag: u32) -> bool {
         self.flags & flag != 0
@@ -208,6 +215,7 @@ impl Default for Config {
             drop_types_v4: [0; 8],
             drop_types_v6: [0; 8],
             open_protocols: Self::DEFAULT_OPEN_PROTOCOLS,
+            _pad3: [0; 48],
         }
     }
 }
@@ -359,6 +367,19 @@ mod pod {
 mod tests {
     use super::*;
 
+    /// Each `CONFIG` slot is four whole cache lines, and what an echo or a
+    /// refusal reads (flags, TTLs, error sizes, both ratemasks, the
+    /// per-source limit) lies in its first.
+    #[test]
+    fn a_config_slot_is_four_lines_with_the_per_frame_fields_in_the_first() {
+        assert_eq!(size_of::<Config>(), 256);
+        assert_eq!(Config::SIZE, 256);
+        assert_eq!(core::mem::offset_of!(Config, flags), 0);
+        assert!(core::mem::offset_of!(Config, ratemask_v4) + 4 <= 64);
+        assert!(core::mem::offset_of!(Config, ratemask_v6) + 32 <= 64);
+        assert_eq!(core::mem::offset_of!(Config, per_source) + 16, 64);
+    }
+
     #[test]
     fn addr_set_membership_respects_len() {
         let mut s = AddrSet::default();
@@ -378,7 +399,7 @@ mod tests {
 
     #[test]
     fn struct_sizes_have_no_implicit_padding() {
-        assert_eq!(size_of::<Config>(), 12 + 4 + 32 + 3 * 16 + 8 + 8 + 64 + 32);
+        assert_eq!(size_of::<Config>(), 12 + 4 + 32 + 3 * 16 + 8 + 8 + 64 + 32 + 48);
         assert_eq!(align_of::<Config>(), 8);
         assert_eq!(
             size_of::<AddrSet>(),

@@ -41,7 +41,21 @@ pub struct Counters {
     pub sent: [u64; TYPE_SLOTS as usize],
     /// Not sent (or refused, inbound) by a rate limit: scope × [`type_index`].
     pub rate_limited: [u64; (Scope::COUNT * TYPE_SLOTS) as usize],
+    /// To a whole number of cache lines: each CPU's entry, and so its
+    /// `hot` words, then starts a line of its own (`COUNTERS`' values start
+    /// on a page), which no other CPU writes.
+    pub _pad: [u64; COUNTERS_PAD],
 }
+
+/// Words of [`Counters`] before its padding.
+const COUNTER_WORDS: usize = Hot::COUNT
+    + Action::COUNT as usize
+    + Reason::COUNT as usize
+    + 2
+    + 2 * TYPE_SLOTS as usize
+    + (Scope::COUNT * TYPE_SLOTS) as usize;
+/// Words of padding that make [`Counters`] a multiple of 64 bytes.
+const COUNTERS_PAD: usize = (8 - COUNTER_WORDS % 8) % 8;
 
 impl Default for Counters {
     fn default() -> Self {
@@ -53,6 +67,7 @@ impl Default for Counters {
             received: [0; TYPE_SLOTS as usize],
             sent: [0; TYPE_SLOTS as usize],
             rate_limited: [0; (Scope::COUNT * TYPE_SLOTS) as usize],
+            _pad: [0; COUNTERS_PAD],
         }
     }
 }
@@ -187,6 +202,15 @@ pub const fn type_name(family: Family, icmp_type: u8) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each CPU's entry is whole cache lines and starts with its hot words,
+    /// so the words most frames write share one line no other CPU writes.
+    #[test]
+    fn a_cpus_counters_are_whole_lines_starting_with_the_hot_words() {
+        assert_eq!(size_of::<Counters>() % 64, 0, "{} bytes", size_of::<Counters>());
+        assert_eq!(core::mem::offset_of!(Counters, hot), 0);
+        assert!(size_of::<[u64; Hot::COUNT]>() <= 64);
+    }
 
     /// Each hot slot stands for the counters the README's verdict table
     /// gives its outcome (written out here, not derived from `meaning`).

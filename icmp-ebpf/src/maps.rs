@@ -19,13 +19,24 @@ use icmp_common::{
     ratelimit::BucketKey,
 };
 
+/// `BPF_F_MMAPABLE` (uapi `bpf.h`), on every array the program reads per
+/// frame — not to map them (the loader writes through the syscall), but for
+/// where the kernel puts the values: an ordinary array map's values start
+/// 312 bytes into its allocation (`r1 += 312` in `bpftool prog dump
+/// xlated`), 56 bytes into a cache line, so a 64-byte entry straddled two
+/// lines and `CONTROL`'s three words sat on two. A mmap-able array's values
+/// start on a page boundary, so each structure below lies on the lines its
+/// layout says (`CONTROL` one, the config's per-frame head one, a memo
+/// entry one, each CPU's counters from a line of their own).
+const MMAPABLE: usize = 1 << 10;
+
 /// Two [`Config`] slots, double-buffered: a reload writes the slot not in
 /// use, then flips `CONTROL[CONTROL_CONFIG_SLOT]` (0 ↔ 1: only one byte
 /// changes, so no write can tear it), so the program never reads a
 /// half-written config. A BTF map definition, so the kernel
 /// knows the value's type and `bpftool map dump` prints its field names.
 #[btf_map]
-pub static CONFIG: btf_maps::Array<Config, 2> = btf_maps::Array::new();
+pub static CONFIG: btf_maps::Array<Config, 2, MMAPABLE> = btf_maps::Array::new();
 
 /// The words every frame reads, side by side so that they share one cache
 /// line (a fresh frame finds the program's map values out of L1: each
@@ -33,7 +44,7 @@ pub static CONFIG: btf_maps::Array<Config, 2> = btf_maps::Array::new();
 /// lease (`icmp_common::config::CONTROL_*`). Each word has one writer and
 /// is written on its own.
 #[btf_map]
-pub static CONTROL: btf_maps::Array<u64, { CONTROL_WORDS as usize }> = btf_maps::Array::new();
+pub static CONTROL: btf_maps::Array<u64, { CONTROL_WORDS as usize }, MMAPABLE> = btf_maps::Array::new();
 
 /// `CONTROL[CONTROL_FAST_PATH]` (`icmp_common::config::fast_path_word`).
 #[inline(always)]
@@ -74,7 +85,7 @@ pub fn echo_reply_type(request: u8, reply: u8) -> u8 {
 /// The interface's own addresses and directed broadcasts (BTF: field names
 /// in `bpftool map dump`).
 #[btf_map]
-pub static ADDRS: btf_maps::Array<AddrSet, 1> = btf_maps::Array::new();
+pub static ADDRS: btf_maps::Array<AddrSet, 1, MMAPABLE> = btf_maps::Array::new();
 
 /// `echo.answer_prefixes`, IPv4: echo requests to these destinations are
 /// answered too (value unused). Looked up only with `FLAG_ANSWER_PREFIXES`.
@@ -96,7 +107,7 @@ const ANSWER_PREFIXES_MAX: u32 = icmp_common::config::MAX_ANSWER_PREFIXES;
 /// CPU's entry has one writer. The loader sizes it to the possible CPUs
 /// (the 1 here is a placeholder).
 #[btf_map]
-pub static COUNTERS: btf_maps::Array<Counters, 1> = btf_maps::Array::new();
+pub static COUNTERS: btf_maps::Array<Counters, 1, MMAPABLE> = btf_maps::Array::new();
 
 /// This CPU's number: an entry of [`COUNTERS`] and [`REFUSALS`]. (The
 /// verifier inlines the helper to one per-CPU load.)
@@ -112,7 +123,7 @@ pub fn cpu() -> u32 {
 /// on, all zero otherwise. Read only when `CONTROL` says some protocol is
 /// closed, so pass-through traffic with the feature off reads no line of it.
 #[btf_map]
-pub static CLOSED_PROTOCOLS: btf_maps::Array<[u32; 8], 2> = btf_maps::Array::new();
+pub static CLOSED_PROTOCOLS: btf_maps::Array<[u32; 8], 2, MMAPABLE> = btf_maps::Array::new();
 
 /// With `router.frag_needed`, the smallest MTU on the host: a forwarded
 /// datagram longer than it may need Fragmentation Needed / Packet Too Big,
@@ -134,7 +145,7 @@ pub fn protocol_closed(family_slot: u32, proto: u8) -> bool {
 
 /// Static port policy: bitmap of open ports, then of closed ports.
 #[btf_map]
-pub static PORTS: btf_maps::Array<u64, { PORT_SLOTS as usize }> = btf_maps::Array::new();
+pub static PORTS: btf_maps::Array<u64, { PORT_SLOTS as usize }, MMAPABLE> = btf_maps::Array::new();
 
 /// Per-source token buckets (GCRA: one TAT each), keyed by scope and source
 /// prefix. LRU and bounded: under a spoofed-source flood the oldest sources
@@ -149,14 +160,14 @@ pub static BUCKETS: LruHashMap<BucketKey, u64> = LruHashMap::with_max_entries(65
 /// Unreachable is refused without asking the socket table or the bucket
 /// (word 5), 64 bytes. The loader sizes it to the possible CPUs.
 #[btf_map]
-pub static REFUSALS: btf_maps::Array<[u64; 8], { REFUSAL_SLOTS as usize }> = btf_maps::Array::new();
+pub static REFUSALS: btf_maps::Array<[u64; 8], { REFUSAL_SLOTS as usize }, MMAPABLE> = btf_maps::Array::new();
 
 /// Entries of [`REFUSALS`] per CPU.
 pub const REFUSAL_SLOTS: u32 = icmp_common::ratelimit::REFUSAL_SLOTS;
 
 /// The host-wide bucket (one TAT).
 #[btf_map]
-pub static GLOBAL_BUCKET: btf_maps::Array<u64, 1> = btf_maps::Array::new();
+pub static GLOBAL_BUCKET: btf_maps::Array<u64, 1, MMAPABLE> = btf_maps::Array::new();
 
 /// Benchmark generator: the frame `xdp_gen` writes into every live frame.
 #[map]

@@ -261,6 +261,7 @@ pub fn random_config(rng: &mut Rng) -> Config {
         drop_types_v4: std::array::from_fn(|_| rng.next_u64() as u32),
         drop_types_v6: std::array::from_fn(|_| rng.next_u64() as u32),
         open_protocols: std::array::from_fn(|_| rng.next_u64() as u32),
+        _pad3: std::array::from_fn(|_| rng.byte()),
     }
 }
 

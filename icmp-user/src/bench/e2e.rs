@@ -36,7 +36,7 @@ use aya::{
 use icmp_common::{Config, Family, counters::type_index, ratelimit::Limit};
 use serde::Serialize;
 
-use super::placement::{cpu_jiffies, cpu_ns, ifindex_in, mac_of, napi_realtime, pin_to_cpu, threaded_napi};
+use super::placement::{cpu_jiffies, cpu_ns, ifindex_in, mac_of, napi_realtime, pin_to_cpu, rx_packets, threaded_napi};
 use crate::{
     GEN_PROGRAM, SINK_PROGRAM,
     bench::frames::{ETH_P_IP, Frame, icmp4, ipv4, udp4},
@@ -84,14 +84,29 @@ pub struct Measurement {
     pub cpu1_busy: f64,
     /// Responder thread CPU time per reply.
     pub us_per_reply: f64,
-    /// Responder thread CPU time per frame offered (for refusals, where
-    /// there is no reply to divide by).
+    /// Frames the responder's program ran on per second (the responder
+    /// veth's received frames: offered minus what its ring dropped).
+    pub handled_per_s: f64,
+    /// Responder thread CPU time per frame handled.
     pub us_per_frame: f64,
+}
+
+/// The program's own time per run in the NAPI loop, from the kernel's
+/// BPF statistics (`BPF_ENABLE_STATS`: `run_time_ns` / `run_cnt`), in a
+/// trial of its own: the statistics add two clock reads per run, so the
+/// CPU figures are taken without them.
+#[derive(Clone, Debug, Serialize)]
+pub struct ProgramTime {
+    pub traffic: &'static str,
+    pub responder: &'static str,
+    pub ns_per_run: f64,
+    pub runs: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Report {
     pub measurements: Vec<Measurement>,
+    pub program_times: Vec<ProgramTime>,
 }
 
 fn sink_count(sink: &mut Responder, family: Family, kind: u8) -> Result<u64> {
@@ -148,6 +163,8 @@ impl Bench {
         let sink_before = sink_count(self.lab.client_program().context("sink")?, reply.0, reply.1)?;
         let cpu_before = cpu_ns(resp_napi)?;
         let jiffies_before = cpu_jiffies(1)?;
+        let (resp_ns, resp_if) = (self.lab.responder_ns.clone(), self.lab.responder_if.clone());
+        let rx_before = rx_packets(&resp_ns, &resp_if)?;
         let start = Instant::now();
         let offered = {
             let _inside = netns::enter(&self.lab.client_ns)?;
@@ -163,6 +180,7 @@ impl Bench {
         std::thread::sleep(Duration::from_millis(50)); // in-flight replies
         let replies = sink_count(self.lab.client_program().context("sink")?, reply.0, reply.1)? - sink_before;
         let cpu = (cpu_ns(resp_napi)? - cpu_before) as f64 / 1e9;
+        let handled = rx_packets(&resp_ns, &resp_if)? - rx_before;
         let jiffies_after = cpu_jiffies(1)?;
         let busy = (jiffies_after.0 - jiffies_before.0) as f64 / ((jiffies_after.1 - jiffies_before.1).max(1)) as f64;
         Ok(Measurement {
@@ -177,7 +195,36 @@ impl Bench {
             } else {
                 cpu * 1e6 / replies as f64
             },
-            us_per_frame: cpu * 1e6 / (offered.max(1) as f64),
+            handled_per_s: handled as f64 / elapsed,
+            us_per_frame: cpu * 1e6 / (handled.max(1) as f64),
+        })
+    }
+}
+
+impl Bench {
+    /// Runs one trial with the kernel's BPF statistics on and returns what
+    /// `program` (attached on the responder) spent per run.
+    fn program_time(
+        &mut self,
+        program: &mut Responder,
+        traffic: &'static str,
+        responder: &'static str,
+        frame: &[u8],
+        reply: (Family, u8),
+        opts: Options,
+    ) -> Result<ProgramTime> {
+        let stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).context("BPF_ENABLE_STATS")?;
+        let before = program.program().info()?;
+        self.measure(traffic, responder, frame, reply, opts)?;
+        let after = program.program().info()?;
+        drop(stats);
+        let runs = after.run_count() - before.run_count();
+        let ns = after.run_time().saturating_sub(before.run_time()).as_nanos() as f64;
+        Ok(ProgramTime {
+            traffic,
+            responder,
+            ns_per_run: ns / runs.max(1) as f64,
+            runs,
         })
     }
 }
@@ -203,6 +250,18 @@ fn summary(k: &Measurement, x: &Measurement, bare: &Measurement) -> String {
         over_bare * 100.0,
         bare_target * 100.0,
         verdict(over_bare <= bare_target),
+    );
+    // Per frame handled: what the responder spent on each frame its program
+    // ran on, whether or not the reply survived the way back (a reply the
+    // sink's ring dropped still cost the responder its work).
+    let _ = write!(
+        line,
+        " Per frame handled: {:.3} µs against the bare program's {:.3} ({:+.0}%); {:.1}% / {:.1}% of the frames handled came back as replies.",
+        x.us_per_frame,
+        bare.us_per_frame,
+        (x.us_per_frame / bare.us_per_frame - 1.0) * 100.0,
+        100.0 * x.replies_per_s / x.handled_per_s.max(1.0),
+        100.0 * bare.replies_per_s / bare.handled_per_s.max(1.0),
     );
     let answered = x.replies_per_s / x.offered_per_s;
     if answered >= KEPT_UP {
@@ -303,6 +362,7 @@ pub fn run(opts: Options) -> Result<Report> {
     };
 
     let mut out = Vec::new();
+    let mut times = Vec::new();
     for (traffic, f, reply) in [
         ("echo", &echo, (Family::V4, 0u8)),
         ("udp to a closed port", &udp, (Family::V4, 3u8)),
@@ -326,15 +386,7 @@ pub fn run(opts: Options) -> Result<Report> {
             // (b) icmpxdp answers, unlimited like the kernel above.
             {
                 let _inside = netns::enter(&r)?;
-                let mut x = Responder::load()?;
-                let mut addrs = icmp_common::AddrSet::default();
-                addrs.push_v4(lab::RESPONDER_V4.octets());
-                x.set_addrs(&addrs)?;
-                x.set_config(&Config {
-                    per_source: Limit::UNLIMITED,
-                    global: Limit::UNLIMITED,
-                    ..Config::default()
-                })?;
+                let mut x = unlimited_responder()?;
                 x.attach(&resp_if, Mode::Driver)?;
                 drop(_inside);
                 xdp.push(b.measure(traffic, "icmpxdp", f, reply, opts)?);
@@ -351,6 +403,22 @@ pub fn run(opts: Options) -> Result<Report> {
         out.push(median_by_replies(kernel));
         out.push(median_by_replies(xdp));
         out.push(median_by_replies(bare));
+        // The program's own time per frame in the NAPI loop, icmpxdp then
+        // the bare program, one trial each with the statistics on.
+        {
+            let _inside = netns::enter(&r)?;
+            let mut x = unlimited_responder()?;
+            x.attach(&resp_if, Mode::Driver)?;
+            drop(_inside);
+            times.push(b.program_time(&mut x, traffic, "icmpxdp", f, reply, opts)?);
+        }
+        {
+            let _inside = netns::enter(&r)?;
+            let mut x = Responder::load_named(bare_name)?;
+            x.attach(&resp_if, Mode::Driver)?;
+            drop(_inside);
+            times.push(b.program_time(&mut x, traffic, bare_name, f, reply, opts)?);
+        }
     }
     // A one-source flood to a closed port, refused by the per-source limit
     // (1/s, burst 1): CPU per refused datagram, against CPU per sent error.
@@ -358,27 +426,20 @@ pub fn run(opts: Options) -> Result<Report> {
     let mut refused: Vec<Measurement> = Vec::new();
     for _ in 0..opts.trials {
         let _inside = netns::enter(&r)?;
-        let mut x = Responder::load()?;
-        let mut addrs = icmp_common::AddrSet::default();
-        addrs.push_v4(lab::RESPONDER_V4.octets());
-        x.set_addrs(&addrs)?;
-        x.set_config(&Config {
-            per_source: Limit::new(1_000_000_000, 1),
-            global: Limit::UNLIMITED,
-            ..Config::default()
-        })?;
+        let mut x = refusing_responder()?;
         x.attach(&resp_if, Mode::Driver)?;
         drop(_inside);
-        refused.push(b.measure(
-            "udp refused by the per-source limit",
-            "icmpxdp",
-            &udp,
-            (Family::V4, 3u8),
-            opts,
-        )?);
+        refused.push(b.measure(REFUSED_TRAFFIC, "icmpxdp", &udp, (Family::V4, 3u8), opts)?);
     }
     refused.sort_by(|a, b| a.us_per_frame.total_cmp(&b.us_per_frame));
     out.push(refused.swap_remove(refused.len() / 2));
+    {
+        let _inside = netns::enter(&r)?;
+        let mut x = refusing_responder()?;
+        x.attach(&resp_if, Mode::Driver)?;
+        drop(_inside);
+        times.push(b.program_time(&mut x, REFUSED_TRAFFIC, "icmpxdp", &udp, (Family::V4, 3u8), opts)?);
+    }
     // The floor under a refusal: the same flood into a program that only
     // counts and drops (`xdp_sink`) — what the veth's receive path costs per
     // frame whatever the program decides.
@@ -392,9 +453,46 @@ pub fn run(opts: Options) -> Result<Report> {
     }
     floor.sort_by(|a, b| a.us_per_frame.total_cmp(&b.us_per_frame));
     out.push(floor.swap_remove(floor.len() / 2));
+    {
+        let _inside = netns::enter(&r)?;
+        let mut x = Responder::load_named(SINK_PROGRAM)?;
+        x.attach(&resp_if, Mode::Driver)?;
+        drop(_inside);
+        times.push(b.program_time(&mut x, FLOOR_TRAFFIC, SINK_PROGRAM, &udp, (Family::V4, 3u8), opts)?);
+    }
     let _ = ip(&["-n", &r, "link", "set", &resp_if, "xdp", "off"]);
-    Ok(Report { measurements: out })
+    Ok(Report {
+        measurements: out,
+        program_times: times,
+    })
 }
+
+/// icmpxdp as the lab's responder, answering without limits (as the
+/// kernel does with `icmp_ratemask = 0`).
+fn unlimited_responder() -> Result<Responder> {
+    responder_with(Limit::UNLIMITED)
+}
+
+/// icmpxdp refusing a one-source flood: per source 1/s, burst 1.
+fn refusing_responder() -> Result<Responder> {
+    responder_with(Limit::new(1_000_000_000, 1))
+}
+
+fn responder_with(per_source: Limit) -> Result<Responder> {
+    let mut x = Responder::load()?;
+    let mut addrs = icmp_common::AddrSet::default();
+    addrs.push_v4(lab::RESPONDER_V4.octets());
+    x.set_addrs(&addrs)?;
+    x.set_config(&Config {
+        per_source,
+        global: Limit::UNLIMITED,
+        ..Config::default()
+    })?;
+    Ok(x)
+}
+
+/// The traffic label of the refused row.
+const REFUSED_TRAFFIC: &str = "udp refused by the per-source limit";
 
 /// The traffic label of the drop floor's row.
 const FLOOR_TRAFFIC: &str = "udp, dropped by a program that only drops (floor)";
@@ -402,7 +500,7 @@ const FLOOR_TRAFFIC: &str = "udp, dropped by a program that only drops (floor)";
 /// Whether a row's traffic gets no replies (a refusal or the drop floor):
 /// its CPU is per frame, not per reply.
 fn per_frame(m: &Measurement) -> bool {
-    m.traffic.starts_with("udp refused") || m.traffic == FLOOR_TRAFFIC
+    m.traffic == REFUSED_TRAFFIC || m.traffic == FLOOR_TRAFFIC
 }
 
 impl Report {
@@ -410,24 +508,26 @@ impl Report {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "| traffic | responder | offered/s | replies/s | responder thread CPU | responder CPU busy | µs thread CPU per reply |"
+            "| traffic | responder | offered/s | handled/s | replies/s | responder thread CPU | responder CPU busy | µs thread CPU per reply | µs per frame handled |"
         );
-        let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|");
+        let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|");
         for m in &self.measurements {
             let per = if per_frame(m) {
-                format!("— ({:.3} µs per frame)", m.us_per_frame)
+                "—".to_string()
             } else {
                 format!("{:.3}", m.us_per_reply)
             };
             let _ = writeln!(
                 s,
-                "| {} | {} | {:.0} | {:.0} | {:.0}% | {:.0}% | {per} |",
+                "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0}% | {:.0}% | {per} | {:.3} |",
                 m.traffic,
                 m.responder,
                 m.offered_per_s,
+                m.handled_per_s,
                 m.replies_per_s,
                 m.responder_cpu * 100.0,
                 m.cpu1_busy * 100.0,
+                m.us_per_frame,
             );
         }
         for triple in self.measurements.chunks(3) {
@@ -439,7 +539,7 @@ impl Report {
             .measurements
             .iter()
             .find(|m| m.traffic == "udp to a closed port" && m.responder == "icmpxdp");
-        let refused = self.measurements.iter().find(|m| m.traffic.starts_with("udp refused"));
+        let refused = self.measurements.iter().find(|m| m.traffic == REFUSED_TRAFFIC);
         let floor = self.measurements.iter().find(|m| m.traffic == FLOOR_TRAFFIC);
         if let (Some(sent), Some(refused)) = (sent, refused) {
             let ratio = refused.us_per_frame / sent.us_per_reply;
@@ -459,6 +559,17 @@ impl Report {
                 );
             }
             let _ = writeln!(s, ".");
+        }
+        if !self.program_times.is_empty() {
+            let _ = writeln!(
+                s,
+                "\nThe program's own time in the NAPI loop (kernel BPF statistics, `run_time_ns / run_cnt`, one trial each with them on):\n"
+            );
+            let _ = writeln!(s, "| traffic | program | ns per run | runs |");
+            let _ = writeln!(s, "|---|---|---:|---:|");
+            for t in &self.program_times {
+                let _ = writeln!(s, "| {} | {} | {:.1} | {} |", t.traffic, t.responder, t.ns_per_run, t.runs);
+            }
         }
         s
     }

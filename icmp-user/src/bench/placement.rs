@@ -35,6 +35,20 @@ pub(super) fn mac_of(ns: &str, dev: &str) -> Result<[u8; 6]> {
     Ok(mac)
 }
 
+/// Frames `dev` (in `ns`) received, as `ip -s link` counts them: on a veth
+/// with XDP, every frame the program ran on, whatever it returned — so
+/// CPU over this is the responder's CPU per frame it handled, frames the
+/// generator offered but the veth's ring dropped before XDP left out.
+pub(super) fn rx_packets(ns: &str, dev: &str) -> Result<u64> {
+    let out = std::process::Command::new("ip")
+        .args(["-n", ns, "-j", "-s", "link", "show", dev])
+        .output()?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("ip -j -s link")?;
+    v[0]["stats64"]["rx"]["packets"]
+        .as_u64()
+        .with_context(|| format!("no rx packet count for {dev} in {ns}"))
+}
+
 pub(super) fn ifindex_in(ns: &str, dev: &str) -> Result<u32> {
     let _inside = netns::enter(ns)?;
     nix::net::if_::if_nametoindex(dev).with_context(|| format!("ifindex of {dev}"))

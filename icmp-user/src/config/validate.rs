@@ -301,6 +301,7 @@ impl FileConfig {
             drop_types_v4,
             drop_types_v6,
             open_protocols: self.open_protocols()?,
+            _pad3: [0; 48],
         })
     }
 }
