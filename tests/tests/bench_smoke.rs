@@ -23,6 +23,8 @@ fn bench_reports_every_path() {
         "IPv6 Port Unreachable",
         "suppressed error (UDP to broadcast)",
         "rate-limited error (dropped)",
+        "IPv4 echo, bare_echo4",
+        "ICMPv6 echo, bare_echo6",
     ] {
         assert!(names.contains(&want), "missing path {want}: {names:?}");
     }
@@ -50,6 +52,21 @@ fn bench_reports_every_path() {
             assert!(m[key].as_f64().unwrap() > 0.0, "{key} is zero in {m}");
         }
         assert!(m["us_per_frame"].as_f64().unwrap() > 0.0, "{m}");
+        // Frames the responder's program ran on: some, never more than offered.
+        let handled = m["handled_per_s"].as_f64().unwrap();
+        assert!(
+            handled > 0.0 && handled <= m["offered_per_s"].as_f64().unwrap() * 1.01,
+            "{m}"
+        );
+    }
+    // The program's own time per run in the NAPI loop, from the kernel's
+    // BPF statistics: icmpxdp and the bare program for echo and UDP, the
+    // refusal and the drop floor, each over runs that happened.
+    let times = all["end_to_end"]["program_times"].as_array().expect("program_times");
+    assert_eq!(times.len(), 6, "{times:?}");
+    for t in times {
+        assert!(t["runs"].as_u64().unwrap() > 0, "{t}");
+        assert!(t["ns_per_run"].as_f64().unwrap() > 0.0, "{t}");
     }
     assert_eq!(e2e.iter().filter(|m| m["responder"] == "icmpxdp").count(), 3);
     assert_eq!(

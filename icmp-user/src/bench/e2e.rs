@@ -568,7 +568,11 @@ impl Report {
             let _ = writeln!(s, "| traffic | program | ns per run | runs |");
             let _ = writeln!(s, "|---|---|---:|---:|");
             for t in &self.program_times {
-                let _ = writeln!(s, "| {} | {} | {:.1} | {} |", t.traffic, t.responder, t.ns_per_run, t.runs);
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {:.1} | {} |",
+                    t.traffic, t.responder, t.ns_per_run, t.runs
+                );
             }
         }
         s

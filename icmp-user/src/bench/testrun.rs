@@ -267,6 +267,15 @@ pub fn run(opts: Options) -> Result<Report> {
     let normal = std::mem::replace(&mut b.prog, in_place);
     paths.push(b.path("IPv4 echo", &echo4, Mode::Repeat, Some(8.0))?);
     paths.push(b.path("ICMPv6 echo", &echo6, Mode::Repeat, Some(8.0))?);
+    // The bare echoes in repeat mode (each run swaps the frame back, so
+    // every run rewrites): beside the rows above, warm caches on both
+    // sides, so what separates them is instructions, not cache misses.
+    b.prog = Responder::load_named("bare_echo4")?;
+    check(&mut b.prog, "bare_echo4", &echo4, XDP_TX, false)?;
+    paths.push(b.path("IPv4 echo, bare_echo4", &echo4, Mode::Repeat, None)?);
+    b.prog = Responder::load_named("bare_echo6")?;
+    check(&mut b.prog, "bare_echo6", &echo6, XDP_TX, true)?;
+    paths.push(b.path("ICMPv6 echo, bare_echo6", &echo6, Mode::Repeat, None)?);
     b.prog = normal;
 
     paths.extend([
