@@ -96,8 +96,13 @@ pub const CONTROL_CAPTURE_LEASE: u32 = 1;
 /// [`FAST_PATH_CLOSED_V4`], [`FAST_PATH_CLOSED_V6`]). See
 /// [`fast_path_word`].
 pub const CONTROL_FAST_PATH: u32 = 2;
+/// `CONTROL[CONTROL_OPEN_PORTS]`: 1 when some UDP port is open by static
+/// policy (`ports.open`), 0 when none is. The fast path reads `PORTS` for a
+/// UDP datagram only when it is 1 (see
+/// `crate::unreachable::listed_open`); the loader writes it after `PORTS`.
+pub const CONTROL_OPEN_PORTS: u32 = 3;
 /// Words in `CONTROL`.
-pub const CONTROL_WORDS: u32 = 3;
+pub const CONTROL_WORDS: u32 = 4;
 /// In `CONTROL[CONTROL_FAST_PATH]`: some IPv4 protocol is closed.
 pub const FAST_PATH_CLOSED_V4: u64 = 1 << 32;
 /// In `CONTROL[CONTROL_FAST_PATH]`: some IPv6 next header is closed.

@@ -93,13 +93,16 @@ pub enum Hot {
     /// Passed before the config was read, neither ICMP nor UDP:
     /// `other_protocol`, `pass`.
     OtherProtocolPassed,
+    /// UDP to a port open by static policy, passed before the config was
+    /// read: `port_open`, `pass`.
+    PortOpenPassed,
 }
 
 /// An ICMP message's (family, type).
 type Message = (Family, u8);
 
 impl Hot {
-    pub const COUNT: usize = 5;
+    pub const COUNT: usize = 6;
 
     /// (verdict, action, received (family, type), sent (family, type)).
     const fn meaning(self) -> (Reason, Action, Option<Message>, Option<Message>) {
@@ -119,6 +122,7 @@ impl Hot {
             Self::UnreachableV4 => (Reason::UnreachableSent, Action::Tx, None, Some((Family::V4, 3))),
             Self::UnreachableV6 => (Reason::UnreachableSent, Action::Tx, None, Some((Family::V6, 1))),
             Self::OtherProtocolPassed => (Reason::OtherProtocol, Action::Pass, None, None),
+            Self::PortOpenPassed => (Reason::PortOpen, Action::Pass, None, None),
         }
     }
 
@@ -128,6 +132,7 @@ impl Hot {
         Self::UnreachableV4,
         Self::UnreachableV6,
         Self::OtherProtocolPassed,
+        Self::PortOpenPassed,
     ];
 }
 
@@ -217,7 +222,7 @@ mod tests {
     #[test]
     fn hot_counts_fold_into_the_counters_they_stand_for() {
         let mut c = Counters {
-            hot: [1, 10, 100, 1000, 10000],
+            hot: [1, 10, 100, 1000, 10000, 100000],
             ..Counters::default()
         };
         c.verdicts[Reason::EchoAnswered as usize] = 5;
@@ -226,16 +231,17 @@ mod tests {
         assert_eq!(c.verdicts[Reason::EchoAnswered as usize], 5 + 1 + 10);
         assert_eq!(c.verdicts[Reason::UnreachableSent as usize], 1100);
         assert_eq!(c.verdicts[Reason::OtherProtocol as usize], 10000);
+        assert_eq!(c.verdicts[Reason::PortOpen as usize], 100000);
         assert_eq!(c.actions[Action::Tx as usize], 1111);
-        assert_eq!(c.actions[Action::Pass as usize], 10000);
+        assert_eq!(c.actions[Action::Pass as usize], 110000);
         assert_eq!(c.received[8], 1, "IPv4 echo request");
         assert_eq!(c.sent[0], 1, "IPv4 echo reply");
         assert_eq!(c.received[256 + 128], 10, "ICMPv6 echo request");
         assert_eq!(c.sent[256 + 129], 10, "ICMPv6 echo reply");
         assert_eq!(c.sent[3], 100, "IPv4 destination unreachable");
         assert_eq!(c.sent[256 + 1], 1000, "ICMPv6 destination unreachable");
-        assert_eq!(c.verdicts.iter().sum::<u64>(), 5 + 11111, "every frame one verdict");
-        assert_eq!(c.actions.iter().sum::<u64>(), 11111);
+        assert_eq!(c.verdicts.iter().sum::<u64>(), 5 + 111111, "every frame one verdict");
+        assert_eq!(c.actions.iter().sum::<u64>(), 111111);
     }
 
     #[test]

@@ -200,12 +200,21 @@ pub enum PortClass {
     AskSockets,
 }
 
+/// Whether a port is open by static policy (`ports.open`), from the open
+/// bitmap's word holding it. Such a port is open whatever else is true of
+/// the datagram, so the program passes UDP to it on its fast path, before
+/// the headers are checked and the config is read (verdict `port_open`).
+#[inline(always)]
+pub const fn listed_open(open_word: u64, bit: u64) -> bool {
+    open_word & bit != 0
+}
+
 /// Step 2: explicit open ports win over explicit closed ports, which win
 /// over the policy. `open_word` / `closed_word` are the bitmap words holding
 /// the port, `bit` its bit (see [`crate::config::port_slot`]).
 #[inline(always)]
 pub const fn classify_port(open_word: u64, closed_word: u64, bit: u64, cfg: &Config) -> PortClass {
-    if open_word & bit != 0 {
+    if listed_open(open_word, bit) {
         PortClass::Open
     } else if closed_word & bit != 0 {
         PortClass::Closed

@@ -29,6 +29,7 @@ use aya_log_ebpf::debug;
 use icmp_common::{
     action::action_for,
     config::{FLAG_ENABLED, FLAG_LOG_DECISIONS, FLAG_SHADOW},
+    counters::Hot,
     reason::{Action, Reason},
 };
 use parse::{Cursor, L3};
@@ -44,12 +45,17 @@ pub fn icmpxdp(ctx: XdpContext) -> u32 {
     // The link-layer headers, parsed once for the fast path and the rest.
     let mut cur = Cursor::new(&ctx);
     let link = parse::ethernet(&mut cur);
-    // Most of what a NIC carries is neither ICMP nor UDP: it is passed (and
-    // counted) before the config is even read, two cache lines fewer.
-    if is_other_protocol(&cur, link.as_ref().map(|(_, l3, _)| l3)) {
-        count::hot(icmp_common::counters::Hot::OtherProtocolPassed);
+    // Most of what a NIC carries is neither ICMP nor UDP, or UDP to a port
+    // open by static policy: it is passed (and counted) before the config
+    // is even read.
+    if let Some(passed) = fast_pass(&cur, link.as_ref().map(|(_, l3, _)| l3)) {
+        count::hot(passed);
         if capture::switched_on() {
-            capture::icmpxdp_capture_exit(ctx.ctx, Reason::OtherProtocol as u64, Action::Pass as u64);
+            let reason = match passed {
+                Hot::PortOpenPassed => Reason::PortOpen,
+                _ => Reason::OtherProtocol,
+            };
+            capture::icmpxdp_capture_exit(ctx.ctx, reason as u64, Action::Pass as u64);
         }
         return xdp_action::XDP_PASS;
     }
@@ -114,19 +120,32 @@ fn try_icmpxdp(ctx: &XdpContext, cur: &mut Cursor, link: Option<Link>, cfg: &icm
 /// tags, the link-layer length.
 type Link = (&'static mut parse::EthHdr, L3, usize);
 
-/// Whether the frame is certainly none of ours: not IP, or IP carrying
-/// neither ICMP nor UDP (nor, for IPv6, an extension header or a fragment,
-/// which `ipv6::handle` classifies). A frame too short to tell is not: the
-/// full path counts it as malformed.
+/// What the fast path passes, as its hot counter word (`None`: the full
+/// path decides):
+/// - `OtherProtocolPassed`: certainly none of ours — not IP, or IP carrying
+///   neither ICMP nor UDP (nor, for IPv6, an extension header or a
+///   fragment, which `ipv6::handle` classifies);
+/// - `PortOpenPassed`: UDP, not a fragment, to a port open by static
+///   policy (`icmp_common::unreachable::listed_open`): open whatever else is
+///   true of it, so its headers are not checked.
+///
+/// Either way not while a router's error may be due (TTL / hop limit ≤ 1,
+/// or longer than the `frag_needed` gate). A frame too short to tell is not
+/// passed here: the full path counts it as malformed.
 #[inline(always)]
-fn is_other_protocol(cur: &Cursor, l3: Option<&L3>) -> bool {
-    let Some(l3) = l3 else {
-        return false;
-    };
+fn fast_pass(cur: &Cursor, l3: Option<&L3>) -> Option<Hot> {
+    let l3 = l3?;
     let at = |off: usize| -> Option<u8> {
         let p = cur.pos + off;
         // SAFETY: read only after the bounds check.
         (p < cur.end()).then(|| unsafe { *(p as *const u8) })
+    };
+    // A big-endian 16-bit field, with one bounds check (two byte reads
+    // combined by LLVM come out as arithmetic the verifier refuses).
+    let at16 = |off: usize| -> Option<u16> {
+        let p = cur.pos + off;
+        // SAFETY: read only after the bounds check; unaligned read.
+        (p + 2 <= cur.end()).then(|| u16::from_be(unsafe { core::ptr::read_unaligned(p as *const u16) }))
     };
     // Longer than the `router.frag_needed` gate: the full path (a router
     // error may be due). Zero while the feature is off. Read last, only for
@@ -135,27 +154,49 @@ fn is_other_protocol(cur: &Cursor, l3: Option<&L3>) -> bool {
         let gate = maps::frag_gate() as usize;
         gate == 0 || cur.end() - cur.pos <= gate
     };
-    match l3 {
+    // The UDP destination port `l4` bytes into the IP packet, if it is
+    // open by static policy (`PORTS` is read only when some port is).
+    let listed_open = |l4: usize| maps::some_port_listed_open() && at16(l4 + 2).is_some_and(maps::port_listed_open);
+    let passed = match l3 {
         L3::Other => true,
         // A protocol marked closed (Protocol Unreachable on) takes the full
         // path; with the feature off the map is all zero and this is one line.
         // TTL ≤ 1 too: a router's Time Exceeded may be due.
-        L3::Ipv4 => at(9).is_some_and(|proto| {
+        L3::Ipv4 => {
+            let proto = at(9)?;
+            if proto == parse::IPPROTO_UDP {
+                // Not a fragment (a later one holds no UDP header), and the
+                // header length from the IHL.
+                let version_ihl = at(0)?;
+                let ihl = usize::from(version_ihl & 0x0f) * 4;
+                let whole = at16(6).is_some_and(|frag| frag & 0x3fff == 0);
+                let open = version_ihl >> 4 == 4
+                    && ihl >= 20
+                    && whole
+                    && at(8).is_some_and(|ttl| ttl > 1)
+                    && listed_open(ihl)
+                    && fits();
+                return open.then_some(Hot::PortOpenPassed);
+            }
             proto != parse::IPPROTO_ICMP
-                && proto != parse::IPPROTO_UDP
                 && !maps::protocol_closed(0, proto)
                 && at(8).is_some_and(|ttl| ttl > 1)
                 && fits()
-        }),
-        L3::Ipv6 => at(6).is_some_and(|next| {
+        }
+        L3::Ipv6 => {
+            let next = at(6)?;
+            if next == parse::IPPROTO_UDP {
+                let open = at(7).is_some_and(|hop_limit| hop_limit > 1) && listed_open(40) && fits();
+                return open.then_some(Hot::PortOpenPassed);
+            }
             next != parse::IPPROTO_ICMPV6
-                && next != parse::IPPROTO_UDP
                 && !ipv6::is_extension_or_fragment(next)
                 && !maps::protocol_closed(1, next)
                 && at(7).is_some_and(|hop_limit| hop_limit > 1)
                 && fits()
-        }),
-    }
+        }
+    };
+    passed.then_some(Hot::OtherProtocolPassed)
 }
 
 /// Passes everything. The lab attaches it to the client's veth so that frames

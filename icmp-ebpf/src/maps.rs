@@ -14,7 +14,9 @@ use aya_ebpf::{
 };
 use icmp_common::{
     AddrSet, Config,
-    config::{CONTROL_CONFIG_SLOT, CONTROL_FAST_PATH, CONTROL_WORDS, FAST_PATH_CLOSED_V4, PORT_SLOTS},
+    config::{
+        CONTROL_CONFIG_SLOT, CONTROL_FAST_PATH, CONTROL_OPEN_PORTS, CONTROL_WORDS, FAST_PATH_CLOSED_V4, PORT_SLOTS,
+    },
     counters::{Counters, TYPE_SLOTS},
     ratelimit::BucketKey,
 };
@@ -141,6 +143,23 @@ pub fn protocol_closed(family_slot: u32, proto: u8) -> bool {
         && CLOSED_PROTOCOLS
             .get(family_slot)
             .is_some_and(|bits| icmp_common::config::type_in(bits, proto))
+}
+
+/// Whether some UDP port is open by static policy
+/// (`CONTROL[CONTROL_OPEN_PORTS]`): only then does the fast path read
+/// [`PORTS`].
+#[inline(always)]
+pub fn some_port_listed_open() -> bool {
+    CONTROL.get(CONTROL_OPEN_PORTS).is_some_and(|w| *w != 0)
+}
+
+/// Whether UDP port `port` is open by static policy.
+#[inline(always)]
+pub fn port_listed_open(port: u16) -> bool {
+    let (slot, bit) = icmp_common::config::port_slot(port);
+    PORTS
+        .get(slot)
+        .is_some_and(|word| icmp_common::unreachable::listed_open(*word, bit))
 }
 
 /// Static port policy: bitmap of open ports, then of closed ports.

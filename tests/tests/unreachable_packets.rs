@@ -7,7 +7,10 @@ use std::net::{Ipv4Addr, Ipv6Addr, UdpSocket};
 
 use icmp_common::{
     Config, Family, Reason,
-    config::{FLAG_DROP_SUPPRESSED, FLAG_PORTS_BY_SOCKET, FLAG_RESERVED_SOURCE_INVALID, FLAG_UNREACH_V4, PORT_SLOTS},
+    config::{
+        FLAG_DROP_SUPPRESSED, FLAG_PORTS_BY_SOCKET, FLAG_RESERVED_SOURCE_INVALID, FLAG_UNREACH_V4, PORT_SLOTS,
+        PORT_WORDS,
+    },
     ratelimit::Limit,
     reason::Action,
 };
@@ -253,6 +256,63 @@ fn static_port_lists_and_their_precedence() {
     );
     assert_eq!(x.run(&f(33434)).0, XDP_TX);
     drop(sock);
+}
+
+/// UDP to a port listed open (`ports.open`) is open whatever else is true
+/// of it, so the program passes it on its fast path, before the headers are
+/// checked and the config read (README: *Verdicts*): untouched, `port_open`,
+/// even to a broadcast address or with a bad header checksum. A fragment is
+/// not (a later fragment's bytes where a UDP header would be are payload),
+/// and once the list is emptied the same datagram gets its error again.
+#[test]
+fn udp_to_a_port_listed_open_is_passed_before_its_headers_are_checked() {
+    const OPEN: u16 = 33500;
+    let file = icmp_user::config::FileConfig::from_toml(&format!(
+        "[unreachable]\nclosed_ports = [\"33434-33534\"]\nopen_ports = [{OPEN}]\n"
+    ))
+    .unwrap();
+    let listed = file.port_bitmaps().unwrap();
+    let mut x = xdp();
+    x.responder.set_ports(&listed).unwrap();
+    let v4 = |dst| Frame::new(ETH_P_IP, dgram4(PEER4, dst, OPEN, b"x")).bytes();
+    x.assert_passed(&v4(US4), Reason::PortOpen, "v4 to us");
+    x.assert_passed(
+        &Frame::new(ETH_P_IPV6, dgram6(PEER6, US6, OPEN, b"x")).bytes(),
+        Reason::PortOpen,
+        "v6 to us",
+    );
+    x.assert_passed(&v4(BCAST4), Reason::PortOpen, "v4 to the subnet broadcast");
+    let mut bad_sum = dgram4(PEER4, US4, OPEN, b"x");
+    bad_sum[10] ^= 0xff;
+    x.assert_passed(
+        &Frame::new(ETH_P_IP, bad_sum).bytes(),
+        Reason::PortOpen,
+        "v4 with a bad header checksum",
+    );
+
+    // A later fragment whose payload reads like a UDP header to OPEN.
+    let mut later = dgram4(PEER4, US4, OPEN, &payload(64, 1));
+    later[6..8].copy_from_slice(&185u16.to_be_bytes());
+    fix_ipv4_checksum(&mut later);
+    x.assert_passed(
+        &Frame::new(ETH_P_IP, later).bytes(),
+        Reason::SuppressedNonFirstFragment,
+        "a later fragment is not read as UDP",
+    );
+    let mut first = dgram4(PEER4, US4, OPEN, &payload(64, 1));
+    first[6] = 0x20; // MF, offset 0
+    fix_ipv4_checksum(&mut first);
+    x.assert_passed(
+        &Frame::new(ETH_P_IP, first).bytes(),
+        Reason::Fragment,
+        "a first fragment is the kernel's to reassemble",
+    );
+
+    // Emptied: the port is closed again (listed closed, 33434-33534).
+    let mut none = listed.clone();
+    none.0.iter_mut().take(PORT_WORDS as usize).for_each(|w| *w = 0);
+    x.responder.set_ports(&none).unwrap();
+    assert_eq!(x.run(&v4(US4)).0, XDP_TX, "no longer open: Port Unreachable");
 }
 
 #[test]

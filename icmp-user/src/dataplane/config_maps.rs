@@ -38,15 +38,22 @@ pub fn read_config(config: &Map, control: &Map) -> Result<Config> {
     Ok(config.get(&(slot as u32), 0)?)
 }
 
-/// Writes the static port lists (every word, so stale bits are cleared).
-/// Words are written one by one: during a reload a datagram may see some
-/// ports' old classification for a moment.
-pub fn write_ports(ports: &mut Map, bitmaps: &PortBitmaps) -> Result<()> {
+/// Writes the static port lists (every word, so stale bits are cleared),
+/// then `CONTROL[CONTROL_OPEN_PORTS]`: whether any port is listed open (the
+/// fast path reads `PORTS` only then). Words are written one by one: during
+/// a reload a datagram may see some ports' old classification for a moment.
+pub fn write_ports(ports: &mut Map, control: &mut Map, bitmaps: &PortBitmaps) -> Result<()> {
     let mut map: Array<&mut MapData, u64> = Array::try_from(ports)?;
     for (i, w) in bitmaps.0.iter().enumerate() {
         map.set(i as u32, w, 0).context("writing PORTS")?;
     }
-    Ok(())
+    let some_open = bitmaps.0[..icmp_common::config::PORT_WORDS as usize]
+        .iter()
+        .any(|w| *w != 0);
+    let mut control: Array<&mut MapData, u64> = Array::try_from(control)?;
+    control
+        .set(icmp_common::config::CONTROL_OPEN_PORTS, u64::from(some_open), 0)
+        .context("writing the open-ports word in CONTROL")
 }
 
 /// Makes the answer-prefix tries hold exactly `prefixes`: new entries are
@@ -154,7 +161,7 @@ impl Pinned {
 
     /// Applies validated settings (all but `max_sources`, fixed at load).
     pub fn apply(&mut self, s: &Settings) -> Result<()> {
-        write_ports(&mut self.ports, &s.ports)?;
+        write_ports(&mut self.ports, &mut self.control, &s.ports)?;
         write_answer_prefixes(&mut self.prefixes_v4, &mut self.prefixes_v6, &s.answer_prefixes)?;
         write_closed_protocols(&mut self.protocols, &mut self.control, &s.config)?;
         write_config(&mut self.config, &mut self.control, &s.config)

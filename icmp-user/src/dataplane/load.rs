@@ -213,7 +213,8 @@ impl Responder {
 
     /// Writes the static port lists.
     pub fn set_ports(&mut self, ports: &PortBitmaps) -> Result<()> {
-        control::write_ports(self.map_mut(map_names::PORTS)?, ports)
+        let [ports_map, control_words] = self.two_maps(map_names::PORTS, map_names::CONTROL)?;
+        control::write_ports(ports_map, control_words, ports)
     }
 
     pub fn addrs(&self) -> Result<AddrSet> {
