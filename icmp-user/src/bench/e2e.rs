@@ -36,7 +36,9 @@ use aya::{
 use icmp_common::{Config, Family, counters::type_index, ratelimit::Limit};
 use serde::Serialize;
 
-use super::placement::{cpu_jiffies, cpu_ns, ifindex_in, mac_of, napi_realtime, pin_to_cpu, rx_packets, threaded_napi};
+use super::placement::{
+    cpu_jiffies, cpu_ns, ifindex_in, mac_of, napi_realtime, pin_to_cpu, rx_packets, threaded_napi, times_scheduled,
+};
 use crate::{
     GEN_PROGRAM, SINK_PROGRAM,
     bench::frames::{ETH_P_IP, Frame, icmp4, ipv4, udp4},
@@ -89,6 +91,10 @@ pub struct Measurement {
     pub handled_per_s: f64,
     /// Responder thread CPU time per frame handled.
     pub us_per_frame: f64,
+    /// Frames handled per time the responder's NAPI thread was scheduled
+    /// in: its batch. Smaller batches mean more wake-ups per frame, and
+    /// each costs the thread CPU whatever the program does.
+    pub frames_per_wakeup: f64,
 }
 
 /// The program's own time per run in the NAPI loop, from the kernel's
@@ -162,6 +168,7 @@ impl Bench {
         napi_realtime(resp_napi, 1)?;
         let sink_before = sink_count(self.lab.client_program().context("sink")?, reply.0, reply.1)?;
         let cpu_before = cpu_ns(resp_napi)?;
+        let scheduled_before = times_scheduled(resp_napi)?;
         let jiffies_before = cpu_jiffies(1)?;
         let (resp_ns, resp_if) = (self.lab.responder_ns.clone(), self.lab.responder_if.clone());
         let rx_before = rx_packets(&resp_ns, &resp_if)?;
@@ -181,6 +188,7 @@ impl Bench {
         let replies = sink_count(self.lab.client_program().context("sink")?, reply.0, reply.1)? - sink_before;
         let cpu = (cpu_ns(resp_napi)? - cpu_before) as f64 / 1e9;
         let handled = rx_packets(&resp_ns, &resp_if)? - rx_before;
+        let wakeups = times_scheduled(resp_napi)? - scheduled_before;
         let jiffies_after = cpu_jiffies(1)?;
         let busy = (jiffies_after.0 - jiffies_before.0) as f64 / ((jiffies_after.1 - jiffies_before.1).max(1)) as f64;
         Ok(Measurement {
@@ -197,6 +205,7 @@ impl Bench {
             },
             handled_per_s: handled as f64 / elapsed,
             us_per_frame: cpu * 1e6 / (handled.max(1) as f64),
+            frames_per_wakeup: handled as f64 / wakeups.max(1) as f64,
         })
     }
 }
@@ -508,9 +517,9 @@ impl Report {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "| traffic | responder | offered/s | handled/s | replies/s | responder thread CPU | responder CPU busy | µs thread CPU per reply | µs per frame handled |"
+            "| traffic | responder | offered/s | handled/s | replies/s | responder thread CPU | responder CPU busy | µs thread CPU per reply | µs per frame handled | frames per wake-up |"
         );
-        let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         for m in &self.measurements {
             let per = if per_frame(m) {
                 "—".to_string()
@@ -519,7 +528,7 @@ impl Report {
             };
             let _ = writeln!(
                 s,
-                "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0}% | {:.0}% | {per} | {:.3} |",
+                "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0}% | {:.0}% | {per} | {:.3} | {:.1} |",
                 m.traffic,
                 m.responder,
                 m.offered_per_s,
@@ -528,6 +537,7 @@ impl Report {
                 m.responder_cpu * 100.0,
                 m.cpu1_busy * 100.0,
                 m.us_per_frame,
+                m.frames_per_wakeup,
             );
         }
         for triple in self.measurements.chunks(3) {

@@ -109,3 +109,14 @@ pub(super) fn cpu_ns(pid: i32) -> Result<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/schedstat"))?;
     Ok(s.split_whitespace().next().context("schedstat")?.parse()?)
 }
+
+/// How many times thread `pid` has been scheduled in (`/proc/<pid>/schedstat`,
+/// third field): for a NAPI thread, one per wake-up, each followed by polls
+/// until the ring is empty — so frames per schedule is its batch size.
+pub(super) fn times_scheduled(pid: i32) -> Result<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/schedstat"))?;
+    Ok(s.split_whitespace()
+        .nth(2)
+        .context("schedstat: no timeslice count")?
+        .parse()?)
+}
