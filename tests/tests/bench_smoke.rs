@@ -58,6 +58,7 @@ fn bench_reports_every_path() {
             handled > 0.0 && handled <= m["offered_per_s"].as_f64().unwrap() * 1.01,
             "{m}"
         );
+        assert!(m["frames_per_wakeup"].as_f64().unwrap() >= 1.0, "{m}");
     }
     // The program's own time per run in the NAPI loop, from the kernel's
     // BPF statistics: icmpxdp and the bare program for echo and UDP, the
