@@ -461,42 +461,35 @@ pub fn compare(trials: usize, calls: usize) -> Result<Vec<Comparison>> {
         1.0,
         0.0,
     );
-    let (x, _) = versus(
-        &mut s.floor,
-        &mut s.echo,
-        std::slice::from_ref(&tcp),
-        &mut s.bare_echo4,
-        &echo4,
-        t,
-        c,
-    )?;
-    rows.push(Comparison {
-        path: "pass-through TCP".to_owned(),
-        bare: String::new(),
-        icmpxdp_over_floor_ns: x,
-        bare_over_floor_ns: 0.0,
-        ratio: 0.0,
-        target: "≤ 5 ns".to_owned(),
-        met: x <= 5.0,
-    });
-    let (x, _) = versus(
-        &mut s.floor,
-        &mut s.pu_bare_work,
-        std::slice::from_ref(&udp_open4),
-        &mut s.bare_echo4,
-        &echo4,
-        t,
-        c,
-    )?;
-    rows.push(Comparison {
-        path: format!("pass-through UDP to a port open by static policy ({OPEN_PORT})"),
-        bare: String::new(),
-        icmpxdp_over_floor_ns: x,
-        bare_over_floor_ns: 0.0,
-        ratio: 0.0,
-        target: "≤ 5 ns".to_owned(),
-        met: x <= 5.0,
-    });
+    // Pass-through: no bare counterpart (the floor is one), an absolute
+    // target. The bare echo only keeps the blocks' rotation the same.
+    for (path, prog, frame) in [
+        ("pass-through TCP".to_owned(), &mut s.echo, &tcp),
+        (
+            format!("pass-through UDP to a port open by static policy ({OPEN_PORT})"),
+            &mut s.pu_bare_work,
+            &udp_open4,
+        ),
+    ] {
+        let (x, _) = versus(
+            &mut s.floor,
+            prog,
+            std::slice::from_ref(frame),
+            &mut s.bare_echo4,
+            &echo4,
+            t,
+            c,
+        )?;
+        rows.push(Comparison {
+            path,
+            bare: String::new(),
+            icmpxdp_over_floor_ns: x,
+            bare_over_floor_ns: 0.0,
+            ratio: 0.0,
+            target: "≤ 5 ns".to_owned(),
+            met: x <= 5.0,
+        });
+    }
     Ok(rows)
 }
 
