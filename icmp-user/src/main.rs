@@ -192,9 +192,10 @@ enum Command {
         #[arg(long)]
         no_e2e: bool,
         /// Instead of measuring, run one path in a loop for `perf record`
-        /// (echo4, echo6, pu4, pu4-default, pu4-refused, bare-echo4,
-        /// bare-unreach4, tcp: a fresh frame per call; echo4-warm,
-        /// echo6-warm, bare-echo4-warm: repeat mode) for --seconds.
+        /// (echo4, echo6, pu4, pu4-default, pu4-sources, pu4-refused,
+        /// bare-echo4, bare-unreach4, tcp, udp-open4: a fresh frame per
+        /// call; echo4-warm, echo6-warm, bare-echo4-warm: repeat mode) for
+        /// --seconds.
         #[arg(long, value_name = "PATH")]
         profile: Option<String>,
         /// How long --profile runs.

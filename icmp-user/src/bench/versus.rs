@@ -117,6 +117,13 @@ fn udp_from4(src: Ipv4Addr) -> Vec<u8> {
     frame4(ipv4(src, US4, 17, 64, &[], &udp4(src, US4, 40000, 33434, &[0x5a; 32])))
 }
 
+/// 4096 sources, one frame each, cycled.
+fn many_sources() -> Vec<Vec<u8>> {
+    (0..4096u32)
+        .map(|i| udp_from4(Ipv4Addr::from(0xc633_0000 | i)))
+        .collect()
+}
+
 /// The frames the paths are measured with (the table and `--profile`).
 struct PathFrames {
     echo4: Vec<u8>,
@@ -326,9 +333,7 @@ pub fn compare(trials: usize, calls: usize) -> Result<Vec<Comparison>> {
     } = PathFrames::new();
     // 4096 sources, one frame each, cycled: the bucket map and its cache
     // lines see what a spread of real peers costs.
-    let many: Vec<Vec<u8>> = (0..4096u32)
-        .map(|i| udp_from4(Ipv4Addr::from(0xc633_0000 | i)))
-        .collect();
+    let many = many_sources();
 
     expect(&mut s.echo, "echo4", &echo4, XDP_TX)?;
     expect(&mut s.echo, "echo6", &echo6, XDP_TX)?;
@@ -495,15 +500,22 @@ pub fn compare(trials: usize, calls: usize) -> Result<Vec<Comparison>> {
 
 /// Runs one path of the table in a loop for `seconds`, for `perf record`
 /// (see the README's profiling recipe): `echo4`, `echo6`, `pu4`, `pu4-default`,
-/// `pu4-refused`, `bare-echo4`, `bare-unreach4`, `tcp`, one fresh frame per
-/// call; `echo4-warm`, `echo6-warm`, `bare-echo4-warm` in repeat mode.
+/// `pu4-sources` (4096 rotating sources), `pu4-refused`, `bare-echo4`,
+/// `bare-unreach4`, `tcp`, `udp-open4`, one fresh frame per call;
+/// `echo4-warm`, `echo6-warm`, `bare-echo4-warm` in repeat mode.
 /// With `jit_lines`, the profiled program's JIT line map is written there
 /// first (see [`super::jit`]).
 pub fn profile(path: &str, seconds: u64, jit_lines: Option<&std::path::Path>) -> Result<u64> {
     let mut s = setup()?;
     let PathFrames {
-        echo4, echo6, pu4, tcp, ..
+        echo4,
+        echo6,
+        pu4,
+        tcp,
+        udp_open4,
+        ..
     } = PathFrames::new();
+    let many = many_sources();
     // `-warm`: repeat mode on the in-place echo instance (its rewrite
     // leaves a valid request, so every run is the whole echo path), the
     // program's lines in cache: what is left is its instructions.
@@ -516,17 +528,20 @@ pub fn profile(path: &str, seconds: u64, jit_lines: Option<&std::path::Path>) ->
     // and removes it after (an RCU grace period each way, milliseconds):
     // many runs per call.
     let (repeat, calls) = if warm.is_some() { (1_000_000, 1) } else { (1, 1000) };
-    let (r, frame) = match path {
-        "echo4-warm" | "bare-echo4-warm" => (warm.as_mut().expect("loaded above"), &echo4),
-        "echo6-warm" => (warm.as_mut().expect("loaded above"), &echo6),
-        "echo4" => (&mut s.echo, &echo4),
-        "echo6" => (&mut s.echo, &echo6),
-        "pu4" => (&mut s.pu_bare_work, &pu4),
-        "pu4-default" => (&mut s.pu_default, &pu4),
-        "pu4-refused" => (&mut s.pu_refused, &pu4),
-        "bare-echo4" => (&mut s.bare_echo4, &echo4),
-        "bare-unreach4" => (&mut s.bare_unreach4, &pu4),
-        "tcp" => (&mut s.echo, &tcp),
+    let one = std::slice::from_ref;
+    let (r, frames): (&mut Responder, &[Vec<u8>]) = match path {
+        "echo4-warm" | "bare-echo4-warm" => (warm.as_mut().expect("loaded above"), one(&echo4)),
+        "echo6-warm" => (warm.as_mut().expect("loaded above"), one(&echo6)),
+        "echo4" => (&mut s.echo, one(&echo4)),
+        "echo6" => (&mut s.echo, one(&echo6)),
+        "pu4" => (&mut s.pu_bare_work, one(&pu4)),
+        "pu4-default" => (&mut s.pu_default, one(&pu4)),
+        "pu4-sources" => (&mut s.pu_default, &many),
+        "pu4-refused" => (&mut s.pu_refused, one(&pu4)),
+        "bare-echo4" => (&mut s.bare_echo4, one(&echo4)),
+        "bare-unreach4" => (&mut s.bare_unreach4, one(&pu4)),
+        "tcp" => (&mut s.echo, one(&tcp)),
+        "udp-open4" => (&mut s.pu_bare_work, one(&udp_open4)),
         other => anyhow::bail!("no path `{other}` to profile"),
     };
     if let Some(out) = jit_lines {
@@ -537,8 +552,10 @@ pub fn profile(path: &str, seconds: u64, jit_lines: Option<&std::path::Path>) ->
     let mut out = vec![0u8; 2048];
     let end = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
     let mut n = 0;
+    let mut next = frames.iter().cycle();
     while std::time::Instant::now() < end {
         for _ in 0..calls {
+            let frame = next.next().expect("at least one frame");
             run_repeated(r, frame, &mut out, repeat)?;
         }
         n += calls * u64::from(repeat);
