@@ -433,6 +433,58 @@ fn errors_say_what_to_do() {
     assert!(!ok && err.contains("needs root"), "{err}");
 }
 
+/// An instance attached by another icmpxdp version — here its pinned
+/// `CONFIG`, then `COUNTERS`, swapped for maps of another layout, as an
+/// older build pinned them — is refused by name with what to do: nothing
+/// written into it, nothing read from it as garbage.
+#[test]
+fn an_instance_of_another_version_is_refused_with_what_to_do() {
+    let l = unique_lab();
+    let ns = l.responder_ns.as_str();
+    let iface = l.responder_if.as_str();
+    let bin = icmpxdp_bin();
+    let (ok, _, err) = output(Command::new(&bin).args(["--netns", ns, "attach", "--iface", iface]));
+    assert!(ok, "{err}");
+    let dir = Path::new("/sys/fs/bpf/icmpxdp").join(l.instance());
+    let foreign = |name: &str, value_size: usize| {
+        let pin = dir.join(name);
+        std::fs::remove_file(&pin).unwrap();
+        let (ok, _, err) = output(Command::new("bpftool").args([
+            "map",
+            "create",
+            pin.to_str().unwrap(),
+            "type",
+            "array",
+            "key",
+            "4",
+            "value",
+            &value_size.to_string(),
+            "entries",
+            "2",
+            "name",
+            name,
+        ]));
+        assert!(ok, "bpftool map create: {err}");
+    };
+    let says_what_to_do = |err: &str, name: &str| {
+        err.contains(&l.instance())
+            && err.contains(&format!("pinned {name} map"))
+            && err.contains("another icmpxdp version")
+            && err.contains("icmpxdp detach")
+    };
+    foreign("CONFIG", 208);
+    let (ok, _, err) =
+        output(Command::new(&bin).args(["--netns", ns, "reload", "--iface", iface, "--set", "ip.ttl=9"]));
+    assert!(!ok && says_what_to_do(&err, "CONFIG"), "{err}");
+    foreign("COUNTERS", 20832);
+    let (ok, _, err) = output(Command::new(&bin).args(["stats", "--iface", &l.instance()]));
+    assert!(!ok && says_what_to_do(&err, "COUNTERS"), "{err}");
+    // And the way out works.
+    let (ok, _, err) = output(Command::new(&bin).args(["--netns", ns, "detach", "--iface", iface]));
+    assert!(ok, "{err}");
+    assert!(!dir.exists());
+}
+
 #[test]
 fn a_veth_whose_peer_runs_no_xdp_gets_skb_mode_in_auto() {
     let l = unique_lab();

@@ -288,8 +288,54 @@ pub fn remove_stale(instance: &str, _lock: &InstanceLock) -> Result<()> {
     Ok(())
 }
 
-/// Opens a pinned map, saying what permission is missing when that is why.
+/// Opens a pinned map, saying what permission is missing when that is why,
+/// and refusing one whose layout is not this build's (an instance attached
+/// by another icmpxdp version: see [`layout_of`]).
 pub fn open_map(path: &Path) -> Result<aya::maps::MapData> {
+    let map = open_any_map(path)?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    if let Some(want) = layout_of(name) {
+        let info = map
+            .info()
+            .with_context(|| format!("reading the layout of {}", path.display()))?;
+        let got = (info.value_size(), info.max_entries());
+        if got.0 != want.0 || want.1.is_some_and(|entries| entries != got.1) {
+            let instance = path
+                .parent()
+                .and_then(|d| d.file_name())
+                .and_then(|n| n.to_str())
+                .unwrap_or("the instance");
+            bail!(
+                "{instance}: its pinned {name} map holds {} entries of {} bytes, where this icmpxdp has {} bytes{}: \
+                 the instance was attached by another icmpxdp version. Detach it (`icmpxdp detach --iface IF`, or \
+                 stop its `run`) and attach it again with this one",
+                got.1,
+                got.0,
+                want.0,
+                want.1.map_or_else(String::new, |n| format!(" in {n} entries")),
+            );
+        }
+    }
+    Ok(map)
+}
+
+/// The value size and, where it is fixed, the number of entries of the
+/// pinned maps whose layout this build's program and loader rely on.
+/// (`COUNTERS` has one entry per possible CPU.)
+fn layout_of(name: &str) -> Option<(u32, Option<u32>)> {
+    use crate::map_names;
+    let size = |n: usize| n as u32;
+    Some(match name {
+        map_names::CONFIG => (size(size_of::<icmp_common::Config>()), Some(2)),
+        map_names::CONTROL => (size(size_of::<u64>()), Some(icmp_common::config::CONTROL_WORDS)),
+        map_names::COUNTERS => (size(size_of::<icmp_common::counters::Counters>()), None),
+        map_names::ADDRS => (size(size_of::<icmp_common::AddrSet>()), Some(1)),
+        map_names::PORTS => (size(size_of::<u64>()), Some(icmp_common::config::PORT_SLOTS)),
+        _ => return None,
+    })
+}
+
+fn open_any_map(path: &Path) -> Result<aya::maps::MapData> {
     aya::maps::MapData::from_pin(path).map_err(|e| {
         let denied = std::error::Error::source(&e)
             .and_then(|s| s.downcast_ref::<std::io::Error>())
