@@ -154,9 +154,9 @@ fn fast_pass(cur: &Cursor, l3: Option<&L3>) -> Option<Hot> {
         let gate = maps::frag_gate() as usize;
         gate == 0 || cur.end() - cur.pos <= gate
     };
-    // The UDP destination port `l4` bytes into the IP packet, if it is
-    // open by static policy (`PORTS` is read only when some port is).
-    let listed_open = |l4: usize| maps::some_port_listed_open() && at16(l4 + 2).is_some_and(maps::port_listed_open);
+    // Whether the UDP destination port, `l4` bytes into the IP packet, is
+    // open by static policy (asked only when some port is).
+    let listed_open = |l4: usize| at16(l4 + 2).is_some_and(maps::port_listed_open);
     let passed = match l3 {
         L3::Other => true,
         // A protocol marked closed (Protocol Unreachable on) takes the full
@@ -165,6 +165,11 @@ fn fast_pass(cur: &Cursor, l3: Option<&L3>) -> Option<Hot> {
         L3::Ipv4 => {
             let proto = at(9)?;
             if proto == parse::IPPROTO_UDP {
+                // With no port listed open (the usual case), one word of the
+                // line the capture switch was read from, and on.
+                if !maps::some_port_listed_open() {
+                    return None;
+                }
                 // Not a fragment (a later one holds no UDP header), and the
                 // header length from the IHL.
                 let version_ihl = at(0)?;
@@ -186,6 +191,9 @@ fn fast_pass(cur: &Cursor, l3: Option<&L3>) -> Option<Hot> {
         L3::Ipv6 => {
             let next = at(6)?;
             if next == parse::IPPROTO_UDP {
+                if !maps::some_port_listed_open() {
+                    return None;
+                }
                 let open = at(7).is_some_and(|hop_limit| hop_limit > 1) && listed_open(40) && fits();
                 return open.then_some(Hot::PortOpenPassed);
             }

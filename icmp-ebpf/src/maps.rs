@@ -40,11 +40,12 @@ const MMAPABLE: usize = 1 << 10;
 #[btf_map]
 pub static CONFIG: btf_maps::Array<Config, 2, MMAPABLE> = btf_maps::Array::new();
 
-/// The words every frame reads, side by side so that they share one cache
-/// line (a fresh frame finds the program's map values out of L1: each
-/// distinct line is a miss): the `CONFIG` slot in use and the capture
-/// lease (`icmp_common::config::CONTROL_*`). Each word has one writer and
-/// is written on its own.
+/// The words every frame reads, side by side on one cache line (a fresh
+/// frame finds the program's map values out of L1: each distinct line is a
+/// miss): the `CONFIG` slot in use, the capture lease, the fast path's
+/// word and whether any UDP port is listed open
+/// (`icmp_common::config::CONTROL_*`). Each word has one writer and is
+/// written on its own.
 #[btf_map]
 pub static CONTROL: btf_maps::Array<u64, { CONTROL_WORDS as usize }, MMAPABLE> = btf_maps::Array::new();
 
