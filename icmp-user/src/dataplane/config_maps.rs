@@ -47,8 +47,10 @@ pub fn write_ports(ports: &mut Map, control: &mut Map, bitmaps: &PortBitmaps) ->
     for (i, w) in bitmaps.0.iter().enumerate() {
         map.set(i as u32, w, 0).context("writing PORTS")?;
     }
-    let some_open = bitmaps.0[..icmp_common::config::PORT_WORDS as usize]
+    let some_open = bitmaps
+        .0
         .iter()
+        .take(icmp_common::config::PORT_WORDS as usize)
         .any(|w| *w != 0);
     let mut control: Array<&mut MapData, u64> = Array::try_from(control)?;
     control
