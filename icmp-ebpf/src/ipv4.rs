@@ -16,7 +16,7 @@ use crate::{
     address_mask, count, csum,
     maps::{self, ADDRS, ANSWER_PREFIXES_V4},
     parse::{Cursor, EthHdr, IPPROTO_ICMP, IPPROTO_UDP, IcmpHdr, Ipv4Hdr},
-    protocol, ratelimit, rewrite, timestamp,
+    protocol, query_reply, ratelimit, rewrite, timestamp,
     udp::{self, Layout},
 };
 
@@ -123,12 +123,13 @@ pub fn handle(ctx: &XdpContext, cur: &mut Cursor, eth: &mut EthHdr, l2_len: usiz
                 match decide_timestamp(&facts, cfg, addrs) {
                     Verdict::Pass(reason) => reason,
                     Verdict::Answer => {
-                        if let Err(scope) = ratelimit::outgoing_v4(cfg, &ip.src, ICMP_TIMESTAMP_REPLY) {
-                            return scope.reason();
-                        }
-                        if cfg.has(FLAG_SHADOW) {
-                            count::sent(Family::V4, ICMP_TIMESTAMP_REPLY);
-                            return Reason::TimestampAnswered;
+                        if let Some(r) = query_reply::limit_or_shadow_v4(
+                            cfg,
+                            &ip.src,
+                            ICMP_TIMESTAMP_REPLY,
+                            Reason::TimestampAnswered,
+                        ) {
+                            return r;
                         }
                         Reason::from_index(timestamp::icmpxdp_timestamp_reply(
                             ctx.ctx,
@@ -151,12 +152,13 @@ pub fn handle(ctx: &XdpContext, cur: &mut Cursor, eth: &mut EthHdr, l2_len: usiz
                             count::in_error(Family::V4);
                             return Reason::Malformed;
                         }
-                        if let Err(scope) = ratelimit::outgoing_v4(cfg, &ip.src, ICMP_ADDRESS_MASK_REPLY) {
-                            return scope.reason();
-                        }
-                        if cfg.has(FLAG_SHADOW) {
-                            count::sent(Family::V4, ICMP_ADDRESS_MASK_REPLY);
-                            return Reason::AddressMaskAnswered;
+                        if let Some(r) = query_reply::limit_or_shadow_v4(
+                            cfg,
+                            &ip.src,
+                            ICMP_ADDRESS_MASK_REPLY,
+                            Reason::AddressMaskAnswered,
+                        ) {
+                            return r;
                         }
                         Reason::from_index(address_mask::icmpxdp_address_mask_reply(
                             ctx.ctx,

@@ -1,13 +1,35 @@
-//! What the IPv4 query replies (Timestamp, Address Mask) share: the frame
+//! What the IPv4 query replies (Timestamp, Address Mask) share: the limit
+//! and shadow mode before one is built; then, building it, the frame
 //! cut to the reply's exact length, the MACs pointed back to the requester,
 //! and a new 20-byte IPv4 header, as Linux builds a reply (DF clear, the
 //! configured TTL, the request's TOS and ID). The caller writes the ICMP
 //! message behind it.
 
 use aya_ebpf::{helpers::bpf_xdp_adjust_tail, programs::XdpContext};
-use icmp_common::{checksum::fold, reason::Reason};
+use icmp_common::{
+    Config,
+    checksum::fold,
+    config::FLAG_SHADOW,
+    reason::{Family, Reason},
+};
 
 use crate::frame::{get, put, words};
+
+/// What every IPv4 query reply goes through before it is built, in this
+/// order: the outgoing limit for ICMP type `reply` to `to` (a refusal ends
+/// with its scope's verdict), then shadow mode, where the reply is counted
+/// as sent and not built (`answered`). `None`: build it.
+#[inline(always)]
+pub(crate) fn limit_or_shadow_v4(cfg: &Config, to: &[u8; 4], reply: u8, answered: Reason) -> Option<Reason> {
+    if let Err(scope) = crate::ratelimit::outgoing_v4(cfg, to, reply) {
+        return Some(scope.reason());
+    }
+    if cfg.has(FLAG_SHADOW) {
+        crate::count::sent(Family::V4, reply);
+        return Some(answered);
+    }
+    None
+}
 
 /// The reply's IPv4 header fields and link-layer source.
 pub(crate) struct V4Reply {
