@@ -188,11 +188,17 @@ const fn prefix_masks(prefix: u8) -> (u64, u64) {
 
 #[inline(always)]
 fn call(req: u64, hi: u64, lo: u64) -> Result<(), Scope> {
-    match icmpxdp_rate_limit(req, hi, lo) & 0xff {
-        0 => Ok(()),
-        1 => Err(Scope::PerSource),
-        2 => Err(Scope::Global),
-        _ => Err(Scope::Inbound),
+    verdict(icmpxdp_rate_limit(req, hi, lo))
+}
+
+/// A raw answer of [`icmpxdp_rate_limit`] as a result: `Err` with the
+/// refusing [`Scope`] when it is not 0.
+#[inline(always)]
+fn verdict(raw: u64) -> Result<(), Scope> {
+    if raw & 0xff == 0 {
+        Ok(())
+    } else {
+        Err(refused_scope(raw))
     }
 }
 
@@ -222,11 +228,7 @@ fn count(scope: Scope, family: Family, kind: u8) {
 /// May we send ICMP type `kind` to IPv4 `dst`? `Err(scope)` (counted) if not.
 #[inline(always)]
 pub fn outgoing_v4(cfg: &Config, dst: &[u8; 4], kind: u8) -> Result<(), Scope> {
-    if !limited_v4(cfg.ratemask_v4, kind) {
-        return Ok(());
-    }
-    let (hi, lo) = halves_v4(dst);
-    call(request(4, kind, false), hi, lo)
+    verdict(outgoing_v4_raw(cfg, dst, kind))
 }
 
 /// [`outgoing_v4`] with the limiter's raw answer: 0 when the message may
@@ -264,11 +266,7 @@ pub fn refused_scope(raw: u64) -> Scope {
 /// May we send ICMPv6 type `kind` to `dst`?
 #[inline(always)]
 pub fn outgoing_v6(cfg: &Config, dst: &[u8; 16], kind: u8) -> Result<(), Scope> {
-    if !limited_v6(&cfg.ratemask_v6, kind) {
-        return Ok(());
-    }
-    let (hi, lo) = halves_v6(dst);
-    call(request(6, kind, false), hi, lo)
+    verdict(outgoing_v6_raw(cfg, dst, kind))
 }
 
 /// Is an incoming echo request (type `kind`) from `src` within the inbound limit?
