@@ -147,12 +147,15 @@ fn fast_pass(cur: &Cursor, l3: Option<&L3>) -> Option<Hot> {
         // SAFETY: read only after the bounds check; unaligned read.
         (p + 2 <= cur.end()).then(|| u16::from_be(unsafe { core::ptr::read_unaligned(p as *const u16) }))
     };
-    // Longer than the `router.frag_needed` gate: the full path (a router
-    // error may be due). Zero while the feature is off. Read last, only for
-    // a frame that would otherwise pass here (not for non-IP frames).
-    let fits = || {
-        let gate = maps::frag_gate() as usize;
-        gate == 0 || cur.end() - cur.pos <= gate
+    // No router error may be due: the TTL / hop limit (at `ttl_at`) above
+    // 1, and no longer than the `router.frag_needed` gate (0 while the
+    // feature is off). Read after the protocol tests, not for frames that
+    // are not IP.
+    let router_quiet = |ttl_at: usize| {
+        at(ttl_at).is_some_and(|ttl| ttl > 1) && {
+            let gate = maps::frag_gate() as usize;
+            gate == 0 || cur.end() - cur.pos <= gate
+        }
     };
     // Whether the UDP destination port, `l4` bytes into the IP packet, is
     // open by static policy (asked only when some port is).
@@ -175,18 +178,10 @@ fn fast_pass(cur: &Cursor, l3: Option<&L3>) -> Option<Hot> {
                 let version_ihl = at(0)?;
                 let ihl = usize::from(version_ihl & 0x0f) * 4;
                 let whole = at16(6).is_some_and(|frag| frag & 0x3fff == 0);
-                let open = version_ihl >> 4 == 4
-                    && ihl >= 20
-                    && whole
-                    && at(8).is_some_and(|ttl| ttl > 1)
-                    && listed_open(ihl)
-                    && fits();
+                let open = version_ihl >> 4 == 4 && ihl >= 20 && whole && router_quiet(8) && listed_open(ihl);
                 return open.then_some(Hot::PortOpenPassed);
             }
-            proto != parse::IPPROTO_ICMP
-                && !maps::protocol_closed(0, proto)
-                && at(8).is_some_and(|ttl| ttl > 1)
-                && fits()
+            proto != parse::IPPROTO_ICMP && !maps::protocol_closed(0, proto) && router_quiet(8)
         }
         L3::Ipv6 => {
             let next = at(6)?;
@@ -194,14 +189,13 @@ fn fast_pass(cur: &Cursor, l3: Option<&L3>) -> Option<Hot> {
                 if !maps::some_port_listed_open() {
                     return None;
                 }
-                let open = at(7).is_some_and(|hop_limit| hop_limit > 1) && listed_open(40) && fits();
+                let open = router_quiet(7) && listed_open(40);
                 return open.then_some(Hot::PortOpenPassed);
             }
             next != parse::IPPROTO_ICMPV6
                 && !ipv6::is_extension_or_fragment(next)
                 && !maps::protocol_closed(1, next)
-                && at(7).is_some_and(|hop_limit| hop_limit > 1)
-                && fits()
+                && router_quiet(7)
         }
     };
     passed.then_some(Hot::OtherProtocolPassed)
