@@ -19,7 +19,7 @@ use std::net::Ipv4Addr;
 
 use anyhow::{Context as _, Result, ensure};
 use aya::programs::{TestRun as _, TestRunOptions};
-use icmp_common::{Config, Reason, ratelimit::Limit};
+use icmp_common::{AddrSet, Config, Reason, ratelimit::Limit};
 
 use super::report::{Mode, PathResult, Report, machine, today};
 use crate::{
@@ -201,7 +201,7 @@ pub fn run(opts: Options) -> Result<Report> {
         ..Config::default()
     };
     let mut prog = Responder::load()?;
-    let mut addrs = icmp_common::AddrSet::default();
+    let mut addrs = AddrSet::default();
     addrs.push_v4(US4.octets());
     addrs.push_v6(US6.octets());
     prog.set_addrs(&addrs)?;
@@ -256,12 +256,7 @@ pub fn run(opts: Options) -> Result<Report> {
 
     // Echo in repeat mode, on the in-place instance. After one run the frame
     // is addressed to PEER, so PEER is one of its addresses too.
-    let mut in_place = Responder::load_bench_echo_in_place()?;
-    let mut both = addrs;
-    both.push_v4(PEER4.octets());
-    both.push_v6(PEER6.octets());
-    in_place.set_addrs(&both)?;
-    in_place.set_config(&unlimited)?;
+    let mut in_place = in_place_echo()?;
     check_in_place(&mut in_place, "echo4 in place", &echo4, false, opts.repeat)?;
     check_in_place(&mut in_place, "echo6 in place", &echo6, true, opts.repeat)?;
     let normal = std::mem::replace(&mut b.prog, in_place);
@@ -375,4 +370,25 @@ pub fn run(opts: Options) -> Result<Report> {
         versus: super::versus::compare(opts.trials, opts.calls)?,
         contention: super::versus::contention(opts.trials * opts.calls * 2)?,
     })
+}
+
+/// The bench's in-place echo instance (`BENCH_ECHO_IN_PLACE`), unlimited,
+/// with the peer's addresses as its own too: after one run the request is
+/// addressed to the peer.
+pub(super) fn in_place_echo() -> Result<Responder> {
+    let mut r = Responder::load_bench_echo_in_place()?;
+    let mut addrs = AddrSet::default();
+    for a in [US4, PEER4] {
+        addrs.push_v4(a.octets());
+    }
+    for a in [US6, PEER6] {
+        addrs.push_v6(a.octets());
+    }
+    r.set_addrs(&addrs)?;
+    r.set_config(&Config {
+        per_source: Limit::UNLIMITED,
+        global: Limit::UNLIMITED,
+        ..Config::default()
+    })?;
+    Ok(r)
 }
