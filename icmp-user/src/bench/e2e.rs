@@ -211,6 +211,15 @@ impl Bench {
 }
 
 impl Bench {
+    /// `load`'s program, loaded and attached (driver mode) on the
+    /// responder's veth; it stays attached until the returned value drops.
+    fn attached(&self, load: impl FnOnce() -> Result<Responder>) -> Result<Responder> {
+        let _inside = netns::enter(&self.lab.responder_ns)?;
+        let mut x = load()?;
+        x.attach(&self.lab.responder_if, Mode::Driver)?;
+        Ok(x)
+    }
+
     /// Runs one trial with the kernel's BPF statistics on and returns what
     /// `program` (attached on the responder) spent per run.
     fn program_time(
@@ -386,26 +395,17 @@ pub fn run(opts: Options) -> Result<Report> {
             set_frame(&mut b.generator, f)?;
             // (a) the kernel answers; xdp_pass lets veth accept the XDP_TX'd frames.
             {
-                let _inside = netns::enter(&r)?;
-                let mut pass = Responder::load_pass()?;
-                pass.attach(&resp_if, Mode::Driver)?;
-                drop(_inside);
+                let _pass = b.attached(Responder::load_pass)?;
                 kernel.push(b.measure(traffic, "kernel", f, reply, opts)?);
             }
             // (b) icmpxdp answers, unlimited like the kernel above.
             {
-                let _inside = netns::enter(&r)?;
-                let mut x = unlimited_responder()?;
-                x.attach(&resp_if, Mode::Driver)?;
-                drop(_inside);
+                let _x = b.attached(unlimited_responder)?;
                 xdp.push(b.measure(traffic, "icmpxdp", f, reply, opts)?);
             }
             // (c) the bare program: the rewrite and nothing else.
             {
-                let _inside = netns::enter(&r)?;
-                let mut x = Responder::load_named(bare_name)?;
-                x.attach(&resp_if, Mode::Driver)?;
-                drop(_inside);
+                let _x = b.attached(|| Responder::load_named(bare_name))?;
                 bare.push(b.measure(traffic, bare_name, f, reply, opts)?);
             }
         }
@@ -415,17 +415,11 @@ pub fn run(opts: Options) -> Result<Report> {
         // The program's own time per frame in the NAPI loop, icmpxdp then
         // the bare program, one trial each with the statistics on.
         {
-            let _inside = netns::enter(&r)?;
-            let mut x = unlimited_responder()?;
-            x.attach(&resp_if, Mode::Driver)?;
-            drop(_inside);
+            let mut x = b.attached(unlimited_responder)?;
             times.push(b.program_time(&mut x, traffic, "icmpxdp", f, reply, opts)?);
         }
         {
-            let _inside = netns::enter(&r)?;
-            let mut x = Responder::load_named(bare_name)?;
-            x.attach(&resp_if, Mode::Driver)?;
-            drop(_inside);
+            let mut x = b.attached(|| Responder::load_named(bare_name))?;
             times.push(b.program_time(&mut x, traffic, bare_name, f, reply, opts)?);
         }
     }
@@ -434,19 +428,13 @@ pub fn run(opts: Options) -> Result<Report> {
     set_frame(&mut b.generator, &udp)?;
     let mut refused: Vec<Measurement> = Vec::new();
     for _ in 0..opts.trials {
-        let _inside = netns::enter(&r)?;
-        let mut x = refusing_responder()?;
-        x.attach(&resp_if, Mode::Driver)?;
-        drop(_inside);
+        let _x = b.attached(refusing_responder)?;
         refused.push(b.measure(REFUSED_TRAFFIC, "icmpxdp", &udp, (Family::V4, 3u8), opts)?);
     }
     refused.sort_by(|a, b| a.us_per_frame.total_cmp(&b.us_per_frame));
     out.push(refused.swap_remove(refused.len() / 2));
     {
-        let _inside = netns::enter(&r)?;
-        let mut x = refusing_responder()?;
-        x.attach(&resp_if, Mode::Driver)?;
-        drop(_inside);
+        let mut x = b.attached(refusing_responder)?;
         times.push(b.program_time(&mut x, REFUSED_TRAFFIC, "icmpxdp", &udp, (Family::V4, 3u8), opts)?);
     }
     // The floor under a refusal: the same flood into a program that only
@@ -454,19 +442,13 @@ pub fn run(opts: Options) -> Result<Report> {
     // frame whatever the program decides.
     let mut floor: Vec<Measurement> = Vec::new();
     for _ in 0..opts.trials {
-        let _inside = netns::enter(&r)?;
-        let mut x = Responder::load_named(SINK_PROGRAM)?;
-        x.attach(&resp_if, Mode::Driver)?;
-        drop(_inside);
+        let _x = b.attached(|| Responder::load_named(SINK_PROGRAM))?;
         floor.push(b.measure(FLOOR_TRAFFIC, SINK_PROGRAM, &udp, (Family::V4, 3u8), opts)?);
     }
     floor.sort_by(|a, b| a.us_per_frame.total_cmp(&b.us_per_frame));
     out.push(floor.swap_remove(floor.len() / 2));
     {
-        let _inside = netns::enter(&r)?;
-        let mut x = Responder::load_named(SINK_PROGRAM)?;
-        x.attach(&resp_if, Mode::Driver)?;
-        drop(_inside);
+        let mut x = b.attached(|| Responder::load_named(SINK_PROGRAM))?;
         times.push(b.program_time(&mut x, FLOOR_TRAFFIC, SINK_PROGRAM, &udp, (Family::V4, 3u8), opts)?);
     }
     let _ = ip(&["-n", &r, "link", "set", &resp_if, "xdp", "off"]);
