@@ -256,7 +256,7 @@ pub fn run(opts: Options) -> Result<Report> {
 
     // Echo in repeat mode, on the in-place instance. After one run the frame
     // is addressed to PEER, so PEER is one of its addresses too.
-    let mut in_place = in_place_echo()?;
+    let mut in_place = super::versus::in_place_echo()?;
     check_in_place(&mut in_place, "echo4 in place", &echo4, false, opts.repeat)?;
     check_in_place(&mut in_place, "echo6 in place", &echo6, true, opts.repeat)?;
     let normal = std::mem::replace(&mut b.prog, in_place);
@@ -370,25 +370,4 @@ pub fn run(opts: Options) -> Result<Report> {
         versus: super::versus::compare(opts.trials, opts.calls)?,
         contention: super::versus::contention(opts.trials * opts.calls * 2)?,
     })
-}
-
-/// The bench's in-place echo instance (`BENCH_ECHO_IN_PLACE`), unlimited,
-/// with the peer's addresses as its own too: after one run the request is
-/// addressed to the peer.
-pub(super) fn in_place_echo() -> Result<Responder> {
-    let mut r = Responder::load_bench_echo_in_place()?;
-    let mut addrs = AddrSet::default();
-    for a in [US4, PEER4] {
-        addrs.push_v4(a.octets());
-    }
-    for a in [US6, PEER6] {
-        addrs.push_v6(a.octets());
-    }
-    r.set_addrs(&addrs)?;
-    r.set_config(&Config {
-        per_source: Limit::UNLIMITED,
-        global: Limit::UNLIMITED,
-        ..Config::default()
-    })?;
-    Ok(r)
 }

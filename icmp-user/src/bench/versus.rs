@@ -520,7 +520,7 @@ pub fn profile(path: &str, seconds: u64, jit_lines: Option<&std::path::Path>) ->
     // leaves a valid request, so every run is the whole echo path), the
     // program's lines in cache: what is left is its instructions.
     let mut warm = match path {
-        "echo4-warm" | "echo6-warm" => Some(super::testrun::in_place_echo()?),
+        "echo4-warm" | "echo6-warm" => Some(in_place_echo()?),
         "bare-echo4-warm" => Some(Responder::load_named("bare_echo4")?),
         _ => None,
     };
@@ -651,4 +651,25 @@ pub fn contention(calls: usize) -> Result<Contention> {
         two_cpus_global_on_ns: two(on_fd, XDP_TX)? - floor2,
         two_cpus_global_off_ns: two(off_fd, XDP_TX)? - floor2,
     })
+}
+
+/// The bench's in-place echo instance (`BENCH_ECHO_IN_PLACE`), unlimited,
+/// with the peer's addresses as its own too: after one run the request is
+/// addressed to the peer.
+pub(super) fn in_place_echo() -> Result<Responder> {
+    let mut r = Responder::load_bench_echo_in_place()?;
+    let mut addrs = AddrSet::default();
+    for a in [US4, PEER4] {
+        addrs.push_v4(a.octets());
+    }
+    for a in [US6, PEER6] {
+        addrs.push_v6(a.octets());
+    }
+    r.set_addrs(&addrs)?;
+    r.set_config(&Config {
+        per_source: Limit::UNLIMITED,
+        global: Limit::UNLIMITED,
+        ..Config::default()
+    })?;
+    Ok(r)
 }
